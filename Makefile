@@ -1,0 +1,117 @@
+# Concierge — one entry point for set-up, running and testing.
+#   make run    fresh machine -> environments, database, models, Rasa model, both servers (Ctrl-C stops both)
+#   make test   the whole test suite (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+ROOT   := $(CURDIR)
+VENV   := .venv
+RVENV  := .venv-rasa
+PY     := $(VENV)/bin/python
+RPY    := $(RVENV)/bin/python
+# The Rasa runtime sees the repo root only to import the small `concierge_rasa` package.
+RASA   := PYTHONPATH=$(ROOT) TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1 $(RVENV)/bin/rasa
+MODEL  := models/concierge.tar.gz
+DATA   ?= ../shared/data
+RASA_PORT   ?= 5005
+ACTION_PORT ?= 5055
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
+                $(shell find concierge_rasa -name '*.py' 2>/dev/null)
+
+.PHONY: help setup run test train train-models models db migrate seed shell lint validate \
+        test-unit test-rasa test-stories bench-latency bench-sentiment bench-recommender bench-nlu clean
+
+help:
+	@echo "make run      set up everything that is missing and start the assistant (Ctrl-C stops it)"
+	@echo "make test     run the whole test suite"
+	@echo "other: setup db seed train train-models shell lint validate bench-latency bench-sentiment bench-recommender bench-nlu clean"
+
+# ---------------------------------------------------------------- environments
+$(VENV)/.installed: pyproject.toml constraints/actions.lock
+	@echo "==> action-server runtime (Python 3.11) in $(VENV)"
+	@[ -x $(PY) ] || "$$(scripts/find_python.sh 3.11)" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r constraints/actions.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(RVENV)/.installed: constraints/rasa.lock
+	@echo "==> Rasa server runtime (Python 3.10) in $(RVENV)"
+	@[ -x $(RPY) ] || "$$(scripts/find_python.sh 3.10)" -m venv $(RVENV)
+	$(RPY) -m pip install -q --upgrade pip wheel
+	$(RPY) -m pip install -q -r constraints/rasa.lock
+	@touch $@
+
+setup: $(VENV)/.installed $(RVENV)/.installed
+
+# ---------------------------------------------------------------- database
+migrate: $(VENV)/.installed
+	$(PY) -m bot.db.migrate
+
+db: migrate
+	$(PY) -m bot.seed --if-empty
+
+seed: migrate
+	$(PY) -m bot.seed
+
+# ---------------------------------------------------------------- models
+models: $(VENV)/.installed
+	$(PY) scripts/export_onnx.py
+	$(PY) -m bot.ml.train --if-missing
+
+train-models: $(VENV)/.installed db
+	$(PY) scripts/export_onnx.py
+	$(PY) -m bot.ml.train
+
+$(MODEL): $(RASA_SOURCES) | $(RVENV)/.installed
+	@$(MAKE) --no-print-directory models
+	$(RASA) train --data nlu_data --domain domain.yml --config config.yml --out models --fixed-model-name concierge
+
+train: $(MODEL)
+
+# ---------------------------------------------------------------- run
+run: setup db models $(MODEL)
+	@RASA_PORT=$(RASA_PORT) ACTION_PORT=$(ACTION_PORT) scripts/run.sh
+
+shell: setup db models $(MODEL)
+	@RASA_PORT=$(RASA_PORT) ACTION_PORT=$(ACTION_PORT) scripts/run.sh --shell
+
+# ---------------------------------------------------------------- checks
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+validate: $(RVENV)/.installed
+	$(RASA) data validate --data nlu_data --domain domain.yml --config config.yml --fail-on-warnings
+
+test-rasa: $(RVENV)/.installed models
+	PYTHONPATH=$(ROOT) $(RPY) -m pytest -q tests/concierge_rasa
+
+test-stories: $(MODEL)
+	$(RASA) test core --stories tests/stories --model $(MODEL) --endpoints endpoints.yml \
+	    --out var/test-results --fail-on-prediction-errors
+
+test-unit: $(VENV)/.installed models
+	$(PY) -m pytest -q --ignore=tests/concierge_rasa
+
+test: setup lint validate $(MODEL)
+	@$(MAKE) --no-print-directory test-rasa test-stories test-unit
+
+# ---------------------------------------------------------------- benchmarks (not tests)
+bench-latency: setup db models $(MODEL)
+	$(PY) bench/latency.py
+
+bench-sentiment: $(VENV)/.installed
+	$(PY) bench/sentiment.py --data $(DATA)
+
+bench-recommender: $(VENV)/.installed
+	$(PY) bench/recommender.py --data $(DATA)
+
+bench-nlu: $(RVENV)/.installed models $(MODEL)
+	PYTHONPATH=$(ROOT) $(RPY) bench/nlu.py --data $(DATA)
+
+clean:
+	rm -rf models var/test-results .pytest_cache

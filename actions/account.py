@@ -1,0 +1,105 @@
+"""Account: changing the account email (form) and newsletter subscription."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from bot.services import accounts as account_service
+from bot.services import faq
+
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+UNSUBSCRIBE_RE = re.compile(r"\b(un-?subscribe|opt(?:ing)?[- ]?out|stop|cancel|remove|no longer|don'?t want|too many)\b", re.I)
+
+
+class ValidateEmailChangeForm(OrderFormValidator):
+    """Identity first (website token, or order number + current email), then the new email."""
+
+    order_optional_when_verified = True
+
+    def name(self) -> str:
+        return "validate_email_change_form"
+
+    async def validate_new_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        match = EMAIL_RE.search(str(value or "")[:500])
+        email = account_service.normalize_email(match.group(0)) if match else None
+        if not email:
+            dispatcher.utter_message(text="That doesn't look like an email address. Could you type it again?")
+            return {"new_email": None}
+        return {"new_email": email}
+
+    async def validate_email_change_confirm(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return {"email_change_confirm": bool(value)}
+
+
+class ActionAskNewEmail(SafeAction):
+    def name(self) -> str:
+        return "action_ask_new_email"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(text="What new email address should we use for your account?")
+        return []
+
+
+class ActionAskEmailChangeConfirm(SafeAction):
+    def name(self) -> str:
+        return "action_ask_email_change_confirm"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(
+            text=f"Change your account email to {tracker.get_slot('new_email')}?",
+            buttons=[{"title": "Yes, change it", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+        )
+        return []
+
+
+class ActionChangeEmail(SafeAction):
+    def name(self) -> str:
+        return "action_change_email"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        reset = [SlotSet("new_email", None), SlotSet("email_change_confirm", None)]
+        ident = resolve_identity(tracker)
+        confirmed = tracker.get_slot("email_change_confirm")
+        new_email = tracker.get_slot("new_email")
+        if ident.customer_id is None or confirmed is None or not new_email:
+            return reset
+        if confirmed is False:
+            dispatcher.utter_message(text="Okay, your email stays as it is.")
+            return reset
+        customer = await in_transaction(account_service.change_email, ident.customer_id, new_email)
+        dispatcher.utter_message(
+            text=f"Done, {customer.name.split()[0]}: your account email is now {customer.email}. "
+            "We'll send order updates there from now on."
+        )
+        return reset + [SlotSet("email", customer.email)]
+
+
+class ActionNewsletter(SafeAction):
+    def name(self) -> str:
+        return "action_newsletter"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ident = resolve_identity(tracker)
+        text = (tracker.latest_message or {}).get("text") or ""
+        if ident.customer_id is None:
+            dispatcher.utter_message(text=faq.answer("newsletter"))
+            return ident.events
+        subscribe = not UNSUBSCRIBE_RE.search(text)
+        customer = await in_transaction(account_service.set_newsletter, ident.customer_id, subscribe)
+        if customer.newsletter:
+            dispatcher.utter_message(text=f"You're subscribed to our newsletter at {customer.email}. "
+                                     "You can unsubscribe any time by asking me or via the link in any issue.")
+        else:
+            dispatcher.utter_message(text="You're unsubscribed from our newsletter. You'll still get emails about your orders.")
+        return ident.events

@@ -1,0 +1,253 @@
+"""Shared plumbing for the actions: identity, one DB transaction per call, safe replies.
+
+Actions stay thin: they translate the tracker into arguments, call a service in `bot/`
+inside `in_transaction`, and turn the returned dataclasses into messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABCMeta, abstractmethod
+import contextvars
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot.db.session import session_scope
+from bot.services import identity as identity_service
+from bot.services.errors import NotAllowed, NotFound, ServiceError
+from bot.services.orders import normalize_order_number
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TECHNICAL_PROBLEM = (
+    "Sorry, I ran into a technical problem and couldn't finish that. Please try again in a moment, "
+    "or type \"human\" to reach our support team."
+)
+MAX_VERIFICATION_ATTEMPTS = 3
+
+
+async def in_transaction(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Runs `fn(session, ...)` in one transaction on a worker thread (commit or roll back)."""
+
+    def work() -> T:
+        with session_scope() as session:
+            return fn(session, *args, **kwargs)
+
+    return await asyncio.to_thread(work)
+
+
+# ---------------------------------------------------------------- identity
+@dataclass
+class Identity:
+    """Who the customer is, and the slot events that record it."""
+
+    customer_id: int | None
+    by: str | None = None
+    events: list[EventType] = field(default_factory=list)
+
+
+def latest_user_metadata(tracker: Tracker) -> dict[str, Any]:
+    """Metadata sent with the latest user message (REST `metadata`, socket.io `customData`)."""
+    for event in reversed(tracker.events or []):
+        if event.get("event") == "user":
+            metadata = event.get("metadata") or {}
+            return metadata if isinstance(metadata, dict) else {}
+    metadata = (tracker.latest_message or {}).get("metadata") or {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def resolve_identity(tracker: Tracker) -> Identity:
+    """A signed website token on the current message wins; then an in-chat verification.
+
+    A token identity lasts only while the website keeps sending a valid token, so a
+    conversation id alone never grants access to a customer's data.
+    """
+    slot_id = tracker.get_slot("verified_customer_id")
+    slot_by = tracker.get_slot("verified_by")
+    token = latest_user_metadata(tracker).get("customer_token")
+    if token:
+        customer_id = identity_service.verify_token(token)
+        if customer_id is not None:
+            events: list[EventType] = []
+            if slot_id != str(customer_id) or slot_by != "token":
+                events = [SlotSet("verified_customer_id", str(customer_id)), SlotSet("verified_by", "token")]
+            return Identity(customer_id, "token", events)
+    if slot_id and slot_by == "chat":
+        try:
+            return Identity(int(slot_id), "chat")
+        except (TypeError, ValueError):
+            pass
+    if slot_id:
+        return Identity(None, None, [SlotSet("verified_customer_id", None), SlotSet("verified_by", None)])
+    return Identity(None)
+
+
+def chat_verified(customer_id: int) -> list[EventType]:
+    return [SlotSet("verified_customer_id", str(customer_id)), SlotSet("verified_by", "chat"),
+            SlotSet("verification_attempts", 0)]
+
+
+# ---------------------------------------------------------------- formatting
+def fmt_date(value: datetime | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value:%a %d %b %Y}".replace(" 0", " ")
+
+
+def conversation_id(tracker: Tracker) -> str:
+    return str(tracker.sender_id or "unknown")[:128]
+
+
+class SafeAction(Action, metaclass=ABCMeta):
+    """Base for actions: any unexpected error becomes a polite reply, never silence."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        try:
+            return await self.act(dispatcher, tracker, domain)
+        except ServiceError as exc:
+            dispatcher.utter_message(text=exc.message)
+            return []
+        except Exception:  # noqa: BLE001 - log it, apologise, keep the conversation going
+            logger.exception("Action %s failed", self.name())
+            dispatcher.utter_message(text=TECHNICAL_PROBLEM)
+            return []
+
+    @abstractmethod
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        """The action's work; ServiceError messages are shown to the customer as they are."""
+
+
+# ---------------------------------------------------------------- forms about one order
+_stop_form: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("stop_form", default=None)
+
+
+def stop_form() -> None:
+    """Ends the running form after this validation step (the refusal was already explained)."""
+    flags = _stop_form.get()
+    if flags is not None:
+        flags.append(True)
+
+
+class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
+    """Validation shared by every form that acts on one of the customer's orders.
+
+    Order number first; if the customer is not verified yet, the email on that order
+    proves ownership. An unknown order and someone else's order get the same answer,
+    so order numbers cannot be probed.
+    """
+
+    #: verified customers may skip the order number (e.g. "where is my order?" lists recent ones)
+    order_optional_when_verified = False
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    def check_order(self, session: Any, customer_id: int, order_number: str) -> Any:
+        """Raises NotFound/NotAllowed when this form cannot act on the order. Override."""
+        from bot.services.orders import get_order
+
+        return get_order(session, customer_id, order_number)
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        flags: list[bool] = []
+        token = _stop_form.set(flags)
+        try:
+            ident = resolve_identity(tracker)
+            events = ident.events + await super().run(dispatcher, tracker, domain)
+        except Exception:  # noqa: BLE001
+            logger.exception("Form validation %s failed", self.name())
+            dispatcher.utter_message(text=TECHNICAL_PROBLEM)
+            flags.append(True)
+            events = []
+        finally:
+            _stop_form.reset(token)
+        if flags:
+            events.append(SlotSet("requested_slot", None))
+        return events
+
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
+        ident = resolve_identity(tracker)
+        slots = list(domain_slots)
+        if ident.customer_id is not None:
+            slots = [s for s in slots if s != "email"]
+            if self.order_optional_when_verified and not tracker.get_slot("order_number"):
+                slots = [s for s in slots if s != "order_number"]
+        return slots
+
+    async def validate_order_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        number = normalize_order_number(value if isinstance(value, str) else str(value or ""))
+        if not number:
+            dispatcher.utter_message(
+                text="That doesn't look like one of our order numbers: they have 6 digits, like 104233. "
+                "You'll find it in your order confirmation email."
+            )
+            return {"order_number": None}
+        ident = resolve_identity(tracker)
+        if ident.customer_id is not None:
+            return await self._check(number, ident.customer_id, dispatcher)
+        email = tracker.get_slot("email")
+        if email:  # the email came first (or in the same message): verify now
+            return await self._verify(number, str(email), tracker, dispatcher)
+        return {"order_number": number}  # ownership is proven with the email next
+
+    async def validate_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        ident = resolve_identity(tracker)
+        number = tracker.get_slot("order_number")
+        if ident.customer_id is not None or not number:
+            return {"email": value}
+        return await self._verify(str(number), str(value or ""), tracker, dispatcher)
+
+    async def _verify(
+        self, number: str, email: str, tracker: Tracker, dispatcher: CollectingDispatcher
+    ) -> dict[str, Any]:
+        email = email.strip()[:254]
+        customer_id = await in_transaction(identity_service.verify_order_email, number, email)
+        if customer_id is None:
+            attempts = int(tracker.get_slot("verification_attempts") or 0) + 1
+            if attempts >= MAX_VERIFICATION_ATTEMPTS:
+                dispatcher.utter_message(
+                    text="I'm sorry, I couldn't verify that order with that email, so for your security I "
+                    "can't go on with this request. Type \"human\" if you'd like our support team to help."
+                )
+                stop_form()
+            else:
+                dispatcher.utter_message(
+                    text="I couldn't match that order number with that email address. For your security I "
+                    "can only help with orders placed with your email. Let's try again."
+                )
+            return {"order_number": None, "email": None, "verification_attempts": attempts}
+        result = await self._check(number, customer_id, dispatcher)
+        slots: dict[str, Any] = {"email": email, **result}
+        slots.update({e["name"]: e["value"] for e in chat_verified(customer_id)})
+        return slots
+
+    async def _check(self, number: str, customer_id: int, dispatcher: CollectingDispatcher) -> dict[str, Any]:
+        try:
+            await in_transaction(self.check_order, customer_id, number)
+        except NotFound:
+            dispatcher.utter_message(
+                text=f"I couldn't find order #{number} on your account. Could you check the number?"
+            )
+            return {"order_number": None}
+        except NotAllowed as exc:
+            dispatcher.utter_message(text=exc.message)
+            stop_form()
+            return {"order_number": number}
+        return {"order_number": number}

@@ -1,0 +1,88 @@
+"""Delivery: changing the shipping address of an order that has not shipped yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from bot.services import orders as order_service
+from bot.services.errors import InvalidInput
+
+ADDRESS_SLOTS = ("new_address", "address_confirm")
+
+
+def format_parts(parts: dict) -> str:
+    return ", ".join(str(parts[k]) for k in ("line1", "line2", "city", "postcode", "country") if parts.get(k))
+
+
+class ValidateAddressForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_address_form"
+
+    def check_order(self, session: Any, customer_id: int, order_number: str) -> Any:
+        return order_service.check_address_changeable(session, customer_id, order_number)
+
+    async def validate_new_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        try:
+            parts = order_service.parse_address(str(value or ""))
+        except InvalidInput as exc:
+            dispatcher.utter_message(text=exc.message)
+            return {"new_address": None}
+        return {"new_address": format_parts(parts)}
+
+    async def validate_address_confirm(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return {"address_confirm": bool(value)}
+
+
+class ActionAskNewAddress(SafeAction):
+    def name(self) -> str:
+        return "action_ask_new_address"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(
+            text="What's the new shipping address? Please give street and number, city and postcode, "
+            "e.g. \"12 Rose Street, Springfield, 12345\"."
+        )
+        return []
+
+
+class ActionAskAddressConfirm(SafeAction):
+    def name(self) -> str:
+        return "action_ask_address_confirm"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(
+            text=f"Ship order #{tracker.get_slot('order_number')} to {tracker.get_slot('new_address')} instead?",
+            buttons=[{"title": "Yes, change it", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+        )
+        return []
+
+
+class ActionChangeAddress(SafeAction):
+    def name(self) -> str:
+        return "action_change_address"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        reset = [SlotSet(name, None) for name in ADDRESS_SLOTS]
+        ident = resolve_identity(tracker)
+        confirmed = tracker.get_slot("address_confirm")
+        number = tracker.get_slot("order_number")
+        if ident.customer_id is None or confirmed is None or not number:
+            return reset
+        if confirmed is False:
+            dispatcher.utter_message(text="Okay, the shipping address stays as it was.")
+            return reset
+        order = await in_transaction(
+            order_service.change_shipping_address, ident.customer_id, number, tracker.get_slot("new_address")
+        )
+        dispatcher.utter_message(text=f"Done: order #{order.number} will now ship to {order.shipping_address}.")
+        return reset

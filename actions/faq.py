@@ -1,0 +1,43 @@
+"""FAQ answers. The wording lives in bot/content/faq.yml, the one editable source."""
+
+from __future__ import annotations
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import SafeAction
+from bot.services import faq
+
+# intent -> FAQ topic (faq.yml keys)
+INTENT_TOPICS = {
+    "delivery_options": "delivery_options",
+    "delivery_period": "delivery_period",
+    "check_payment_methods": "payment_methods",
+    "payment_issue": "payment_issue",
+    "check_refund_policy": "refund_policy",
+    "check_cancellation_fee": "cancellation_fee",
+    "contact_customer_service": "contact_customer_service",
+    "place_order": "place_order",
+    "change_order": "change_order",
+    "create_account": "create_account",
+    "edit_account": "edit_account",
+    "delete_account": "delete_account",
+    "switch_account": "switch_account",
+    "recover_password": "recover_password",
+    "registration_problems": "registration_problems",
+    "newsletter_subscription": "newsletter",
+    "set_up_shipping_address": "set_up_shipping_address",
+    "product_question": "product_question",
+}
+
+
+class ActionAnswerFaq(SafeAction):
+    def name(self) -> str:
+        return "action_answer_faq"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        dispatcher.utter_message(text=faq.answer(INTENT_TOPICS.get(intent or "", intent)))
+        return []

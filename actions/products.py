@@ -1,0 +1,91 @@
+"""Products: questions about the catalogue and recommendations."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import SafeAction, in_transaction, resolve_identity
+from bot.services import catalog, faq
+from bot.services import orders as order_service
+from bot.services.types import format_money
+
+LAST_ORDER_RE = re.compile(r"\b(last|previous|recent) (order|purchase)\b|\bi (just )?(bought|ordered)\b", re.I)
+
+
+def _entity(tracker: Tracker, name: str) -> str | None:
+    for ent in (tracker.latest_message or {}).get("entities") or []:
+        if ent.get("entity") == name and isinstance(ent.get("value"), str):
+            return ent["value"][:100]
+    return None
+
+
+class ActionProductQuestion(SafeAction):
+    def name(self) -> str:
+        return "action_product_question"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        query = _entity(tracker, "product") or _entity(tracker, "category")
+        products = await in_transaction(catalog.find_products, query, 3) if query else []
+        if not products:
+            dispatcher.utter_message(text=faq.answer("product_question"))
+            return []
+        lines = []
+        for p in products:
+            stock = "in stock" if p.stock > 0 else "currently out of stock"
+            lines.append(f"- {p.name} ({p.category}), {format_money(p.price)}, {stock}: {p.description}")
+        dispatcher.utter_message(text="Here's what I found:\n" + "\n".join(lines))
+        return []
+
+
+class ActionRecommend(SafeAction):
+    """3-5 products with price and a one-phrase reason, as buttons where the channel has them."""
+
+    def name(self) -> str:
+        return "action_recommend"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ident = resolve_identity(tracker)
+        text = str((tracker.latest_message or {}).get("text") or "")
+        product_query = _entity(tracker, "product")
+        category = _entity(tracker, "category")
+
+        from bot.services import recommendations as rec_service  # heavy model code loads on first use
+
+        def work(session):  # noqa: ANN001, ANN202 - one transaction for the whole lookup
+            context_id = None
+            if product_query:
+                found = catalog.find_products(session, product_query, 1)
+                context_id = found[0].id if found else None
+            elif ident.customer_id is not None and LAST_ORDER_RE.search(text):
+                recent = order_service.recent_orders(session, ident.customer_id, 1)
+                context_id = recent[0].items[0].product_id if recent and recent[0].items else None
+            if category and not context_id:
+                return [
+                    rec_service.Recommendation(p.id, p.sku, p.name, p.category, p.price, f"popular in {p.category}")
+                    for p in catalog.best_sellers(
+                        session, category, 5,
+                        catalog.purchased_product_ids(session, ident.customer_id) if ident.customer_id else (),
+                    )
+                ]
+            if context_id and ident.customer_id is None:
+                return rec_service.similar_products(session, context_id, 5)
+            return rec_service.recommend_for_customer(session, ident.customer_id, 5, context_id)
+
+        recs = await in_transaction(work)
+        if not recs:
+            dispatcher.utter_message(text="I couldn't find anything to suggest right now. Is there a product you're looking for?")
+            return ident.events
+        lines = [f"- {r.name}, {format_money(r.price)} ({r.reason})" for r in recs[:5]]
+        intro = "Here are a few things you might like:" if ident.customer_id else "Here are some popular picks:"
+        dispatcher.utter_message(
+            text=intro + "\n" + "\n".join(lines),
+            buttons=[{"title": f"{r.name} ({format_money(r.price)})", "payload": "/product_question" + json.dumps({"product": r.name[:60]})}
+                     for r in recs[:5]],
+        )
+        return ident.events

@@ -1,0 +1,198 @@
+"""Refunds and returns: request (form), status, and the eligibility policy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from bot.services import orders as order_service
+from bot.services import refunds as refund_service
+from bot.services.errors import NotAllowed
+from bot.services.types import RefundInfo, format_money
+
+WHOLE_ORDER = "the whole order"
+_WHOLE = re.compile(r"\b(all|everything|whole|entire|both|every item|all items|all of (it|them))\b", re.I)
+REFUND_SLOTS = ("refund_item", "refund_reason", "refund_confirm")
+
+
+def describe_refund(refund: RefundInfo) -> str:
+    what = refund.item_name or f"order #{refund.order_number}"
+    return (
+        f"{refund.kind.capitalize()} {refund.number} for {what} ({format_money(refund.amount)}), "
+        f"requested {fmt_date(refund.created_at)}: {refund.status}."
+    )
+
+
+def _check_eligible(session: Any, customer_id: int, order_number: str, item: str | None = None) -> Any:
+    verdict = refund_service.check_refund_eligibility(session, customer_id, order_number, item)
+    if not verdict.eligible:
+        raise NotAllowed(verdict.code, verdict.message)
+    return verdict
+
+
+class ValidateRefundForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_refund_form"
+
+    def check_order(self, session: Any, customer_id: int, order_number: str) -> Any:
+        return _check_eligible(session, customer_id, order_number)
+
+    async def _check(self, number: str, customer_id: int, dispatcher: CollectingDispatcher) -> dict[str, Any]:
+        result = await super()._check(number, customer_id, dispatcher)
+        if result.get("order_number"):
+            order = await in_transaction(order_service.get_order, customer_id, number)
+            if len(order.items) == 1:  # nothing to choose
+                result["refund_item"] = order.items[0].name
+        return result
+
+    async def validate_refund_item(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        ident = resolve_identity(tracker)
+        text = str(value or "").strip()[:200]
+        number = tracker.get_slot("order_number")
+        if ident.customer_id is None or not number:
+            return {"refund_item": None}
+        if not text:
+            return {"refund_item": None}
+        if _WHOLE.search(text):
+            return {"refund_item": WHOLE_ORDER}
+        try:
+            await in_transaction(_check_eligible, ident.customer_id, number, text)
+        except NotAllowed as exc:
+            dispatcher.utter_message(text=exc.message)
+            return {"refund_item": None}
+        order = await in_transaction(order_service.get_order, ident.customer_id, number)
+        wanted = text.lower()
+        match = next((line.name for line in order.items if wanted in line.name.lower()), None)
+        return {"refund_item": match or text}
+
+    async def validate_refund_reason(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = " ".join(str(value or "").split())[:500]
+        if len(text) < 2:
+            dispatcher.utter_message(text="Could you tell me briefly why? For example \"arrived damaged\".")
+            return {"refund_reason": None}
+        return {"refund_reason": text}
+
+    async def validate_refund_confirm(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return {"refund_confirm": bool(value)}
+
+
+class ActionAskRefundItem(SafeAction):
+    def name(self) -> str:
+        return "action_ask_refund_item"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ident = resolve_identity(tracker)
+        order = await in_transaction(order_service.get_order, ident.customer_id, tracker.get_slot("order_number"))
+        buttons = [{"title": line.name, "payload": line.name} for line in order.items[:8]]
+        buttons.append({"title": "The whole order", "payload": "the whole order"})
+        kind = tracker.get_slot("refund_kind") or "refund"
+        dispatcher.utter_message(text=f"Which item from order #{order.number} is the {kind} for?", buttons=buttons)
+        return []
+
+
+class ActionAskRefundReason(SafeAction):
+    def name(self) -> str:
+        return "action_ask_refund_reason"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        kind = tracker.get_slot("refund_kind") or "refund"
+        dispatcher.utter_message(
+            text=f"What's the reason for the {kind}? (For example: arrived damaged, wrong size, "
+            "not as described, changed my mind.)"
+        )
+        return []
+
+
+class ActionAskRefundConfirm(SafeAction):
+    def name(self) -> str:
+        return "action_ask_refund_confirm"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        kind = tracker.get_slot("refund_kind") or "refund"
+        item = tracker.get_slot("refund_item") or WHOLE_ORDER
+        what = f"order #{tracker.get_slot('order_number')}" if item == WHOLE_ORDER else (
+            f"{item} from order #{tracker.get_slot('order_number')}"
+        )
+        dispatcher.utter_message(
+            text=f"To confirm: a {kind} for {what}, reason: \"{tracker.get_slot('refund_reason')}\". Shall I submit it?",
+            buttons=[{"title": "Yes, submit", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+        )
+        return []
+
+
+class ActionSubmitRefund(SafeAction):
+    def name(self) -> str:
+        return "action_submit_refund"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        reset = [SlotSet(name, None) for name in REFUND_SLOTS]
+        ident = resolve_identity(tracker)
+        confirmed = tracker.get_slot("refund_confirm")
+        number = tracker.get_slot("order_number")
+        if ident.customer_id is None or confirmed is None or not number:
+            return reset
+        if confirmed is False:
+            dispatcher.utter_message(text="Okay, I haven't submitted anything. Anything else I can help with?")
+            return reset
+        kind = tracker.get_slot("refund_kind") or "refund"
+        item = tracker.get_slot("refund_item")
+        refund = await in_transaction(
+            refund_service.request_refund, ident.customer_id, number, kind,
+            None if item in (None, WHOLE_ORDER) else item, tracker.get_slot("refund_reason") or "",
+        )
+        text = f"Your {kind} request {refund.number} for {format_money(refund.amount)} is submitted."
+        if kind == "return":
+            text += " We'll email you a prepaid return label within 24 hours; the refund follows once the item arrives."
+        else:
+            text += " Refunds reach your original payment method within 5-7 business days after approval."
+        dispatcher.utter_message(text=text)
+        return reset
+
+
+class ValidateTrackRefundForm(OrderFormValidator):
+    order_optional_when_verified = True
+
+    def name(self) -> str:
+        return "validate_track_refund_form"
+
+
+class ActionTrackRefund(SafeAction):
+    def name(self) -> str:
+        return "action_track_refund"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ident = resolve_identity(tracker)
+        if ident.customer_id is None:
+            return []
+        text = (tracker.latest_message or {}).get("text") or ""
+        refund_number = refund_service.normalize_refund_number(
+            next(iter(re.findall(r"RF[-\s]?\d{6}", text, re.I)), "")
+        )
+        number = refund_number or tracker.get_slot("order_number")
+        if number:
+            refunds = await in_transaction(refund_service.refund_status, ident.customer_id, number)
+            if not refunds:
+                dispatcher.utter_message(
+                    text=f"There's no refund or return on order #{number} yet. Would you like to request one? "
+                    "Just say \"I want a refund\"."
+                )
+                return ident.events
+        else:
+            refunds = await in_transaction(refund_service.recent_refunds, ident.customer_id, 3)
+            if not refunds:
+                dispatcher.utter_message(text="You don't have any refunds or returns with us.")
+                return ident.events
+        dispatcher.utter_message(text="\n".join(describe_refund(r) for r in refunds))
+        return ident.events

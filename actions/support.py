@@ -1,0 +1,203 @@
+"""Support: human hand-over requests, complaints, feedback, fallback and task control."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import SafeAction, conversation_id, in_transaction, resolve_identity
+from bot.services import faq
+from bot.services import feedback as feedback_service
+from bot.services import tickets as ticket_service
+
+TASK_SLOTS = (
+    "order_number", "refund_item", "refund_reason", "refund_confirm", "cancel_confirm", "new_address",
+    "address_confirm", "new_email", "email_change_confirm", "feedback_rating", "feedback_comment",
+)
+RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+SKIP_RE = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-)\s*[.!]*\s*$", re.I)
+
+
+def latest_text(tracker: Tracker) -> str:
+    return str((tracker.latest_message or {}).get("text") or "")
+
+
+def recent_user_texts(tracker: Tracker, limit: int = 5) -> str:
+    texts = [e.get("text") or "" for e in tracker.events if e.get("event") == "user"][-limit:]
+    return "\n".join(f"customer: {t[:500]}" for t in texts)
+
+
+async def open_ticket(tracker: Tracker, category: str, subject: str, priority: str = "normal") -> Any:
+    ident = resolve_identity(tracker)
+    return await in_transaction(
+        ticket_service.create_ticket, conversation_id(tracker), category, subject,
+        recent_user_texts(tracker), ident.customer_id, priority,
+    )
+
+
+class ActionRequestHuman(SafeAction):
+    def name(self) -> str:
+        return "action_request_human"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ticket = await open_ticket(tracker, "handoff", "Customer asked for a human agent", "high")
+        dispatcher.utter_message(
+            text=f"I've asked our support team to take over this conversation (ticket {ticket.number}). "
+            f"{faq.answer('business_hours')}"
+        )
+        return [SlotSet(name, None) for name in TASK_SLOTS]
+
+
+class ActionLogComplaint(SafeAction):
+    def name(self) -> str:
+        return "action_log_complaint"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ticket = await open_ticket(tracker, "complaint", latest_text(tracker)[:120] or "Complaint", "high")
+        dispatcher.utter_message(
+            text=f"I'm really sorry about this. I've logged your complaint as ticket {ticket.number} and our team "
+            "will get back to you within one business day. If it's about a specific order, tell me the order "
+            "number and I'll check it right away, or type \"human\" to talk to a person now."
+        )
+        return []
+
+
+class ActionFallback(SafeAction):
+    """First misunderstanding: ask to rephrase. Second in a row: open a ticket for a human."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        streak = 0
+        for event in reversed(tracker.events):
+            if event.get("event") != "user":
+                continue
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent != "nlu_fallback":
+                break
+            streak += 1
+        if streak <= 1:
+            dispatcher.utter_message(
+                text="Sorry, I didn't quite get that. Could you say it another way? For example: "
+                "\"where is my order?\" or \"I want to return an item\"."
+            )
+            return []
+        if streak == 2:
+            ticket = await open_ticket(tracker, "fallback", "Assistant could not understand the customer")
+            dispatcher.utter_message(
+                text="I'm sorry, I'm still not understanding. I've asked a colleague from our support team to "
+                f"look at this conversation (ticket {ticket.number}); they'll reply here or by email."
+            )
+            return []
+        dispatcher.utter_message(
+            text="Sorry, I still don't follow. A colleague from our support team will look at this conversation "
+            "soon. Meanwhile you can ask me about orders, refunds, deliveries, payments or your account."
+        )
+        return []
+
+
+class ActionStopTask(SafeAction):
+    def name(self) -> str:
+        return "action_stop_task"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(text="No problem, I've stopped that. Is there anything else I can help with?")
+        return [SlotSet(name, None) for name in TASK_SLOTS]
+
+
+class ActionHandleInform(SafeAction):
+    """A bare value ("104233") outside any task: ask what to do with it."""
+
+    def name(self) -> str:
+        return "action_handle_inform"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        entities = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []}
+        number = tracker.get_slot("order_number")
+        if "order_number" in entities and number:
+            dispatcher.utter_message(
+                text=f"What would you like to do with order {number}?",
+                buttons=[
+                    {"title": "Where is it?", "payload": "/track_order"},
+                    {"title": "Cancel it", "payload": "/cancel_order"},
+                    {"title": "Return or refund", "payload": "/get_refund"},
+                    {"title": "Get the invoice", "payload": "/get_invoice"},
+                ],
+            )
+        else:
+            dispatcher.utter_message(text="Thanks! What would you like me to do with that?")
+        return []
+
+
+class ValidateFeedbackForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_feedback_form"
+
+    async def validate_feedback_rating(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip().lower()[:100]
+        match = re.search(r"\b([1-5])\b", text)
+        rating = int(match.group(1)) if match else next((n for w, n in RATING_WORDS.items() if w in text), None)
+        if rating is None:
+            dispatcher.utter_message(text="Please pick a number from 1 to 5.")
+            return {"feedback_rating": None}
+        return {"feedback_rating": str(rating)}
+
+    async def validate_feedback_comment(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = " ".join(str(value or "").split())[:2000]
+        return {"feedback_comment": "" if SKIP_RE.match(text) else text}
+
+
+class ActionAskFeedbackRating(SafeAction):
+    def name(self) -> str:
+        return "action_ask_feedback_rating"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(
+            text="How would you rate your experience with us, from 1 (poor) to 5 (excellent)?",
+            buttons=[{"title": str(n), "payload": str(n)} for n in (5, 4, 3, 2, 1)],
+        )
+        return []
+
+
+class ActionAskFeedbackComment(SafeAction):
+    def name(self) -> str:
+        return "action_ask_feedback_comment"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(text="Thanks! Anything you'd like to tell us? (Type \"no\" to skip.)")
+        return []
+
+
+class ActionSaveFeedback(SafeAction):
+    def name(self) -> str:
+        return "action_save_feedback"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        reset = [SlotSet("feedback_rating", None), SlotSet("feedback_comment", None)]
+        rating = tracker.get_slot("feedback_rating")
+        if not rating:
+            return reset
+        ident = resolve_identity(tracker)
+        await in_transaction(
+            feedback_service.record_feedback, conversation_id(tracker), ident.customer_id, int(rating),
+            tracker.get_slot("feedback_comment") or "",
+        )
+        if int(rating) <= 2:
+            ticket = await open_ticket(tracker, "feedback", f"Low rating ({rating}/5)", "high")
+            dispatcher.utter_message(
+                text=f"Thank you for telling us, and I'm sorry we let you down. A team lead will follow up "
+                f"(ticket {ticket.number})."
+            )
+        else:
+            dispatcher.utter_message(text="Thank you for your feedback! It goes straight to our team.")
+        return reset

@@ -1,0 +1,171 @@
+"""Hardened REST and socket.io input channels.
+
+Why: the stock channels pass odd input straight through (a JSON list crashes the REST
+webhook, a missing sender falls into a shared "default" conversation) and, when the action
+server is down or a turn fails, the customer gets silence. These channels validate the
+request, cap the text, and guarantee a polite reply on every turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
+from rasa.core.channels.rest import RestInput
+from rasa.core.channels.socketio import SocketIOInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 4000
+MAX_SENDER_CHARS = 128
+MAX_METADATA_KEYS = 32
+APOLOGY = (
+    "Sorry, something went wrong on my side and I couldn't finish that. "
+    "Please try again in a moment, or type \"human\" to reach our support team."
+)
+
+
+def clean_text(text: Any) -> str:
+    """Turns whatever arrived into bounded, printable text."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        text = str(text)
+    text = "".join(
+        ch for ch in text[: MAX_TEXT_CHARS * 2]
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn")
+    )
+    return text.strip()[:MAX_TEXT_CHARS]
+
+
+def clean_metadata(metadata: Any) -> Dict[Text, Any]:
+    """Keeps only a small dict with string keys; anything else becomes empty."""
+    if not isinstance(metadata, dict):
+        return {}
+    out: Dict[Text, Any] = {}
+    for key, value in list(metadata.items())[:MAX_METADATA_KEYS]:
+        if isinstance(key, str) and len(key) <= 64:
+            if isinstance(value, str):
+                value = value[:4096]
+            out[key] = value
+    return out
+
+
+class CountingOutputChannel(OutputChannel):
+    """Forwards everything to the real channel and counts what was sent."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.count = 0
+
+    @classmethod
+    def name(cls) -> Text:  # pragma: no cover - the inner channel's name matters
+        return "counting"
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        self.count += 1
+        await self.inner.send_response(recipient_id, message)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+
+def guarded(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[None]]:
+    """Cleans the message and makes sure every turn ends with at least one reply."""
+
+    async def handler(message: UserMessage) -> None:
+        message.text = clean_text(message.text)
+        message.metadata = clean_metadata(message.metadata)
+        counter = CountingOutputChannel(message.output_channel)
+        message.output_channel = counter
+        try:
+            await on_new_message(message)
+        except Exception:  # noqa: BLE001 - the customer must still get an answer
+            logger.exception("Handling a message failed (sender %s)", message.sender_id)
+        if counter.count == 0:
+            try:
+                await counter.inner.send_text_message(message.sender_id, APOLOGY)
+            except Exception:  # noqa: BLE001
+                logger.exception("Could not send the apology to %s", message.sender_id)
+
+    return handler
+
+
+class ConciergeRestInput(RestInput):
+    """REST webhook at /webhooks/rest/webhook with request validation.
+
+    Body: {"sender": str, "message": str, "metadata": {...}} -> list of bot messages.
+    """
+
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        handler = guarded(on_new_message)
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = request.json
+            except Exception:  # noqa: BLE001 - sanic raises on malformed JSON
+                body = None
+            if not isinstance(body, dict):
+                return response.json({"error": "Expected a JSON object with 'sender' and 'message'."}, 400)
+            sender = body.get("sender")
+            if not isinstance(sender, (str, int)) or not str(sender).strip():
+                return response.json({"error": "'sender' must be a non-empty string."}, 400)
+            sender = str(sender).strip()
+            if len(sender) > MAX_SENDER_CHARS:
+                return response.json({"error": f"'sender' is longer than {MAX_SENDER_CHARS} characters."}, 400)
+            message = body.get("message", "")
+            if message is not None and not isinstance(message, (str, int, float)):
+                return response.json({"error": "'message' must be a string."}, 400)
+            collector = CollectingOutputChannel()
+            await handler(
+                UserMessage(
+                    clean_text(message),
+                    collector,
+                    sender,
+                    input_channel=self.name(),
+                    metadata=clean_metadata(body.get("metadata")),
+                )
+            )
+            return response.json(collector.messages)
+
+        return webhook
+
+
+class ConciergeSocketIOInput(SocketIOInput):
+    """socket.io channel (for web chat widgets) with the same guarantees as the REST one."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "socketio"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        return super().blueprint(guarded(on_new_message))
+
+
+def get_channel_class(name: str) -> Optional[type[InputChannel]]:
+    """Maps a short name to the channel class (used in tests and docs)."""
+    return {"rest": ConciergeRestInput, "socketio": ConciergeSocketIOInput}.get(name)

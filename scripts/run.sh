@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Start the action server (Python 3.11) and the Rasa server (Python 3.10) on localhost.
+# Ctrl-C (or SIGTERM) stops both. With --shell, opens a terminal chat instead of the HTTP server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RASA_PORT="${RASA_PORT:-5005}"
+ACTION_PORT="${ACTION_PORT:-5055}"
+MODEL="${MODEL:-models/concierge.tar.gz}"
+mkdir -p var/logs
+export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
+export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "Stopping Concierge..."
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  echo "Stopped."
+}
+trap cleanup INT TERM EXIT
+
+echo "==> starting action server on :${ACTION_PORT} (log: var/logs/actions.log)"
+.venv/bin/python -m bot.action_server --port "$ACTION_PORT" >var/logs/actions.log 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:${ACTION_PORT}/health" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "action server failed to start; see var/logs/actions.log" >&2; tail -20 var/logs/actions.log >&2; exit 1; fi
+  sleep 0.5
+done
+
+if [ "${1:-}" = "--shell" ]; then
+  .venv-rasa/bin/rasa shell -m "$MODEL" --endpoints endpoints.yml
+  exit 0
+fi
+
+echo "==> starting Rasa server on :${RASA_PORT}"
+.venv-rasa/bin/rasa run -m "$MODEL" --port "$RASA_PORT" --endpoints endpoints.yml \
+  --credentials credentials.yml --cors "*" --log-file var/logs/rasa.log &
+pids+=($!)
+for _ in $(seq 1 240); do
+  if curl -fsS "http://127.0.0.1:${RASA_PORT}/" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "Rasa server failed to start; see var/logs/rasa.log" >&2; exit 1; fi
+  sleep 0.5
+done
+cat <<MSG
+
+Concierge is running. Press Ctrl-C to stop both servers.
+  REST channel     POST http://localhost:${RASA_PORT}/webhooks/rest/webhook   {"sender": "me", "message": "hi"}
+  socket.io        http://localhost:${RASA_PORT}/socket.io   (chat widgets such as rasa-webchat)
+  action server    http://localhost:${ACTION_PORT}/health
+  try:  curl -s localhost:${RASA_PORT}/webhooks/rest/webhook -d '{"sender":"demo","message":"where is my order 100003?"}'
+
+MSG
+wait -n "${pids[@]}"

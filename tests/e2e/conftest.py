@@ -1,0 +1,112 @@
+"""Starts the REAL action server (Python 3.11) and Rasa server (Python 3.10) on free ports.
+
+They share a freshly migrated and seeded SQLite database in a temporary folder, so the
+tests can check what the conversations changed in the database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "concierge.tar.gz"
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+SECRET = "e2e-identity-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Servers:
+    rasa_url: str
+    action_url: str
+    db_url: str
+    action_proc: subprocess.Popen
+    action_cmd: list[str]
+    env: dict[str, str]
+    tmp: Path
+
+    def say(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
+        body = {"sender": sender, "message": text}
+        if metadata is not None:
+            body["metadata"] = metadata
+        resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
+        resp.raise_for_status()
+        return resp.json()
+
+    def text(self, sender: str, text: str, metadata: dict | None = None) -> str:
+        return "\n".join(m.get("text", "") for m in self.say(sender, text, metadata))
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` first (make test does it).")
+    if not RASA.exists():
+        pytest.fail(f"{RASA} is missing: run `make setup` first (make test does it).")
+    from bot.seed import seed
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    db_url = f"sqlite:///{tmp / 'concierge.db'}"
+    seed(db_url, progress=None, seed=7, customers=80, products=320, orders=800)
+    action_port, rasa_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CONCIERGE_IDENTITY_SECRET": SECRET,
+        "CONCIERGE_VAR_DIR": str(tmp),
+        "PYTHONPATH": str(ROOT),
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    }
+    action_log, rasa_log = tmp / "actions.log", tmp / "rasa.log"
+    action_cmd = [sys.executable, "-m", "bot.action_server", "--port", str(action_port)]
+    action_proc = subprocess.Popen(action_cmd, cwd=ROOT, env=env, stdout=action_log.open("w"), stderr=subprocess.STDOUT)
+    rasa_proc = subprocess.Popen(
+        [str(RASA), "run", "-m", str(MODEL), "--port", str(rasa_port), "--endpoints", "endpoints.yml",
+         "--credentials", "credentials.yml", "-i", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=rasa_log.open("w"), stderr=subprocess.STDOUT,
+    )
+    srv = Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", db_url,
+                  action_proc, action_cmd, env, tmp)
+    try:
+        wait_for(f"{srv.action_url}/health", action_proc, action_log, 120)
+        wait_for(f"{srv.rasa_url}/webhooks/rest/", rasa_proc, rasa_log, 300)
+        yield srv
+    finally:
+        for proc in (rasa_proc, srv.action_proc):
+            proc.terminate()
+        for proc in (rasa_proc, srv.action_proc):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

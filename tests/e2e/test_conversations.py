@@ -1,0 +1,243 @@
+"""Whole conversations over REST against the real Rasa server, action server and database."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from bot.db.models import Customer, Order, Refund, SupportTicket
+from bot.services import refunds as refund_service
+from bot.services.identity import sign_token
+from tests.e2e.conftest import ROOT, SECRET, Servers
+
+pytestmark = pytest.mark.e2e
+
+
+def new_sender() -> str:
+    return f"e2e-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def db(servers: Servers):
+    engine = create_engine(servers.db_url)
+    yield engine
+    engine.dispose()
+
+
+def pick_order(db, status: str, *, not_customer: int | None = None) -> tuple[str, str, int]:
+    """(order number, owner's email, owner's id) of an order in `status`."""
+    with Session(db) as s:
+        q = select(Order.number, Customer.email, Customer.id).join(Customer).where(Order.status == status)
+        if not_customer is not None:
+            q = q.where(Order.customer_id != not_customer)
+        row = s.execute(q.order_by(Order.id.desc()).limit(1)).one()
+        return row[0], row[1], row[2]
+
+
+def pick_refundable(db) -> tuple[str, str, int]:
+    with Session(db) as s:
+        rows = s.execute(
+            select(Order.number, Customer.email, Customer.id).join(Customer)
+            .where(Order.status == "delivered").order_by(Order.created_at.desc()).limit(200)
+        ).all()
+        for number, email, cid in rows:
+            if refund_service.check_refund_eligibility(s, cid, number).eligible:
+                return number, email, cid
+    pytest.fail("the seed has no refund-eligible order")
+
+
+def status_of(db, number: str) -> str:
+    with Session(db) as s:
+        return s.scalar(select(Order.status).where(Order.number == number))
+
+
+def count(db, model) -> int:
+    with Session(db) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def token_for(customer_id: int, ttl: int = 3600, now: float | None = None) -> dict:
+    return {"customer_token": sign_token(customer_id, ttl_s=ttl, secret=SECRET, now=now)}
+
+
+def test_greeting(servers: Servers) -> None:
+    reply = servers.text(new_sender(), "hi there")
+    assert "Concierge" in reply
+
+
+def test_track_order_with_in_chat_verification(servers: Servers, db) -> None:
+    number, email, _ = pick_order(db, "shipped")
+    me = new_sender()
+    first = servers.text(me, f"where is my order {number}?")
+    assert "email" in first.lower()
+    assert "on its way" not in first  # nothing revealed before verification
+    second = servers.text(me, email)
+    assert f"#{number}" in second and "on its way" in second
+
+
+def test_someone_elses_order_is_not_revealed(servers: Servers, db) -> None:
+    number, owner_email, owner = pick_order(db, "shipped")
+    _, other_email, other = pick_order(db, "delivered", not_customer=owner)
+    me = new_sender()
+    servers.text(me, f"track order {number}")
+    reply = servers.text(me, other_email)  # an attacker's own, real email
+    assert "couldn't match" in reply
+    assert "on its way" not in reply and owner_email not in reply
+    # the same customer, verified by website token, asking for the stranger's order
+    me2 = new_sender()
+    reply = servers.text(me2, f"where is order {number}", token_for(other))
+    assert "couldn't find order" in reply.lower() and "on its way" not in reply
+
+
+def test_guessed_number_and_mismatched_email_get_the_same_answer(servers: Servers, db) -> None:
+    number, _, _ = pick_order(db, "processing")
+    a, b = new_sender(), new_sender()
+    servers.text(a, "track my order 199999")
+    guessed = servers.text(a, "someone@example.com")
+    servers.text(b, f"track my order {number}")
+    mismatched = servers.text(b, "someone@example.com")
+    assert guessed == mismatched and "couldn't match" in guessed
+
+
+@pytest.mark.parametrize("token", ["garbage", "eyJjaWQiOjF9.AAAA", ""])
+def test_forged_token_grants_nothing(servers: Servers, token: str) -> None:
+    reply = servers.text(new_sender(), "where is my order?", {"customer_token": token})
+    assert "order number" in reply.lower()  # asked to identify, no orders listed
+    assert "recent orders" not in reply
+
+
+def test_expired_token_grants_nothing(servers: Servers, db) -> None:
+    _, _, cid = pick_order(db, "shipped")
+    meta = token_for(cid, ttl=60, now=1_000_000)  # expired long ago
+    reply = servers.text(new_sender(), "where is my order?", meta)
+    assert "recent orders" not in reply and "order number" in reply.lower()
+
+
+def test_valid_token_lists_own_recent_orders(servers: Servers, db) -> None:
+    number, _, cid = pick_order(db, "shipped")
+    reply = servers.text(new_sender(), "where is my order?", token_for(cid))
+    assert "recent orders" in reply and "#" in reply
+
+
+def test_cancel_processing_order_end_to_end(servers: Servers, db) -> None:
+    number, email, _ = pick_order(db, "processing")
+    me = new_sender()
+    servers.text(me, f"I want to cancel order {number}")
+    confirm = servers.text(me, email)
+    assert "cancel it" in confirm.lower()
+    assert status_of(db, number) == "processing"  # nothing happens before "yes"
+    done = servers.text(me, "yes")
+    assert "cancelled" in done
+    assert status_of(db, number) == "cancelled"
+
+
+def test_cancel_shipped_order_is_refused(servers: Servers, db) -> None:
+    number, email, _ = pick_order(db, "shipped")
+    me = new_sender()
+    servers.text(me, f"cancel my order {number}")
+    reply = servers.text(me, email)
+    assert "shipped" in reply.lower()
+    assert status_of(db, number) == "shipped"
+
+
+def test_refund_request_end_to_end(servers: Servers, db) -> None:
+    number, email, cid = pick_refundable(db)
+    before = count(db, Refund)
+    me = new_sender()
+    servers.text(me, "I'd like a refund please", token_for(cid))
+    servers.text(me, number, token_for(cid))
+    reply = servers.text(me, "the whole order", token_for(cid))
+    if "reason" not in reply.lower():  # single-item orders skip the item question
+        reply = servers.text(me, "arrived damaged", token_for(cid))
+    else:
+        reply = servers.text(me, "it arrived damaged", token_for(cid))
+    assert "submit" in reply.lower()
+    done = servers.text(me, "yes", token_for(cid))
+    assert "RF-" in done
+    assert count(db, Refund) == before + 1
+
+
+def test_faq_digression_inside_a_form_then_stop(servers: Servers, db) -> None:
+    number, _, _ = pick_order(db, "processing")
+    me = new_sender()
+    servers.text(me, f"cancel order {number}")
+    faq = servers.text(me, "which payment methods do you accept?")
+    assert "email" in faq.lower()  # answered, then the form asks again
+    assert len(faq) > 60
+    stopped = servers.text(me, "stop")
+    assert "stopped" in stopped.lower()
+    assert status_of(db, number) == "processing"
+
+
+def test_fallback_twice_opens_a_ticket(servers: Servers, db) -> None:
+    before = count(db, SupportTicket)
+    me = new_sender()
+    first = servers.text(me, "blorf quizzle wamble")
+    assert "another way" in first
+    second = servers.text(me, "zzyzx plonk frabjous")
+    assert "TK-" in second
+    assert count(db, SupportTicket) == before + 1
+
+
+def test_human_request_creates_ticket(servers: Servers, db) -> None:
+    before = count(db, SupportTicket)
+    reply = servers.text(new_sender(), "I want to talk to a real person")
+    assert "TK-" in reply
+    assert count(db, SupportTicket) == before + 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a" * 10_000,
+        "😀🙏🏽🚚📦",
+        "¿Dónde está mi pedido? 我的订单在哪里",
+        "'; DROP TABLE orders; --",
+        "<script>alert('x')</script><img src=x onerror=alert(1)>",
+        "order 12; DELETE FROM customers",
+        "\x00\x01\x02 binary \udcff",
+    ],
+)
+def test_bad_input_gets_a_polite_reply(servers: Servers, db, text: str) -> None:
+    customers, orders = count(db, Customer), count(db, Order)
+    me = new_sender()
+    messages = servers.say(me, text)
+    assert messages and all(m.get("text") for m in messages)
+    assert "Traceback" not in str(messages)
+    assert "Concierge" in servers.text(me, "hello")  # the conversation continues
+    assert (count(db, Customer), count(db, Order)) == (customers, orders)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2, 3]", b'{"message": "hi"}', b'{"sender": "", "message": "hi"}',
+     b'{"sender": "x", "message": {"a": 1}}'],
+)
+def test_malformed_requests_are_rejected_clearly(servers: Servers, body: bytes) -> None:
+    resp = requests.post(f"{servers.rasa_url}/webhooks/rest/webhook", data=body,
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert resp.status_code == 400
+    assert "error" in resp.json()
+
+
+def test_action_server_down_gets_a_polite_reply(servers: Servers, db) -> None:
+    """Runs last in this module: stops the action server, then restarts it."""
+    import subprocess
+    import time
+
+    servers.action_proc.terminate()
+    servers.action_proc.wait(timeout=20)
+    try:
+        reply = servers.text(new_sender(), "where is my order 100003?")
+        assert "sorry" in reply.lower()
+    finally:
+        servers.action_proc = subprocess.Popen(
+            servers.action_cmd, cwd=ROOT, env=servers.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        time.sleep(1)
