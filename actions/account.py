@@ -15,7 +15,9 @@ from bot.services import accounts as account_service
 from bot.services import faq
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-UNSUBSCRIBE_RE = re.compile(r"\b(un-?subscribe|opt(?:ing)?[- ]?out|stop|cancel|remove|no longer|don'?t want|too many)\b", re.I)
+UNSUBSCRIBE_RE = re.compile(
+    r"\b(un-?subscribe|opt(?:ing)?[- ]?out|stop|cancel|remove|no longer|don'?t want|too many)\b", re.I
+)
 
 
 class ValidateEmailChangeForm(OrderFormValidator):
@@ -98,8 +100,12 @@ class ActionNewsletter(SafeAction):
         subscribe = not UNSUBSCRIBE_RE.search(text)
         customer = await in_transaction(account_service.set_newsletter, ident.customer_id, subscribe)
         if customer.newsletter:
-            dispatcher.utter_message(text=f"You're subscribed to our newsletter at {customer.email}. "
-                                     "You can unsubscribe any time by asking me or via the link in any issue.")
+            dispatcher.utter_message(
+                text=f"You're subscribed to our newsletter at {customer.email}. "
+                "You can unsubscribe any time by asking me or via the link in any issue."
+            )
         else:
-            dispatcher.utter_message(text="You're unsubscribed from our newsletter. You'll still get emails about your orders.")
+            dispatcher.utter_message(
+                text="You're unsubscribed from our newsletter. You'll still get emails about your orders."
+            )
         return ident.events

@@ -7,12 +7,13 @@ inside `in_transaction`, and turn the returned dataclasses into messages.
 from __future__ import annotations
 
 import asyncio
-from abc import ABCMeta, abstractmethod
 import contextvars
 import logging
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 TECHNICAL_PROBLEM = (
     "Sorry, I ran into a technical problem and couldn't finish that. Please try again in a moment, "
-    "or type \"human\" to reach our support team."
+    'or type "human" to reach our support team.'
 )
 MAX_VERIFICATION_ATTEMPTS = 3
 
@@ -91,8 +92,11 @@ def resolve_identity(tracker: Tracker) -> Identity:
 
 
 def chat_verified(customer_id: int) -> list[EventType]:
-    return [SlotSet("verified_customer_id", str(customer_id)), SlotSet("verified_by", "chat"),
-            SlotSet("verification_attempts", 0)]
+    return [
+        SlotSet("verified_customer_id", str(customer_id)),
+        SlotSet("verified_by", "chat"),
+        SlotSet("verification_attempts", 0),
+    ]
 
 
 # ---------------------------------------------------------------- formatting

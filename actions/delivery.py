@@ -50,7 +50,7 @@ class ActionAskNewAddress(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(
             text="What's the new shipping address? Please give street and number, city and postcode, "
-            "e.g. \"12 Rose Street, Springfield, 12345\"."
+            'e.g. "12 Rose Street, Springfield, 12345".'
         )
         return []
 

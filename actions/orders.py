@@ -74,7 +74,9 @@ class ActionTrackOrder(SafeAction):
             dispatcher.utter_message(text="I don't see any orders on your account yet.")
             return ident.events
         lines = "\n".join(f"- {describe_order(o)}" for o in orders)
-        dispatcher.utter_message(text=f"Here are your most recent orders:\n{lines}\nAsk me about any of them by number.")
+        dispatcher.utter_message(
+            text=f"Here are your most recent orders:\n{lines}\nAsk me about any of them by number."
+        )
         return ident.events
 
 

@@ -69,7 +69,9 @@ class ActionRecommend(SafeAction):
                 return [
                     rec_service.Recommendation(p.id, p.sku, p.name, p.category, p.price, f"popular in {p.category}")
                     for p in catalog.best_sellers(
-                        session, category, 5,
+                        session,
+                        category,
+                        5,
                         catalog.purchased_product_ids(session, ident.customer_id) if ident.customer_id else (),
                     )
                 ]
@@ -79,13 +81,20 @@ class ActionRecommend(SafeAction):
 
         recs = await in_transaction(work)
         if not recs:
-            dispatcher.utter_message(text="I couldn't find anything to suggest right now. Is there a product you're looking for?")
+            dispatcher.utter_message(
+                text="I couldn't find anything to suggest right now. Is there a product you're looking for?"
+            )
             return ident.events
         lines = [f"- {r.name}, {format_money(r.price)} ({r.reason})" for r in recs[:5]]
         intro = "Here are a few things you might like:" if ident.customer_id else "Here are some popular picks:"
         dispatcher.utter_message(
             text=intro + "\n" + "\n".join(lines),
-            buttons=[{"title": f"{r.name} ({format_money(r.price)})", "payload": "/product_question" + json.dumps({"product": r.name[:60]})}
-                     for r in recs[:5]],
+            buttons=[
+                {
+                    "title": f"{r.name} ({format_money(r.price)})",
+                    "payload": "/product_question" + json.dumps({"product": r.name[:60]}),
+                }
+                for r in recs[:5]
+            ],
         )
         return ident.events

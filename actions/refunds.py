@@ -78,7 +78,7 @@ class ValidateRefundForm(OrderFormValidator):
     ) -> dict[str, Any]:
         text = " ".join(str(value or "").split())[:500]
         if len(text) < 2:
-            dispatcher.utter_message(text="Could you tell me briefly why? For example \"arrived damaged\".")
+            dispatcher.utter_message(text='Could you tell me briefly why? For example "arrived damaged".')
             return {"refund_reason": None}
         return {"refund_reason": text}
 
@@ -122,11 +122,13 @@ class ActionAskRefundConfirm(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         kind = tracker.get_slot("refund_kind") or "refund"
         item = tracker.get_slot("refund_item") or WHOLE_ORDER
-        what = f"order #{tracker.get_slot('order_number')}" if item == WHOLE_ORDER else (
-            f"{item} from order #{tracker.get_slot('order_number')}"
+        what = (
+            f"order #{tracker.get_slot('order_number')}"
+            if item == WHOLE_ORDER
+            else (f"{item} from order #{tracker.get_slot('order_number')}")
         )
         dispatcher.utter_message(
-            text=f"To confirm: a {kind} for {what}, reason: \"{tracker.get_slot('refund_reason')}\". Shall I submit it?",
+            text=f'To confirm: a {kind} for {what}, reason: "{tracker.get_slot("refund_reason")}". Shall I submit it?',
             buttons=[{"title": "Yes, submit", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
         )
         return []
@@ -149,8 +151,12 @@ class ActionSubmitRefund(SafeAction):
         kind = tracker.get_slot("refund_kind") or "refund"
         item = tracker.get_slot("refund_item")
         refund = await in_transaction(
-            refund_service.request_refund, ident.customer_id, number, kind,
-            None if item in (None, WHOLE_ORDER) else item, tracker.get_slot("refund_reason") or "",
+            refund_service.request_refund,
+            ident.customer_id,
+            number,
+            kind,
+            None if item in (None, WHOLE_ORDER) else item,
+            tracker.get_slot("refund_reason") or "",
         )
         text = f"Your {kind} request {refund.number} for {format_money(refund.amount)} is submitted."
         if kind == "return":
@@ -177,16 +183,14 @@ class ActionTrackRefund(SafeAction):
         if ident.customer_id is None:
             return []
         text = (tracker.latest_message or {}).get("text") or ""
-        refund_number = refund_service.normalize_refund_number(
-            next(iter(re.findall(r"RF[-\s]?\d{6}", text, re.I)), "")
-        )
+        refund_number = refund_service.normalize_refund_number(next(iter(re.findall(r"RF[-\s]?\d{6}", text, re.I)), ""))
         number = refund_number or tracker.get_slot("order_number")
         if number:
             refunds = await in_transaction(refund_service.refund_status, ident.customer_id, number)
             if not refunds:
                 dispatcher.utter_message(
                     text=f"There's no refund or return on order #{number} yet. Would you like to request one? "
-                    "Just say \"I want a refund\"."
+                    'Just say "I want a refund".'
                 )
                 return ident.events
         else:

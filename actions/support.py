@@ -16,8 +16,17 @@ from bot.services import feedback as feedback_service
 from bot.services import tickets as ticket_service
 
 TASK_SLOTS = (
-    "order_number", "refund_item", "refund_reason", "refund_confirm", "cancel_confirm", "new_address",
-    "address_confirm", "new_email", "email_change_confirm", "feedback_rating", "feedback_comment",
+    "order_number",
+    "refund_item",
+    "refund_reason",
+    "refund_confirm",
+    "cancel_confirm",
+    "new_address",
+    "address_confirm",
+    "new_email",
+    "email_change_confirm",
+    "feedback_rating",
+    "feedback_comment",
 )
 RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 SKIP_RE = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-)\s*[.!]*\s*$", re.I)
@@ -35,8 +44,13 @@ def recent_user_texts(tracker: Tracker, limit: int = 5) -> str:
 async def open_ticket(tracker: Tracker, category: str, subject: str, priority: str = "normal") -> Any:
     ident = resolve_identity(tracker)
     return await in_transaction(
-        ticket_service.create_ticket, conversation_id(tracker), category, subject,
-        recent_user_texts(tracker), ident.customer_id, priority,
+        ticket_service.create_ticket,
+        conversation_id(tracker),
+        category,
+        subject,
+        recent_user_texts(tracker),
+        ident.customer_id,
+        priority,
     )
 
 
@@ -62,7 +76,7 @@ class ActionLogComplaint(SafeAction):
         dispatcher.utter_message(
             text=f"I'm really sorry about this. I've logged your complaint as ticket {ticket.number} and our team "
             "will get back to you within one business day. If it's about a specific order, tell me the order "
-            "number and I'll check it right away, or type \"human\" to talk to a person now."
+            'number and I\'ll check it right away, or type "human" to talk to a person now.'
         )
         return []
 
@@ -85,7 +99,7 @@ class ActionFallback(SafeAction):
         if streak <= 1:
             dispatcher.utter_message(
                 text="Sorry, I didn't quite get that. Could you say it another way? For example: "
-                "\"where is my order?\" or \"I want to return an item\"."
+                '"where is my order?" or "I want to return an item".'
             )
             return []
         if streak == 2:
@@ -174,7 +188,7 @@ class ActionAskFeedbackComment(SafeAction):
         return "action_ask_feedback_comment"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text="Thanks! Anything you'd like to tell us? (Type \"no\" to skip.)")
+        dispatcher.utter_message(text='Thanks! Anything you\'d like to tell us? (Type "no" to skip.)')
         return []
 
 
@@ -189,7 +203,10 @@ class ActionSaveFeedback(SafeAction):
             return reset
         ident = resolve_identity(tracker)
         await in_transaction(
-            feedback_service.record_feedback, conversation_id(tracker), ident.customer_id, int(rating),
+            feedback_service.record_feedback,
+            conversation_id(tracker),
+            ident.customer_id,
+            int(rating),
             tracker.get_slot("feedback_comment") or "",
         )
         if int(rating) <= 2:

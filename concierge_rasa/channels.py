@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional
 
 from rasa.core.channels.channel import (
     CollectingOutputChannel,
@@ -31,7 +32,7 @@ MAX_SENDER_CHARS = 128
 MAX_METADATA_KEYS = 32
 APOLOGY = (
     "Sorry, something went wrong on my side and I couldn't finish that. "
-    "Please try again in a moment, or type \"human\" to reach our support team."
+    'Please try again in a moment, or type "human" to reach our support team.'
 )
 
 
@@ -44,17 +45,18 @@ def clean_text(text: Any) -> str:
     if not isinstance(text, str):
         text = str(text)
     text = "".join(
-        ch for ch in text[: MAX_TEXT_CHARS * 2]
+        ch
+        for ch in text[: MAX_TEXT_CHARS * 2]
         if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn")
     )
     return text.strip()[:MAX_TEXT_CHARS]
 
 
-def clean_metadata(metadata: Any) -> Dict[Text, Any]:
+def clean_metadata(metadata: Any) -> dict[str, Any]:
     """Keeps only a small dict with string keys; anything else becomes empty."""
     if not isinstance(metadata, dict):
         return {}
-    out: Dict[Text, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in list(metadata.items())[:MAX_METADATA_KEYS]:
         if isinstance(key, str) and len(key) <= 64:
             if isinstance(value, str):
@@ -71,10 +73,10 @@ class CountingOutputChannel(OutputChannel):
         self.count = 0
 
     @classmethod
-    def name(cls) -> Text:  # pragma: no cover - the inner channel's name matters
+    def name(cls) -> str:  # pragma: no cover - the inner channel's name matters
         return "counting"
 
-    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         self.count += 1
         await self.inner.send_response(recipient_id, message)
 
@@ -112,7 +114,7 @@ class ConciergeRestInput(RestInput):
     """
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
@@ -159,7 +161,7 @@ class ConciergeSocketIOInput(SocketIOInput):
     """socket.io channel (for web chat widgets) with the same guarantees as the REST one."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "socketio"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

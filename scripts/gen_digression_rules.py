@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "nlu_data" / "rules" / "digressions.yml"
 
 FORMS = [
-    "track_order_form", "track_refund_form", "invoice_form", "cancel_order_form",
-    "refund_form", "address_form", "email_change_form", "feedback_form",
+    "track_order_form",
+    "track_refund_form",
+    "invoice_form",
+    "cancel_order_form",
+    "refund_form",
+    "address_form",
+    "email_change_form",
+    "feedback_form",
 ]
 # side question -> the action that answers it
 SIDE_QUESTIONS = {
@@ -39,23 +45,37 @@ def build() -> str:
     for form in FORMS:
         label = form.replace("_form", "").replace("_", " ")
         for intent, action in SIDE_QUESTIONS.items():
-            rules.append({
-                "rule": f"{label}: answer {intent} and resume",
+            rules.append(
+                {
+                    "rule": f"{label}: answer {intent} and resume",
+                    "condition": [{"active_loop": form}],
+                    "steps": [{"intent": intent}, {"action": action}, {"action": form}, {"active_loop": form}],
+                }
+            )
+        rules.append(
+            {
+                "rule": f"{label}: stop on request",
                 "condition": [{"active_loop": form}],
-                "steps": [{"intent": intent}, {"action": action}, {"action": form}, {"active_loop": form}],
-            })
-        rules.append({
-            "rule": f"{label}: stop on request",
-            "condition": [{"active_loop": form}],
-            "steps": [{"intent": "stop"}, {"action": "action_deactivate_loop"}, {"active_loop": None},
-                      {"action": "action_stop_task"}],
-        })
-        rules.append({
-            "rule": f"{label}: hand over to a human",
-            "condition": [{"active_loop": form}],
-            "steps": [{"intent": "contact_human_agent"}, {"action": "action_deactivate_loop"},
-                      {"active_loop": None}, {"action": "action_request_human"}],
-        })
+                "steps": [
+                    {"intent": "stop"},
+                    {"action": "action_deactivate_loop"},
+                    {"active_loop": None},
+                    {"action": "action_stop_task"},
+                ],
+            }
+        )
+        rules.append(
+            {
+                "rule": f"{label}: hand over to a human",
+                "condition": [{"active_loop": form}],
+                "steps": [
+                    {"intent": "contact_human_agent"},
+                    {"action": "action_deactivate_loop"},
+                    {"active_loop": None},
+                    {"action": "action_request_human"},
+                ],
+            }
+        )
 
     class Dumper(yaml.SafeDumper):
         pass

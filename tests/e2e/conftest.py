@@ -92,12 +92,28 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     action_cmd = [sys.executable, "-m", "bot.action_server", "--port", str(action_port)]
     action_proc = subprocess.Popen(action_cmd, cwd=ROOT, env=env, stdout=action_log.open("w"), stderr=subprocess.STDOUT)
     rasa_proc = subprocess.Popen(
-        [str(RASA), "run", "-m", str(MODEL), "--port", str(rasa_port), "--endpoints", "endpoints.yml",
-         "--credentials", "credentials.yml", "-i", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=rasa_log.open("w"), stderr=subprocess.STDOUT,
+        [
+            str(RASA),
+            "run",
+            "-m",
+            str(MODEL),
+            "--port",
+            str(rasa_port),
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+            "-i",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=rasa_log.open("w"),
+        stderr=subprocess.STDOUT,
     )
-    srv = Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", db_url,
-                  action_proc, action_cmd, env, tmp)
+    srv = Servers(
+        f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", db_url, action_proc, action_cmd, env, tmp
+    )
     try:
         wait_for(f"{srv.action_url}/health", action_proc, action_log, 120)
         wait_for(f"{srv.rasa_url}/webhooks/rest/", rasa_proc, rasa_log, 300)

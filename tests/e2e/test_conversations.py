@@ -41,8 +41,11 @@ def pick_order(db, status: str, *, not_customer: int | None = None) -> tuple[str
 def pick_refundable(db) -> tuple[str, str, int]:
     with Session(db) as s:
         rows = s.execute(
-            select(Order.number, Customer.email, Customer.id).join(Customer)
-            .where(Order.status == "delivered").order_by(Order.created_at.desc()).limit(200)
+            select(Order.number, Customer.email, Customer.id)
+            .join(Customer)
+            .where(Order.status == "delivered")
+            .order_by(Order.created_at.desc())
+            .limit(200)
         ).all()
         for number, email, cid in rows:
             if refund_service.check_refund_eligibility(s, cid, number).eligible:
@@ -215,12 +218,18 @@ def test_bad_input_gets_a_polite_reply(servers: Servers, db, text: str) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[1, 2, 3]", b'{"message": "hi"}', b'{"sender": "", "message": "hi"}',
-     b'{"sender": "x", "message": {"a": 1}}'],
+    [
+        b"not json",
+        b"[1, 2, 3]",
+        b'{"message": "hi"}',
+        b'{"sender": "", "message": "hi"}',
+        b'{"sender": "x", "message": {"a": 1}}',
+    ],
 )
 def test_malformed_requests_are_rejected_clearly(servers: Servers, body: bytes) -> None:
-    resp = requests.post(f"{servers.rasa_url}/webhooks/rest/webhook", data=body,
-                         headers={"Content-Type": "application/json"}, timeout=30)
+    resp = requests.post(
+        f"{servers.rasa_url}/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert resp.status_code == 400
     assert "error" in resp.json()
 
@@ -237,7 +246,10 @@ def test_action_server_down_gets_a_polite_reply(servers: Servers, db) -> None:
         assert "sorry" in reply.lower()
     finally:
         servers.action_proc = subprocess.Popen(
-            servers.action_cmd, cwd=ROOT, env=servers.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            servers.action_cmd,
+            cwd=ROOT,
+            env=servers.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         time.sleep(1)

@@ -1,0 +1,48 @@
+"""Support ticket queries (never commit)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.db._util import next_number
+from bot.db.models import SupportTicket
+
+
+def next_ticket_number(session: Session) -> str:
+    return next_number(session, SupportTicket.number, "TK-", start=700001)
+
+
+def create(
+    session: Session,
+    *,
+    conversation_id: str,
+    category: str,
+    subject: str,
+    description: str = "",
+    customer_id: int | None = None,
+    priority: str = "normal",
+) -> SupportTicket:
+    ticket = SupportTicket(
+        number=next_ticket_number(session),
+        conversation_id=conversation_id,
+        customer_id=customer_id,
+        category=category,
+        subject=subject,
+        description=description,
+        priority=priority,
+        status="open",
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def for_conversation(session: Session, conversation_id: str) -> list[SupportTicket]:
+    return list(
+        session.scalars(
+            select(SupportTicket)
+            .where(SupportTicket.conversation_id == conversation_id)
+            .order_by(SupportTicket.id)
+        )
+    )

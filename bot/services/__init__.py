@@ -1,0 +1,1 @@
+"""Services: take a Session, check ownership, return plain dataclasses (``bot.services.types``)."""

@@ -1,0 +1,228 @@
+"""Refund/return policy and requests: delivered within ``settings.refund_window_days``, not yet refunded."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from bot.db import refunds as refunds_repo
+from bot.db.base import utcnow
+from bot.db.models import Order, OrderItem
+from bot.services._convert import money, refund_info
+from bot.services.errors import InvalidInput, NotAllowed, refund_not_found
+from bot.services.orders import _load, normalize_order_number
+from bot.services.types import Eligibility, RefundInfo
+
+MAX_ITEM_TEXT = 200
+MAX_REASON = 1000
+_REFUND_RE = re.compile(r"^\s*(?:refund|return)?\s*#?\s*RF[-\s]?(\d{6})\s*$", re.IGNORECASE)
+_OPEN = ("requested", "approved", "completed")  # rejected refunds do not block a new request
+
+
+def _window_days() -> int:
+    from bot.settings import get_settings
+
+    return get_settings().refund_window_days
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def match_item(order: Order, item: str) -> OrderItem | None:
+    """The order line whose product best matches ``item`` (sku, substring, or most shared words)."""
+    wanted = item.strip().lower()[:MAX_ITEM_TEXT]
+    if not wanted:
+        return None
+    best, best_score = None, 0.0
+    wanted_tokens = set(_tokens(wanted))
+    for line in order.items:
+        name = line.product.name.lower()
+        if wanted == line.product.sku.lower():
+            return line
+        if wanted in name or (len(name) >= 4 and name in wanted):
+            score = 1.0
+        elif wanted_tokens:
+            name_tokens = set(_tokens(name)) | {line.product.category.lower()}
+            hits = sum(
+                1 for t in wanted_tokens if t in name_tokens or (len(t) > 3 and t.rstrip("s") in name_tokens)
+            )
+            score = hits / len(wanted_tokens)
+        else:
+            score = 0.0
+        if score > best_score:
+            best, best_score = line, score
+    return best if best_score >= 0.5 else None
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+def _delivered_at(order: Order) -> datetime | None:
+    for shipment in reversed(order.shipments):
+        if shipment.delivered_at is not None:
+            return shipment.delivered_at
+    return None
+
+
+Evaluation = tuple[Eligibility, "OrderItem | None", Decimal]
+
+
+def _no(code: str, message: str, line: OrderItem | None = None) -> Evaluation:
+    return Eligibility(False, code, message), line, money(0)
+
+
+def _evaluate(order: Order, item: str | None, now: datetime) -> Evaluation:
+    """Eligibility plus the matched line and the refundable amount."""
+    n = order.number
+    days = _window_days()
+    if order.status in ("pending", "processing"):
+        return _no(
+            "not_shipped",
+            f"Order #{n} hasn't shipped yet, so you can simply cancel it instead.",
+        )
+    if order.status == "shipped":
+        return _no(
+            "not_delivered",
+            f"Order #{n} is still on its way. Once it's delivered you have {days} days to request a refund.",
+        )
+    if order.status == "cancelled":
+        return _no(
+            "cancelled",
+            f"Order #{n} was cancelled; any payment was refunded automatically.",
+        )
+    if order.status == "returned":
+        return _no(
+            "already_returned",
+            f"Order #{n} has already been returned.",
+        )
+    delivered = _delivered_at(order) or order.updated_at
+    if now - delivered > timedelta(days=days):
+        return _no(
+            "window_expired",
+            f"Order #{n} was delivered on {_day(delivered)}, more than {days} days ago, "
+            f"so it's outside our {days}-day refund window.",
+        )
+    if not any(p.status == "paid" for p in order.payments):
+        return _no(
+            "not_paid",
+            f"There is no completed payment on order #{n} to refund.",
+        )
+    open_refunds = [r for r in order.refunds if r.status in _OPEN]
+    line = None
+    if item is not None and str(item).strip():
+        line = match_item(order, str(item))
+        if line is None:
+            return _no(
+                "item_not_found",
+                f"I couldn't find that item in order #{n}.",
+            )
+    if any(r.order_item_id is None for r in open_refunds):
+        return _no(
+            "already_refunded",
+            f"A refund for order #{n} has already been requested.",
+            line,
+        )
+    if line is not None:
+        if any(r.order_item_id == line.id for r in open_refunds):
+            return _no(
+                "already_refunded",
+                f"A refund for the {line.product.name} has already been requested.",
+                line,
+            )
+        amount = money(line.unit_price * line.quantity)
+    else:
+        amount = money(order.total) - money(sum((r.amount for r in open_refunds), start=Decimal(0)))
+        if amount <= 0:
+            return _no(
+                "already_refunded",
+                f"Everything in order #{n} has already been refunded.",
+            )
+    what = line.product.name if line is not None else f"order #{n}"
+    return (
+        Eligibility(
+            True,
+            "eligible",
+            f"Good news: {what} was delivered on {_day(delivered)}, within our {days}-day window, "
+            "so it qualifies for a refund.",
+        ),
+        line,
+        amount,
+    )
+
+
+def check_refund_eligibility(
+    session: Session,
+    customer_id: int,
+    order_number: str,
+    item: str | None = None,
+    now: datetime | None = None,
+) -> Eligibility:
+    """Apply the written refund policy to one of the customer's orders (NotFound if not theirs)."""
+    order = _load(session, customer_id, order_number)
+    return _evaluate(order, item, now or utcnow())[0]
+
+
+def request_refund(
+    session: Session,
+    customer_id: int,
+    order_number: str,
+    kind: str = "refund",
+    item: str | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> RefundInfo:
+    """Create a refund/return request for the whole order or one item; NotAllowed when ineligible."""
+    if kind not in ("refund", "return"):
+        raise InvalidInput("invalid_kind", "I can arrange either a refund or a return.")
+    now = now or utcnow()
+    order = _load(session, customer_id, order_number)
+    eligibility, line, amount = _evaluate(order, item, now)
+    if not eligibility.eligible:
+        raise NotAllowed(eligibility.code, eligibility.message)
+    row = refunds_repo.create(
+        session,
+        order_id=order.id,
+        order_item_id=line.id if line is not None else None,
+        amount=amount,
+        kind=kind,
+        status="requested",
+        reason=(reason or "").strip()[:MAX_REASON],
+        now=now,
+    )
+    session.expire(order, ["refunds"])
+    session.refresh(row)
+    return refund_info(row)
+
+
+def normalize_refund_number(text: object) -> str | None:
+    """'RF-500001', 'rf100001', '#RF 100001' -> 'RF-500001'; None otherwise."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    match = _REFUND_RE.match(text)
+    return f"RF-{match.group(1)}" if match else None
+
+
+def refund_status(session: Session, customer_id: int, number: str) -> list[RefundInfo]:
+    """Refunds by refund number (RF-xxxxxx) or all refunds of an order number, owner only."""
+    refund_number = normalize_refund_number(number)
+    if refund_number is not None:
+        refund = refunds_repo.get_for_customer(session, customer_id, refund_number)
+        if refund is None:
+            raise refund_not_found()
+        return [refund_info(refund)]
+    if normalize_order_number(number) is None:
+        raise InvalidInput(
+            "invalid_number", "Please give a refund number like RF-500001 or an order number like #104233."
+        )
+    order = _load(session, customer_id, number)
+    return [refund_info(r) for r in refunds_repo.for_order(session, order.id)]
+
+
+def recent_refunds(session: Session, customer_id: int, limit: int = 3) -> list[RefundInfo]:
+    limit = max(0, min(int(limit), 50))
+    return [refund_info(r) for r in refunds_repo.recent_for_customer(session, customer_id, limit)]

@@ -1,0 +1,116 @@
+"""Plain dataclasses crossing the service boundary (never ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+def format_money(amount: Decimal | float | int | None) -> str:
+    """``Decimal('12.5') -> '$12.50'`` (USD, two places)."""
+    if amount is None:
+        return "$0.00"
+    value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
+
+
+@dataclass(frozen=True)
+class CustomerInfo:
+    id: int
+    name: str
+    email: str
+    tier: str
+    newsletter: bool
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    item_id: int
+    product_id: int
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def line_total(self) -> Decimal:
+        return (self.unit_price * self.quantity).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class TrackingEventInfo:
+    occurred_at: datetime
+    location: str
+    description: str
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    number: str
+    status: str
+    created_at: datetime
+    total: Decimal
+    items: list[OrderLine] = field(default_factory=list)
+    shipping_address: str = ""
+    carrier: str | None = None
+    tracking_number: str | None = None
+    eta: datetime | None = None
+    delivered_at: datetime | None = None
+    latest_event: TrackingEventInfo | None = None
+    paid: bool = False
+
+
+@dataclass(frozen=True)
+class RefundInfo:
+    number: str
+    order_number: str
+    kind: str
+    status: str
+    amount: Decimal
+    reason: str
+    created_at: datetime
+    item_name: str | None = None
+
+
+@dataclass(frozen=True)
+class InvoiceInfo:
+    number: str
+    order_number: str
+    amount: Decimal
+    issued_at: datetime
+    lines: list[OrderLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TicketInfo:
+    number: str
+    category: str
+    status: str
+    priority: str
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    id: int
+    sku: str
+    name: str
+    category: str
+    price: Decimal
+    stock: int
+    description: str
+
+
+@dataclass(frozen=True)
+class CancellationResult:
+    order: OrderSummary
+    refund: RefundInfo | None = None
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    code: str
+    message: str

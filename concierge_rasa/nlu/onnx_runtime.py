@@ -1,0 +1,165 @@
+"""Loads and runs the exported MiniLM sentence encoder with onnxruntime + tokenizers.
+
+Why a separate module: the Rasa components stay thin, tests can use the encoder directly,
+and one encoder per model folder is loaded once per process (lazily, never at import time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "var" / "models" / "minilm-onnx"
+MODEL_DIR_ENV = "CONCIERGE_ONNX_MODEL_DIR"
+CONFIG_NAME = "concierge_onnx.json"
+EXPORT_HINT = (
+    "Run the export once from the Python 3.11 runtime: "
+    "`.venv/bin/python scripts/export_onnx.py` (or `make export-onnx`)."
+)
+
+
+class EncoderMissingError(RuntimeError):
+    """The exported ONNX encoder is not where the configuration says."""
+
+
+def resolve_model_dir(configured: Optional[str] = None) -> Path:
+    """Config value, else env ``CONCIERGE_ONNX_MODEL_DIR``, else ``var/models/minilm-onnx``.
+
+    Relative paths are taken from the project root when they exist there, else from the
+    current directory.
+    """
+    raw = configured or os.environ.get(MODEL_DIR_ENV)
+    if not raw:
+        return DEFAULT_MODEL_DIR
+    path = Path(raw).expanduser()
+    if path.is_absolute():
+        return path
+    from_root = PROJECT_ROOT / path
+    return from_root if from_root.exists() else (Path.cwd() / path).resolve()
+
+
+def read_export_config(model_dir: Path) -> dict:
+    """The small JSON config written by ``scripts/export_onnx.py`` (or raise a clear error)."""
+    missing = [n for n in ("model.onnx", "tokenizer.json", CONFIG_NAME) if not (model_dir / n).is_file()]
+    if missing:
+        raise EncoderMissingError(
+            f"The ONNX sentence encoder is missing in {model_dir} (no {', '.join(missing)}). {EXPORT_HINT}"
+        )
+    return json.loads((model_dir / CONFIG_NAME).read_text())
+
+
+@dataclass
+class EncodedBatch:
+    """Encoder outputs for a batch of texts, in input order."""
+
+    sentence: np.ndarray  # [batch, dim], L2-normalised
+    tokens: list[np.ndarray]  # per text: [n_wordpieces, dim] (without padding)
+    offsets: list[list[tuple[int, int]]]  # per text: char offsets of each word piece
+
+
+class OnnxSentenceEncoder:
+    """all-MiniLM-L6-v2 as exported by ``scripts/export_onnx.py``."""
+
+    def __init__(self, model_dir: Path, num_threads: int = 0, max_length: Optional[int] = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir)
+        self.config = read_export_config(self.model_dir)
+        self.dimension = int(self.config["dimension"])
+        self.max_length = int(max_length or self.config.get("max_length", 128))
+        self.fingerprint = str(self.config.get("fingerprint", ""))
+
+        self._tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=self.max_length)
+        self._tokenizer.no_padding()
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(self.model_dir / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, with_tokens: bool = True) -> EncodedBatch:
+        """Embeds texts in length-sorted batches (less padding, faster on CPU)."""
+        n = len(texts)
+        sentence = np.zeros((n, self.dimension), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * n
+        offsets: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        if n == 0:
+            return EncodedBatch(sentence, tokens, offsets)
+
+        encodings = self._tokenizer.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
+        order = sorted(range(n), key=lambda i: len(encodings[i].ids))
+        outputs = ["sentence_embedding", "token_embeddings"] if with_tokens else ["sentence_embedding"]
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                seq = encodings[i].ids
+                ids[row, : len(seq)] = seq
+                mask[row, : len(seq)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            with self._lock:  # an InferenceSession is thread-safe, but keep CPU use predictable
+                result = self._session.run(outputs, feeds)
+            for row, i in enumerate(idx):
+                sentence[i] = result[0][row]
+                if with_tokens:
+                    length = len(encodings[i].ids)
+                    tokens[i] = result[1][row, :length].astype(np.float32, copy=True)
+                    offsets[i] = list(encodings[i].offsets)
+        return EncodedBatch(sentence, tokens, offsets)
+
+
+_ENCODERS: dict[tuple[str, int, int], OnnxSentenceEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def get_encoder(model_dir: Path, num_threads: int = 0, max_length: Optional[int] = None) -> OnnxSentenceEncoder:
+    """One encoder per (folder, threads, length) and process; loaded on first use."""
+    key = (str(Path(model_dir).resolve()), int(num_threads), int(max_length or 0))
+    with _ENCODERS_LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            encoder = OnnxSentenceEncoder(Path(model_dir), num_threads=num_threads, max_length=max_length)
+            _ENCODERS[key] = encoder
+        return encoder
+
+
+def align_to_tokens(
+    wordpiece_vectors: np.ndarray,
+    wordpiece_offsets: Sequence[tuple[int, int]],
+    token_spans: Sequence[tuple[int, int]],
+) -> np.ndarray:
+    """Mean of the word-piece vectors overlapping each Rasa token's character span.
+
+    Tokens with no overlapping word piece (e.g. cut off by truncation) get zeros, which
+    Rasa treats as "no information".
+    """
+    dim = wordpiece_vectors.shape[1] if wordpiece_vectors.ndim == 2 else 0
+    out = np.zeros((len(token_spans), dim), dtype=np.float32)
+    if not len(token_spans) or not len(wordpiece_offsets):
+        return out
+    offs = np.asarray(wordpiece_offsets, dtype=np.int64).reshape(-1, 2)
+    real = offs[:, 1] > offs[:, 0]  # special tokens have (0, 0)
+    spans = np.asarray(token_spans, dtype=np.int64).reshape(-1, 2)
+    overlap = (offs[None, :, 0] < spans[:, None, 1]) & (offs[None, :, 1] > spans[:, None, 0]) & real[None, :]
+    counts = overlap.sum(axis=1, keepdims=True)
+    weights = overlap.astype(np.float32) / np.maximum(counts, 1)
+    return weights @ wordpiece_vectors

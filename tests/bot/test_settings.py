@@ -1,0 +1,83 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bot.settings import PROJECT_ROOT, get_settings, load_settings
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in (
+        "DATABASE_URL",
+        "CONCIERGE_IDENTITY_SECRET",
+        "CONCIERGE_ENCODER",
+        "CONCIERGE_FAQ_PATH",
+        "CONCIERGE_MODELS_DIR",
+        "CONCIERGE_REFUND_WINDOW_DAYS",
+        "CONCIERGE_TOKEN_TTL_S",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CONCIERGE_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield tmp_path / "var"
+    get_settings.cache_clear()
+
+
+def test_defaults(clean_env):
+    s = get_settings()
+    assert s.project_root == PROJECT_ROOT == Path(__file__).resolve().parents[2]
+    assert s.var_dir == clean_env.resolve()
+    assert s.database_url == f"sqlite:///{clean_env.resolve() / 'concierge.db'}"
+    assert s.faq_path == PROJECT_ROOT / "bot" / "content" / "faq.yml"
+    assert s.models_dir == clean_env.resolve() / "models"
+    assert s.encoder == ""
+    assert s.refund_window_days == 30
+    assert s.token_ttl_s > 0
+
+
+def test_cached_until_cleared(clean_env, monkeypatch):
+    first = get_settings()
+    assert get_settings() is first
+    monkeypatch.setenv("CONCIERGE_ENCODER", "/models/encoder")
+    assert get_settings().encoder == ""
+    get_settings.cache_clear()
+    assert get_settings().encoder == "/models/encoder"
+
+
+def test_identity_key_created_once_with_0600(clean_env):
+    s1 = load_settings()
+    key = clean_env / "identity.key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert len(s1.identity_secret) >= 32
+    assert load_settings().identity_secret == s1.identity_secret
+
+
+def test_identity_secret_from_env(clean_env, monkeypatch):
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "s3cr3t-value")
+    assert load_settings().identity_secret == "s3cr3t-value"
+    assert not (clean_env / "identity.key").exists()
+
+
+def test_repr_hides_secrets(clean_env, monkeypatch):
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "s3cr3t-value")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://app:hunter2@db.example:5432/shop")
+    s = load_settings()
+    text = repr(s) + str(s)
+    assert "s3cr3t-value" not in text
+    assert "hunter2" not in text
+    assert "db.example" in text
+
+
+def test_frozen(clean_env):
+    with pytest.raises(AttributeError):
+        get_settings().refund_window_days = 1
+
+
+def test_bad_int_env(clean_env, monkeypatch):
+    monkeypatch.setenv("CONCIERGE_REFUND_WINDOW_DAYS", "thirty")
+    with pytest.raises(ValueError, match="CONCIERGE_REFUND_WINDOW_DAYS"):
+        load_settings()
+    monkeypatch.setenv("CONCIERGE_REFUND_WINDOW_DAYS", "14")
+    assert load_settings().refund_window_days == 14
