@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Production profile on one machine: PostgreSQL (customer DB + tracker store), Redis lock store,
+# RabbitMQ event broker, one action server and RASA_REPLICAS Rasa servers on consecutive ports.
+# Put a load balancer of your choice in front of the replicas. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
+: "${DATABASE_URL:=postgresql+psycopg2://root@127.0.0.1:5432/test}"
+: "${TRACKER_DB_HOST:=127.0.0.1}" "${TRACKER_DB_PORT:=5432}" "${TRACKER_DB_NAME:=test}"
+: "${TRACKER_DB_USER:=root}" "${TRACKER_DB_PASSWORD:=}"
+: "${REDIS_HOST:=127.0.0.1}" "${REDIS_PORT:=6379}" "${REDIS_DB:=1}"
+: "${RABBITMQ_HOST:=127.0.0.1}" "${RABBITMQ_PORT:=5672}" "${RABBITMQ_USER:=guest}" "${RABBITMQ_PASSWORD:=guest}"
+: "${RABBITMQ_QUEUE:=concierge_events}"
+: "${RASA_REPLICAS:=2}" "${RASA_PORT:=5005}" "${ACTION_PORT:=5055}"
+export DATABASE_URL TRACKER_DB_HOST TRACKER_DB_PORT TRACKER_DB_NAME TRACKER_DB_USER TRACKER_DB_PASSWORD \
+       REDIS_HOST REDIS_PORT REDIS_DB RABBITMQ_HOST RABBITMQ_PORT RABBITMQ_USER RABBITMQ_PASSWORD RABBITMQ_QUEUE
+export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
+MODEL="${MODEL:-models/concierge.tar.gz}"
+mkdir -p var/logs
+
+.venv/bin/python -m bot.db.migrate
+.venv/bin/python -m bot.seed --if-empty
+
+pids=()
+cleanup() { trap - INT TERM EXIT; for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait || true; }
+trap cleanup INT TERM EXIT
+.venv/bin/python -m bot.action_server --port "$ACTION_PORT" >var/logs/actions.log 2>&1 &
+pids+=($!)
+for i in $(seq 0 $((RASA_REPLICAS - 1))); do
+  port=$((RASA_PORT + i))
+  .venv-rasa/bin/rasa run -m "$MODEL" --port "$port" --endpoints deploy/production/endpoints.yml \
+    --credentials credentials.yml --cors "*" >"var/logs/rasa-$port.log" 2>&1 &
+  pids+=($!)
+  echo "Rasa replica on http://localhost:${port}"
+done
+echo "Action server on http://localhost:${ACTION_PORT}. Logs in var/logs/. Ctrl-C stops everything."
+wait -n "${pids[@]}"
