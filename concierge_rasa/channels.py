@@ -9,10 +9,12 @@ request, cap the text, and guarantee a polite reply on every turn.
 from __future__ import annotations
 
 import logging
+import os
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
+from aiohttp import ClientSession, ClientTimeout
 from rasa.core.channels.channel import (
     CollectingOutputChannel,
     InputChannel,
@@ -65,12 +67,49 @@ def clean_metadata(metadata: Any) -> dict[str, Any]:
     return out
 
 
+UPSET_OFFER = (
+    "I'm sorry this has been so frustrating. Would you like me to pass this conversation to a member "
+    "of our team? Just say \"human\" and I'll hand it over."
+)
+
+
+def crm_url() -> Optional[str]:
+    """Base URL of the action server's CRM routes (CONCIERGE_CRM_URL, else next to the actions)."""
+    url = os.environ.get("CONCIERGE_CRM_URL")
+    if not url:
+        actions = os.environ.get("ACTION_ENDPOINT_URL", "")
+        if not actions.endswith("/webhook"):
+            return None
+        url = actions[: -len("/webhook")] + "/concierge"
+    return url.rstrip("/")
+
+
+async def crm_post(path: str, payload: dict[str, Any], timeout: float = 2.0) -> Optional[dict[str, Any]]:
+    """Best effort: the conversation goes on whatever happens to the CRM call."""
+    base = crm_url()
+    if not base:
+        return None
+    try:
+        async with (
+            ClientSession(timeout=ClientTimeout(total=timeout)) as session,
+            session.post(f"{base}/{path}", json=payload) as resp,
+        ):
+            if resp.status != 200:
+                return None
+            data = await resp.json()
+            return data if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001
+        logger.debug("CRM call %s failed", path, exc_info=True)
+        return None
+
+
 class CountingOutputChannel(OutputChannel):
-    """Forwards everything to the real channel and counts what was sent."""
+    """Forwards everything to the real channel and keeps the texts that were sent."""
 
     def __init__(self, inner: OutputChannel) -> None:
         self.inner = inner
         self.count = 0
+        self.texts: list = []
 
     @classmethod
     def name(cls) -> str:  # pragma: no cover - the inner channel's name matters
@@ -80,6 +119,9 @@ class CountingOutputChannel(OutputChannel):
         self.count += 1
         await self.inner.send_response(recipient_id, message)
 
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
+
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
 
@@ -87,22 +129,32 @@ class CountingOutputChannel(OutputChannel):
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
 ) -> Callable[[UserMessage], Awaitable[None]]:
-    """Cleans the message and makes sure every turn ends with at least one reply."""
+    """Cleans the message, scores its sentiment through the CRM, and makes sure every turn
+    ends with at least one reply (plus an offer of a human when the customer is upset)."""
 
     async def handler(message: UserMessage) -> None:
         message.text = clean_text(message.text)
         message.metadata = clean_metadata(message.metadata)
+        mood = await crm_post(
+            "user-message", {"sender": message.sender_id, "text": message.text, "metadata": message.metadata}
+        )
+        if mood and mood.get("sentiment"):
+            message.metadata["sentiment"] = mood["sentiment"]  # visible to actions and the tracker
         counter = CountingOutputChannel(message.output_channel)
         message.output_channel = counter
         try:
             await on_new_message(message)
         except Exception:  # noqa: BLE001 - the customer must still get an answer
             logger.exception("Handling a message failed (sender %s)", message.sender_id)
-        if counter.count == 0:
-            try:
-                await counter.inner.send_text_message(message.sender_id, APOLOGY)
-            except Exception:  # noqa: BLE001
-                logger.exception("Could not send the apology to %s", message.sender_id)
+        try:
+            if counter.count == 0:
+                await counter.send_text_message(message.sender_id, APOLOGY)
+            if mood and mood.get("offer_human") and not any("human" in t.lower() for t in counter.texts):
+                await counter.send_text_message(message.sender_id, UPSET_OFFER)
+        except Exception:  # noqa: BLE001
+            logger.exception("Could not send the closing message to %s", message.sender_id)
+        if counter.texts:
+            await crm_post("bot-messages", {"sender": message.sender_id, "texts": counter.texts})
 
     return handler
 
