@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -73,46 +74,37 @@ def rasa_env(**extra: str) -> dict[str, str]:
 def train_stock(workdir: Path) -> Path:
     log("training the stock `rasa init` bot (DIET and TED at their default epochs)...")
     t0 = time.monotonic()
-    subprocess.run([str(RASA), "init", "--no-prompt", "--init-dir", str(workdir)], cwd=workdir,
-                   env=rasa_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    subprocess.run(
+        [str(RASA), "init", "--no-prompt", "--init-dir", str(workdir)],
+        cwd=workdir,
+        env=rasa_env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     model = max((workdir / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
     log(f"stock bot trained in {time.monotonic() - t0:.0f}s")
     return model
 
 
-def drive(url: str, script: list[str], turns: int, concurrency: int, label: str) -> dict:
-    """Sends `turns` messages as conversations of `script`, `concurrency` at a time."""
-    conversations = -(-turns // len(script))
-    latencies: list[float] = []
-    errors = 0
-
-    def one(i: int) -> tuple[list[float], int]:
-        sender, lat, err = f"bench-{label}-{uuid.uuid4().hex[:8]}", [], 0
-        session = requests.Session()
-        for text in script:
-            t0 = time.perf_counter()
-            try:
-                resp = session.post(url, json={"sender": sender, "message": text}, timeout=60)
-                if resp.status_code != 200 or not resp.json():
-                    err += 1
-            except requests.RequestException:
+def conversation(url: str, script: list[str], label: str) -> tuple[list[float], int]:
+    """One scripted conversation; returns per-turn latencies (ms) and the number of errors."""
+    sender, lat, err = f"bench-{label}-{uuid.uuid4().hex[:8]}", [], 0
+    session = requests.Session()
+    for text in script:
+        t0 = time.perf_counter()
+        try:
+            resp = session.post(url, json={"sender": sender, "message": text}, timeout=60)
+            if resp.status_code != 200 or not resp.json():
                 err += 1
-            lat.append((time.perf_counter() - t0) * 1000)
-        return lat, err
+        except requests.RequestException:
+            err += 1
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat, err
 
-    # warm-up conversation (model and caches), not measured
-    one(-1)
-    t_start = time.perf_counter()
-    done = 0
-    with ThreadPoolExecutor(concurrency) as pool:
-        for lat, err in pool.map(one, range(conversations)):
-            latencies += lat
-            errors += err
-            done += 1
-            if done % max(1, conversations // 5) == 0:
-                log(f"{label}: {done}/{conversations} conversations")
-    elapsed = time.perf_counter() - t_start
-    latencies.sort()
+
+def summarise(latencies: list[float], errors: int, elapsed: float) -> dict:
+    latencies = sorted(latencies)
     q = statistics.quantiles(latencies, n=100)
     return {
         "turns": len(latencies),
@@ -122,6 +114,28 @@ def drive(url: str, script: list[str], turns: int, concurrency: int, label: str)
         "max_ms": round(latencies[-1], 1),
         "turns_per_s": round(len(latencies) / elapsed, 1),
     }
+
+
+def drive_interleaved(
+    targets: dict[str, tuple[str, list[str]]], turns: int, concurrency: int, rounds: int = 6
+) -> dict[str, dict]:
+    """Alternates the bots in rounds so both see the same background load on the machine."""
+    per_round = {name: max(1, -(-turns // len(script) // rounds)) for name, (_, script) in targets.items()}
+    lat = {name: [] for name in targets}
+    errs = dict.fromkeys(targets, 0)
+    busy = dict.fromkeys(targets, 0.0)
+    for name, (url, script) in targets.items():  # warm-up, not measured
+        conversation(url, script, name)
+    with ThreadPoolExecutor(concurrency) as pool:
+        for r in range(rounds):
+            for name, (url, script) in targets.items():
+                t0 = time.perf_counter()
+                for latencies, e in pool.map(partial(conversation, url, script), [name] * per_round[name]):
+                    lat[name] += latencies
+                    errs[name] += e
+                busy[name] += time.perf_counter() - t0
+            log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {len(v)} turns" for n, v in lat.items()))
+    return {name: summarise(lat[name], errs[name], busy[name]) for name in targets}
 
 
 def main() -> None:
@@ -147,27 +161,62 @@ def main() -> None:
             db_url = f"sqlite:///{tmp / 'concierge.db'}"
             seed(db_url, progress=None)
             sp, cp, ap = free_port(), free_port(), free_port()
-            env = rasa_env(DATABASE_URL=db_url, CONCIERGE_VAR_DIR=str(tmp), PYTHONPATH=str(ROOT),
-                           ACTION_ENDPOINT_URL=f"http://127.0.0.1:{ap}/webhook")
+            env = rasa_env(
+                DATABASE_URL=db_url,
+                CONCIERGE_VAR_DIR=str(tmp),
+                PYTHONPATH=str(ROOT),
+                ACTION_ENDPOINT_URL=f"http://127.0.0.1:{ap}/webhook",
+            )
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
-            procs.append(subprocess.Popen([str(RASA), "run", "-m", str(stock_model), "--port", str(sp),
-                                           "-i", "127.0.0.1"], cwd=stock_dir, env=rasa_env(), **quiet))
-            procs.append(subprocess.Popen([sys.executable, "-m", "bot.action_server", "--port", str(ap)],
-                                          cwd=ROOT, env=env, **quiet))
-            procs.append(subprocess.Popen([str(RASA), "run", "-m", args.model, "--port", str(cp), "-i", "127.0.0.1",
-                                           "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
-                                          cwd=ROOT, env=env, **quiet))
+            procs.append(
+                subprocess.Popen(
+                    [str(RASA), "run", "-m", str(stock_model), "--port", str(sp), "-i", "127.0.0.1"],
+                    cwd=stock_dir,
+                    env=rasa_env(),
+                    **quiet,
+                )
+            )
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bot.action_server", "--port", str(ap)], cwd=ROOT, env=env, **quiet
+                )
+            )
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(RASA),
+                        "run",
+                        "-m",
+                        args.model,
+                        "--port",
+                        str(cp),
+                        "-i",
+                        "127.0.0.1",
+                        "--endpoints",
+                        "endpoints.yml",
+                        "--credentials",
+                        "credentials.yml",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    **quiet,
+                )
+            )
             log("starting both assistants...")
             wait_up(f"http://127.0.0.1:{sp}/", procs[0])
             wait_up(f"http://127.0.0.1:{ap}/health", procs[1])
             wait_up(f"http://127.0.0.1:{cp}/", procs[2])
 
-            log(f"stock bot: {args.turns} turns, {args.concurrency} concurrent conversations")
-            stock = drive(f"http://127.0.0.1:{sp}/webhooks/rest/webhook", STOCK_SCRIPT, args.turns,
-                          args.concurrency, "stock")
-            log(f"Concierge: {args.turns} turns, {args.concurrency} concurrent conversations")
-            concierge = drive(f"http://127.0.0.1:{cp}/webhooks/rest/webhook", CONCIERGE_SCRIPT, args.turns,
-                              args.concurrency, "concierge")
+            log(f"{args.turns} turns per bot, {args.concurrency} concurrent conversations, bots alternating")
+            results = drive_interleaved(
+                {
+                    "stock": (f"http://127.0.0.1:{sp}/webhooks/rest/webhook", STOCK_SCRIPT),
+                    "concierge": (f"http://127.0.0.1:{cp}/webhooks/rest/webhook", CONCIERGE_SCRIPT),
+                },
+                args.turns,
+                args.concurrency,
+            )
+            stock, concierge = results["stock"], results["concierge"]
         finally:
             for p in procs:
                 p.terminate()
@@ -181,11 +230,23 @@ def main() -> None:
     print()
     print(f"{'':12}{'turns':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'turns/s':>9}")
     for name, r in (("stock rasa", stock), ("Concierge", concierge)):
-        print(f"{name:12}{r['turns']:>7}{r['errors']:>8}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['max_ms']:>9}"
-              f"{r['turns_per_s']:>9}")
+        print(
+            f"{name:12}{r['turns']:>7}{r['errors']:>8}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['max_ms']:>9}"
+            f"{r['turns_per_s']:>9}"
+        )
     print(f"p50 ratio Concierge/stock: {ratio} (target <= 1.3)")
-    print(json.dumps({"benchmark": "latency", "stock": stock, "concierge": concierge, "p50_ratio": ratio,
-                      "target_p50_ratio": 1.3, "concurrency": args.concurrency}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "latency",
+                "stock": stock,
+                "concierge": concierge,
+                "p50_ratio": ratio,
+                "target_p50_ratio": 1.3,
+                "concurrency": args.concurrency,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ request, cap the text, and guarantee a polite reply on every turn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import unicodedata
@@ -126,6 +127,9 @@ class CountingOutputChannel(OutputChannel):
         return getattr(self.inner, item)
 
 
+_background: set = set()
+
+
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
 ) -> Callable[[UserMessage], Awaitable[None]]:
@@ -153,8 +157,12 @@ def guarded(
                 await counter.send_text_message(message.sender_id, UPSET_OFFER)
         except Exception:  # noqa: BLE001
             logger.exception("Could not send the closing message to %s", message.sender_id)
-        if counter.texts:
-            await crm_post("bot-messages", {"sender": message.sender_id, "texts": counter.texts})
+        if counter.texts:  # logged in the background: the customer does not wait for the CRM
+            task = asyncio.ensure_future(
+                crm_post("bot-messages", {"sender": message.sender_id, "texts": counter.texts})
+            )
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     return handler
 
