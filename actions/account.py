@@ -13,6 +13,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from bot.services import accounts as account_service
 from bot.services import faq
+from bot.services.errors import ServiceError
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 UNSUBSCRIBE_RE = re.compile(
@@ -79,7 +80,11 @@ class ActionChangeEmail(SafeAction):
         if confirmed is False:
             dispatcher.utter_message(text="Okay, your email stays as it is.")
             return reset
-        customer = await in_transaction(account_service.change_email, ident.customer_id, new_email)
+        try:
+            customer = await in_transaction(account_service.change_email, ident.customer_id, new_email)
+        except ServiceError as exc:  # e.g. email in use: clear the "yes" so it can't confirm the next email
+            dispatcher.utter_message(text=exc.message)
+            return reset
         dispatcher.utter_message(
             text=f"Done, {customer.name.split()[0]}: your account email is now {customer.email}. "
             "We'll send order updates there from now on."

@@ -222,9 +222,14 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         self, number: str, email: str, tracker: Tracker, dispatcher: CollectingDispatcher
     ) -> dict[str, Any]:
         email = email.strip()[:254]
-        customer_id = await in_transaction(identity_service.verify_order_email, number, email)
+        attempts = int(tracker.get_slot("verification_attempts") or 0)
+        # once locked, no more checks in this conversation: restarting the form must not allow more guesses
+        if attempts >= MAX_VERIFICATION_ATTEMPTS:
+            customer_id = None
+        else:
+            customer_id = await in_transaction(identity_service.verify_order_email, number, email)
         if customer_id is None:
-            attempts = int(tracker.get_slot("verification_attempts") or 0) + 1
+            attempts += 1
             if attempts >= MAX_VERIFICATION_ATTEMPTS:
                 dispatcher.utter_message(
                     text="I'm sorry, I couldn't verify that order with that email, so for your security I "

@@ -11,7 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from bot.services import orders as order_service
-from bot.services.errors import InvalidInput
+from bot.services.errors import InvalidInput, ServiceError
 
 ADDRESS_SLOTS = ("new_address", "address_confirm")
 
@@ -81,8 +81,12 @@ class ActionChangeAddress(SafeAction):
         if confirmed is False:
             dispatcher.utter_message(text="Okay, the shipping address stays as it was.")
             return reset
-        order = await in_transaction(
-            order_service.change_shipping_address, ident.customer_id, number, tracker.get_slot("new_address")
-        )
+        try:
+            order = await in_transaction(
+                order_service.change_shipping_address, ident.customer_id, number, tracker.get_slot("new_address")
+            )
+        except ServiceError as exc:  # refused now: clear the "yes" so it can't confirm a later request
+            dispatcher.utter_message(text=exc.message)
+            return reset
         dispatcher.utter_message(text=f"Done: order #{order.number} will now ship to {order.shipping_address}.")
         return reset

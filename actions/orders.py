@@ -11,6 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
 from bot.services import orders as order_service
+from bot.services.errors import ServiceError
 from bot.services.types import OrderSummary, format_money
 
 STATUS_TEXT = {
@@ -122,7 +123,11 @@ class ActionCancelOrder(SafeAction):
         if confirmed is False:
             dispatcher.utter_message(text=f"Okay, order #{number} stays as it is. Anything else I can do?")
             return reset
-        result = await in_transaction(order_service.cancel_order, ident.customer_id, number)
+        try:
+            result = await in_transaction(order_service.cancel_order, ident.customer_id, number)
+        except ServiceError as exc:  # refused now: clear the "yes" so it can't confirm a later request
+            dispatcher.utter_message(text=exc.message)
+            return reset
         text = f"Done: order #{result.order.number} is cancelled."
         if result.refund:
             text += (

@@ -29,7 +29,7 @@ class ActionAskOrderNumber(SafeAction):
         purpose = PURPOSE.get(form, "")
         dispatcher.utter_message(
             text=f"What's the order number {purpose}? It's the 6-digit number in your confirmation "
-            "email, for example 104233.".replace("  ", " ")
+            "email, for example 104233.".replace(" ?", "?")
         )
         return []
 

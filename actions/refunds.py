@@ -13,7 +13,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
 from bot.services import orders as order_service
 from bot.services import refunds as refund_service
-from bot.services.errors import NotAllowed
+from bot.services.errors import NotAllowed, ServiceError
 from bot.services.types import RefundInfo, format_money
 
 WHOLE_ORDER = "the whole order"
@@ -34,6 +34,13 @@ def _check_eligible(session: Any, customer_id: int, order_number: str, item: str
     if not verdict.eligible:
         raise NotAllowed(verdict.code, verdict.message)
     return verdict
+
+
+def _matched_item(session: Any, customer_id: int, order_number: str, item: str) -> str:
+    """Name of the order line the refund policy matched for `item`, so the confirmation shows it."""
+    _check_eligible(session, customer_id, order_number, item)
+    line = refund_service.match_item(order_service._load(session, customer_id, order_number), item)
+    return line.product.name if line is not None else item
 
 
 class ValidateRefundForm(OrderFormValidator):
@@ -64,14 +71,11 @@ class ValidateRefundForm(OrderFormValidator):
         if _WHOLE.search(text):
             return {"refund_item": WHOLE_ORDER}
         try:
-            await in_transaction(_check_eligible, ident.customer_id, number, text)
+            name = await in_transaction(_matched_item, ident.customer_id, number, text)
         except NotAllowed as exc:
             dispatcher.utter_message(text=exc.message)
             return {"refund_item": None}
-        order = await in_transaction(order_service.get_order, ident.customer_id, number)
-        wanted = text.lower()
-        match = next((line.name for line in order.items if wanted in line.name.lower()), None)
-        return {"refund_item": match or text}
+        return {"refund_item": name}
 
     async def validate_refund_reason(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -150,14 +154,18 @@ class ActionSubmitRefund(SafeAction):
             return reset
         kind = tracker.get_slot("refund_kind") or "refund"
         item = tracker.get_slot("refund_item")
-        refund = await in_transaction(
-            refund_service.request_refund,
-            ident.customer_id,
-            number,
-            kind,
-            None if item in (None, WHOLE_ORDER) else item,
-            tracker.get_slot("refund_reason") or "",
-        )
+        try:
+            refund = await in_transaction(
+                refund_service.request_refund,
+                ident.customer_id,
+                number,
+                kind,
+                None if item in (None, WHOLE_ORDER) else item,
+                tracker.get_slot("refund_reason") or "",
+            )
+        except ServiceError as exc:  # refused now: clear the "yes" so it can't confirm a later request
+            dispatcher.utter_message(text=exc.message)
+            return reset
         text = f"Your {kind} request {refund.number} for {format_money(refund.amount)} is submitted."
         if kind == "return":
             text += " We'll email you a prepaid return label within 24 hours; the refund follows once the item arrives."

@@ -158,7 +158,8 @@ class ValidateFeedbackForm(FormValidationAction):
     ) -> dict[str, Any]:
         text = str(value or "").strip().lower()[:100]
         match = re.search(r"\b([1-5])\b", text)
-        rating = int(match.group(1)) if match else next((n for w, n in RATING_WORDS.items() if w in text), None)
+        words = re.findall(r"[a-z]+", text)  # whole words: "one" in "honestly" or "none" is no rating
+        rating = int(match.group(1)) if match else next((n for w, n in RATING_WORDS.items() if w in words), None)
         if rating is None:
             dispatcher.utter_message(text="Please pick a number from 1 to 5.")
             return {"feedback_rating": None}

@@ -1,0 +1,163 @@
+"""actions/products.py: product questions and recommendations.
+
+The recommendation tests need ``bot.services.recommendations`` (being written separately); they
+are skipped with pytest.importorskip while that module is not importable.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from actions.products import ActionProductQuestion, ActionRecommend
+from bot.db.session import session_scope
+from bot.services import catalog, faq
+from bot.services import orders as order_service
+from tests.actions.conftest import (
+    ALICE,
+    BAD_INPUTS,
+    CARLA,
+    assert_polite,
+    make_tracker,
+    one_text,
+    slot_values,
+    token_for,
+)
+
+
+def ent(name: str, value) -> dict:  # noqa: ANN001
+    return {"entity": name, "value": value, "start": 0, "end": 1, "extractor": "RegexEntityExtractor"}
+
+
+# ---------------------------------------------------------------- product questions
+@pytest.mark.parametrize(("entity", "query"), [("product", "coffee grinder"), ("category", "cameras")])
+async def test_product_question_lists_matches(db_url, domain, dispatcher, entity, query):
+    tracker = make_tracker(
+        domain, text=f"tell me about {query}", intent="product_question", entities=[ent(entity, query)]
+    )
+    assert await ActionProductQuestion().run(dispatcher, tracker, domain) == []
+    with session_scope() as s:
+        expected = catalog.find_products(s, query, 3)
+    assert expected
+    text = one_text(dispatcher)
+    lines = text.splitlines()
+    assert lines[0] == "Here's what I found:"
+    assert len(lines) == 1 + len(expected)
+    for line, p in zip(lines[1:], expected, strict=True):
+        stock = "in stock" if p.stock > 0 else "currently out of stock"
+        assert line == f"- {p.name} ({p.category}), ${p.price:,.2f}, {stock}: {p.description}"
+
+
+async def test_product_entity_wins_over_category(db_url, domain, dispatcher):
+    tracker = make_tracker(domain, entities=[ent("category", "cameras"), ent("product", "tripod")])
+    await ActionProductQuestion().run(dispatcher, tracker, domain)
+    assert all("Tripod" in line for line in one_text(dispatcher).splitlines()[1:])
+
+
+@pytest.mark.parametrize(
+    "entities",
+    [[], [ent("product", "unicorn saddle")], [ent("product", 42)], [ent("product", "%")], [ent("category", "_")]],
+)
+async def test_product_question_without_a_match_gets_the_faq_answer(db_url, domain, dispatcher, entities):
+    tracker = make_tracker(domain, text="a product question", intent="product_question", entities=entities)
+    await ActionProductQuestion().run(dispatcher, tracker, domain)
+    assert one_text(dispatcher) == faq.answer("product_question")
+
+
+@pytest.mark.parametrize("value", BAD_INPUTS)
+async def test_product_question_bad_entity_is_polite(db_url, domain, dispatcher, value):
+    tracker = make_tracker(domain, text=value, entities=[ent("product", value)])
+    await ActionProductQuestion().run(dispatcher, tracker, domain)
+    assert_polite(one_text(dispatcher))
+
+
+# ---------------------------------------------------------------- recommendations
+@pytest.fixture
+def rec_service():  # noqa: ANN201
+    return pytest.importorskip("bot.services.recommendations")
+
+
+def rec_lines(dispatcher) -> tuple[str, list[str], list[dict]]:  # noqa: ANN001
+    (msg,) = dispatcher.messages
+    lines = msg["text"].splitlines()
+    return lines[0], lines[1:], msg.get("buttons") or []
+
+
+def check_buttons(lines: list[str], buttons: list[dict]) -> None:
+    assert len(buttons) == len(lines)
+    for line, button in zip(lines, buttons, strict=True):
+        assert button["payload"].startswith("/product_question{")
+        product = json.loads(button["payload"].removeprefix("/product_question"))["product"]
+        assert line.startswith(f"- {product}")
+        assert button["title"].startswith(product)
+
+
+async def test_recommend_in_a_category_for_a_customer(rec_service, db_url, domain, dispatcher):
+    tracker = make_tracker(
+        domain,
+        text="recommend some coffee",
+        intent="recommend_products",
+        entities=[ent("category", "coffee")],
+        token=token_for(ALICE),
+    )
+    events = await ActionRecommend().run(dispatcher, tracker, domain)
+    with session_scope() as s:
+        bought = catalog.purchased_product_ids(s, ALICE)
+        expected = catalog.best_sellers(s, "coffee", 5, bought)
+    intro, lines, buttons = rec_lines(dispatcher)
+    assert intro == "Here are a few things you might like:"
+    assert lines == [f"- {p.name}, ${p.price:,.2f} (popular in coffee)" for p in expected]
+    assert 3 <= len(lines) <= 5
+    assert not {p.id for p in expected} & bought
+    check_buttons(lines, buttons)
+    assert slot_values(events)["verified_customer_id"] == str(ALICE)
+
+
+async def test_recommend_anonymous_popular_picks(rec_service, db_url, domain, dispatcher):
+    tracker = make_tracker(domain, text="what do you recommend?", intent="recommend_products")
+    assert await ActionRecommend().run(dispatcher, tracker, domain) == []
+    intro, lines, buttons = rec_lines(dispatcher)
+    assert intro == "Here are some popular picks:"
+    assert 3 <= len(lines) <= 5
+    assert len(set(lines)) == len(lines)
+    assert all("$" in line and line.endswith(")") for line in lines)  # price and a reason
+    check_buttons(lines, buttons)
+
+
+async def test_recommend_similar_to_a_product(rec_service, db_url, domain, dispatcher):
+    tracker = make_tracker(
+        domain,
+        text="something like the Lumora X1 Mirrorless Camera",
+        intent="recommend_products",
+        entities=[ent("product", "Lumora X1 Mirrorless Camera")],
+    )
+    await ActionRecommend().run(dispatcher, tracker, domain)
+    _, lines, buttons = rec_lines(dispatcher)
+    assert 3 <= len(lines) <= 5
+    assert not any(line.startswith("- Lumora X1 Mirrorless Camera,") for line in lines)
+    check_buttons(lines, buttons)
+
+
+async def test_recommend_for_last_order(rec_service, db_url, domain, dispatcher):
+    tracker = make_tracker(
+        domain, text="what goes with my last order?", intent="recommend_products", token=token_for(CARLA)
+    )
+    await ActionRecommend().run(dispatcher, tracker, domain)
+    with session_scope() as s:
+        last = order_service.recent_orders(s, CARLA, 1)[0]
+    intro, lines, buttons = rec_lines(dispatcher)
+    assert intro == "Here are a few things you might like:"
+    assert 3 <= len(lines) <= 5
+    assert not any(line.startswith(f"- {item.name},") for item in last.items for line in lines)
+    check_buttons(lines, buttons)
+
+
+@pytest.mark.parametrize("value", BAD_INPUTS)
+async def test_recommend_bad_input_is_polite(rec_service, db_url, domain, dispatcher, value):
+    tracker = make_tracker(
+        domain, text=value, intent="recommend_products", entities=[ent("product", value), ent("category", value)]
+    )
+    await ActionRecommend().run(dispatcher, tracker, domain)
+    assert_polite(dispatcher.messages[0]["text"])
+    assert len(dispatcher.messages) == 1

@@ -1,0 +1,278 @@
+"""actions/support.py: human hand-over, complaints, fallback, task control, inform, feedback form."""
+
+from __future__ import annotations
+
+import pytest
+from rasa_sdk.events import SlotSet
+from sqlalchemy import select
+
+from actions.support import (
+    TASK_SLOTS,
+    ActionAskFeedbackComment,
+    ActionAskFeedbackRating,
+    ActionFallback,
+    ActionHandleInform,
+    ActionLogComplaint,
+    ActionRequestHuman,
+    ActionSaveFeedback,
+    ActionStopTask,
+    ValidateFeedbackForm,
+)
+from bot.db import models as m
+from bot.db.session import session_scope
+from bot.services import faq
+from tests.actions.conftest import (
+    ALICE,
+    BAD_INPUTS,
+    BOB,
+    assert_polite,
+    make_tracker,
+    one_text,
+    slot_values,
+    token_for,
+    user_event,
+)
+
+TASK_RESET = [SlotSet(name, None) for name in TASK_SLOTS]
+
+
+def tickets(conversation: str = "conv-test") -> list[m.SupportTicket]:
+    with session_scope() as s:
+        return list(
+            s.scalars(
+                select(m.SupportTicket)
+                .where(m.SupportTicket.conversation_id == conversation)
+                .order_by(m.SupportTicket.id)
+            )
+        )
+
+
+def feedback_rows(conversation: str = "conv-test") -> list[m.Feedback]:
+    with session_scope() as s:
+        return list(s.scalars(select(m.Feedback).where(m.Feedback.conversation_id == conversation)))
+
+
+# ---------------------------------------------------------------- human hand-over
+async def test_request_human_opens_a_high_priority_ticket(fresh_db_url, domain, dispatcher):
+    history = [user_event("my parcel never arrived", "track_order")]
+    tracker = make_tracker(
+        domain,
+        text="let me talk to a human",
+        intent="contact_human_agent",
+        token=token_for(ALICE),
+        history=history,
+        slots={"order_number": "190001"},
+    )
+    events = await ActionRequestHuman().run(dispatcher, tracker, domain)
+    assert events == TASK_RESET
+    (ticket,) = tickets()
+    assert (ticket.category, ticket.priority, ticket.status, ticket.customer_id) == ("handoff", "high", "open", ALICE)
+    assert ticket.subject == "Customer asked for a human agent"
+    assert ticket.description == "customer: my parcel never arrived\ncustomer: let me talk to a human"
+    assert ticket.number.startswith("TK-") and len(ticket.number) == 9
+    assert one_text(dispatcher) == (
+        f"I've asked our support team to take over this conversation (ticket {ticket.number}). "
+        f"{faq.answer('business_hours')}"
+    )
+
+
+async def test_request_human_anonymous(fresh_db_url, domain, dispatcher):
+    tracker = make_tracker(domain, text="human please", sender_id="anon-1")
+    await ActionRequestHuman().run(dispatcher, tracker, domain)
+    (ticket,) = tickets("anon-1")
+    assert ticket.customer_id is None
+
+
+async def test_request_human_forged_token_is_anonymous(fresh_db_url, domain, dispatcher):
+    from tests.actions.conftest import forged_token_for
+
+    tracker = make_tracker(domain, text="human", token=forged_token_for(BOB))
+    await ActionRequestHuman().run(dispatcher, tracker, domain)
+    assert tickets()[0].customer_id is None
+
+
+# ---------------------------------------------------------------- complaint
+async def test_complaint_is_logged(fresh_db_url, domain, dispatcher):
+    text = "Your courier threw my parcel over the fence and it broke"
+    tracker = make_tracker(domain, text=text, intent="complaint", token=token_for(BOB))
+    assert await ActionLogComplaint().run(dispatcher, tracker, domain) == []
+    (ticket,) = tickets()
+    assert (ticket.category, ticket.priority, ticket.subject, ticket.customer_id) == ("complaint", "high", text, BOB)
+    assert f"ticket {ticket.number}" in one_text(dispatcher)
+    assert one_text(dispatcher).startswith("I'm really sorry about this.")
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS)
+async def test_complaint_bad_input_is_polite_and_logged(fresh_db_url, domain, dispatcher, text):
+    await ActionLogComplaint().run(dispatcher, make_tracker(domain, text=text, intent="complaint"), domain)
+    (ticket,) = tickets()
+    assert 0 < len(ticket.subject) <= 120
+    assert len(ticket.description) <= 4000
+    assert "\x00" not in ticket.subject + ticket.description
+    assert_polite(one_text(dispatcher))
+
+
+# ---------------------------------------------------------------- fallback
+def fallback_tracker(domain, streak: int, before: str | None = "greet"):  # noqa: ANN001, ANN201
+    history = [user_event("hello", before)] if before else []
+    history += [user_event(f"blah {i}", "nlu_fallback", confidence=0.2) for i in range(streak - 1)]
+    return make_tracker(domain, text="blah now", intent="nlu_fallback", history=history)
+
+
+async def test_first_fallback_asks_to_rephrase(fresh_db_url, domain, dispatcher):
+    assert await ActionFallback().run(dispatcher, fallback_tracker(domain, 1), domain) == []
+    assert one_text(dispatcher).startswith("Sorry, I didn't quite get that. Could you say it another way?")
+    assert tickets() == []
+
+
+async def test_second_fallback_in_a_row_opens_a_ticket(fresh_db_url, domain, dispatcher):
+    await ActionFallback().run(dispatcher, fallback_tracker(domain, 2), domain)
+    (ticket,) = tickets()
+    assert (ticket.category, ticket.priority) == ("fallback", "normal")
+    assert ticket.subject == "Assistant could not understand the customer"
+    assert "customer: blah now" in ticket.description
+    assert f"(ticket {ticket.number})" in one_text(dispatcher)
+
+
+async def test_third_fallback_opens_no_second_ticket(fresh_db_url, domain, dispatcher):
+    await ActionFallback().run(dispatcher, fallback_tracker(domain, 3), domain)
+    assert tickets() == []
+    assert "A colleague from our support team will look at this conversation" in one_text(dispatcher)
+
+
+async def test_understood_message_resets_the_fallback_streak(fresh_db_url, domain, dispatcher):
+    history = [user_event("blah", "nlu_fallback"), user_event("where is my order", "track_order")]
+    tracker = make_tracker(domain, text="blah again", intent="nlu_fallback", history=history)
+    await ActionFallback().run(dispatcher, tracker, domain)
+    assert one_text(dispatcher).startswith("Sorry, I didn't quite get that.")
+    assert tickets() == []
+
+
+# ---------------------------------------------------------------- task control, inform
+async def test_stop_task_clears_task_slots(domain, dispatcher):
+    tracker = make_tracker(domain, text="stop", intent="stop", slots={"order_number": "190001", "cancel_confirm": True})
+    events = await ActionStopTask().run(dispatcher, tracker, domain)
+    assert events == TASK_RESET
+    assert slot_values(events)["cancel_confirm"] is None
+    assert one_text(dispatcher) == "No problem, I've stopped that. Is there anything else I can help with?"
+
+
+async def test_inform_with_order_number_offers_actions(domain, dispatcher):
+    tracker = make_tracker(
+        domain,
+        text="190002",
+        intent="inform",
+        slots={"order_number": "190002"},
+        entities=[{"entity": "order_number", "value": "190002", "start": 0, "end": 6}],
+    )
+    assert await ActionHandleInform().run(dispatcher, tracker, domain) == []
+    msg = dispatcher.messages[0]
+    assert msg["text"] == "What would you like to do with order 190002?"
+    assert [b["payload"] for b in msg["buttons"]] == ["/track_order", "/cancel_order", "/get_refund", "/get_invoice"]
+
+
+async def test_inform_without_order_number(domain, dispatcher):
+    tracker = make_tracker(domain, text="blue", intent="inform", slots={"order_number": "190002"})
+    await ActionHandleInform().run(dispatcher, tracker, domain)
+    assert one_text(dispatcher) == "Thanks! What would you like me to do with that?"
+    assert "buttons" not in dispatcher.messages[0] or not dispatcher.messages[0]["buttons"]
+
+
+# ---------------------------------------------------------------- feedback form
+def feedback_form(domain, requested, value, **kw):  # noqa: ANN001, ANN201
+    return make_tracker(domain, form="feedback_form", requested_slot=requested, candidates={requested: value}, **kw)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("5", "5"),
+        (" 1 ", "1"),
+        ("4/5", "4"),
+        ("I'd give it a 3", "3"),
+        ("five stars!", "5"),
+        ("Two.", "2"),
+        ("FOUR", "4"),
+        ("honestly, four", "4"),  # "one" inside "honestly" is not a rating
+        ("someone was helpful: three", "3"),
+    ],
+)
+async def test_feedback_rating_is_parsed(domain, dispatcher, value, expected):
+    events = await ValidateFeedbackForm().run(dispatcher, feedback_form(domain, "feedback_rating", value), domain)
+    assert slot_values(events) == {"feedback_rating": expected}
+    assert dispatcher.messages == []
+
+
+@pytest.mark.parametrize("value", ["10", "0", "great", "none", "done", "phone was fine", "", None, "6 stars"])
+async def test_feedback_rating_without_a_rating_is_asked_again(domain, dispatcher, value):
+    events = await ValidateFeedbackForm().run(dispatcher, feedback_form(domain, "feedback_rating", value), domain)
+    assert slot_values(events) == {"feedback_rating": None}
+    assert one_text(dispatcher) == "Please pick a number from 1 to 5."
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("  Quick   and\nfriendly ", "Quick and friendly"),
+        ("no", ""),
+        ("No thanks.", ""),
+        ("skip", ""),
+        ("x" * 3000, "x" * 2000),
+    ],
+)
+async def test_feedback_comment(domain, dispatcher, value, expected):
+    events = await ValidateFeedbackForm().run(dispatcher, feedback_form(domain, "feedback_comment", value), domain)
+    assert slot_values(events) == {"feedback_comment": expected}
+
+
+@pytest.mark.parametrize("value", BAD_INPUTS)
+async def test_feedback_form_bad_input_never_raises(domain, dispatcher, value):
+    for slot in ("feedback_rating", "feedback_comment"):
+        events = await ValidateFeedbackForm().run(dispatcher, feedback_form(domain, slot, value), domain)
+        assert slot in slot_values(events)
+    for text in [m_["text"] for m_ in dispatcher.messages]:
+        assert_polite(text)
+
+
+async def test_ask_feedback_questions(domain, dispatcher):
+    await ActionAskFeedbackRating().run(dispatcher, make_tracker(domain), domain)
+    await ActionAskFeedbackComment().run(dispatcher, make_tracker(domain), domain)
+    rating, comment = dispatcher.messages
+    assert "from 1 (poor) to 5 (excellent)" in rating["text"]
+    assert [b["payload"] for b in rating["buttons"]] == ["5", "4", "3", "2", "1"]
+    assert 'Type "no" to skip.' in comment["text"]
+
+
+async def test_save_good_feedback(fresh_db_url, domain, dispatcher):
+    tracker = make_tracker(
+        domain, token=token_for(ALICE), slots={"feedback_rating": "4", "feedback_comment": "Quick and friendly"}
+    )
+    events = await ActionSaveFeedback().run(dispatcher, tracker, domain)
+    assert events == [SlotSet("feedback_rating", None), SlotSet("feedback_comment", None)]
+    (row,) = feedback_rows()
+    assert (row.rating, row.comment, row.customer_id) == (4, "Quick and friendly", ALICE)
+    assert tickets() == []
+    assert one_text(dispatcher) == "Thank you for your feedback! It goes straight to our team."
+
+
+async def test_save_low_feedback_opens_a_ticket(fresh_db_url, domain, dispatcher):
+    tracker = make_tracker(domain, slots={"feedback_rating": "2", "feedback_comment": ""})
+    await ActionSaveFeedback().run(dispatcher, tracker, domain)
+    (row,) = feedback_rows()
+    assert (row.rating, row.comment, row.customer_id) == (2, "", None)
+    (ticket,) = tickets()
+    assert (ticket.category, ticket.priority, ticket.subject) == ("feedback", "high", "Low rating (2/5)")
+    assert f"(ticket {ticket.number})" in one_text(dispatcher)
+
+
+async def test_save_feedback_without_rating_saves_nothing(fresh_db_url, domain, dispatcher):
+    events = await ActionSaveFeedback().run(dispatcher, make_tracker(domain), domain)
+    assert events == [SlotSet("feedback_rating", None), SlotSet("feedback_comment", None)]
+    assert feedback_rows() == [] and dispatcher.messages == []
+
+
+async def test_save_feedback_with_garbage_rating_is_polite(fresh_db_url, domain, dispatcher):
+    tracker = make_tracker(domain, slots={"feedback_rating": "9"})
+    await ActionSaveFeedback().run(dispatcher, tracker, domain)
+    assert feedback_rows() == []
+    assert one_text(dispatcher) == "Please rate from 1 to 5."
