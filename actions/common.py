@@ -91,6 +91,16 @@ def resolve_identity(tracker: Tracker) -> Identity:
     return Identity(None)
 
 
+def previous_slot_value(tracker: Tracker, name: str) -> Any:
+    """The slot's value before the latest user message (ignores what this turn extracted)."""
+    events = tracker.events or []
+    last_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=len(events))
+    for event in reversed(events[:last_user]):
+        if event.get("event") == "slot" and event.get("name") == name:
+            return event.get("value")
+    return None
+
+
 def chat_verified(customer_id: int) -> list[EventType]:
     return [
         SlotSet("verified_customer_id", str(customer_id)),
@@ -194,6 +204,11 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        requested = tracker.get_slot("requested_slot")
+        previous = previous_slot_value(tracker, "order_number")
+        if requested and requested != "order_number" and previous:
+            # a 6-digit number inside another answer (a postcode, say) must not switch orders mid-task
+            return {"order_number": previous}
         number = normalize_order_number(value if isinstance(value, str) else str(value or ""))
         if not number:
             dispatcher.utter_message(

@@ -225,3 +225,19 @@ async def test_change_address_unverified_does_nothing(fresh_db_url, domain, disp
     assert await ActionChangeAddress().run(dispatcher, tracker, domain) == RESET
     assert dispatcher.messages == []
     assert shipping_address("190011")[0] == old_id
+
+
+async def test_postcode_that_looks_like_an_order_number_does_not_switch_orders(db_url, domain, dispatcher):
+    """'New Delhi 110001' also matches the order-number pattern: the order in hand must stay."""
+    from tests.actions.conftest import slot_event
+
+    tracker = address_form(
+        domain,
+        "new_address",
+        {"order_number": "110001", "new_address": "4 Park Street, New Delhi 110001"},
+        token=token_for(DAVID),
+        slots={"order_number": "190011"},
+        history=[slot_event("order_number", "190011")],
+    )
+    events = await ValidateAddressForm().run(dispatcher, tracker, domain)
+    assert slot_values(events)["order_number"] == "190011"
