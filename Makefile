@@ -17,6 +17,7 @@ DATA   ?= ../shared/data
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export ACTION_ENDPOINT_URL ?= http://127.0.0.1:$(ACTION_PORT)/webhook
 
 RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
@@ -90,9 +91,14 @@ validate: $(RVENV)/.installed
 test-rasa: $(RVENV)/.installed models
 	PYTHONPATH=$(ROOT) $(RPY) -m pytest -q tests/concierge_rasa
 
+# End-to-end: the user text of every story goes through the NLU, then the dialogue policies.
 test-stories: $(MODEL)
+	rm -rf var/test-results
 	$(RASA) test core --stories tests/stories --model $(MODEL) --endpoints endpoints.yml \
-	    --out var/test-results --fail-on-prediction-errors
+	    --out var/test-results --e2e --no-plot
+	@grep -q "None of the test stories failed" var/test-results/failed_test_stories.yml || \
+	  { cat var/test-results/failed_test_stories.yml; echo "FAILED: some test stories failed (above)"; exit 1; }
+	@echo "all test stories passed"
 
 test-unit: $(VENV)/.installed models
 	$(PY) -m pytest -q --ignore=tests/concierge_rasa
