@@ -35,7 +35,7 @@ if [ "${1:-}" = "--shell" ]; then
 fi
 
 echo "==> starting Rasa server on :${RASA_PORT}"
-.venv-rasa/bin/rasa run -m "$MODEL" --port "$RASA_PORT" --endpoints endpoints.yml \
+.venv-rasa/bin/rasa run -m "$MODEL" -i "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" --endpoints endpoints.yml \
   --credentials credentials.yml --cors "*" --log-file var/logs/rasa.log &
 pids+=($!)
 for _ in $(seq 1 240); do
