@@ -163,7 +163,6 @@ def main() -> None:
             sp, cp, ap = free_port(), free_port(), free_port()
             env = rasa_env(
                 DATABASE_URL=db_url,
-                CONCIERGE_VAR_DIR=str(tmp),
                 PYTHONPATH=str(ROOT),
                 ACTION_ENDPOINT_URL=f"http://127.0.0.1:{ap}/webhook",
             )

@@ -82,7 +82,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         **os.environ,
         "DATABASE_URL": db_url,
         "CONCIERGE_IDENTITY_SECRET": SECRET,
-        "CONCIERGE_VAR_DIR": str(tmp),
         "PYTHONPATH": str(ROOT),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -62,33 +62,66 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
-        "CONCIERGE_VAR_DIR": str(tmp),
         "CONCIERGE_IDENTITY_SECRET": "prod-test-secret",
         "PYTHONPATH": str(ROOT),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "TRACKER_DB_HOST": PG[0], "TRACKER_DB_PORT": str(PG[1]), "TRACKER_DB_NAME": dbname,
-        "TRACKER_DB_USER": "root", "TRACKER_DB_PASSWORD": "",
-        "REDIS_HOST": REDIS[0], "REDIS_PORT": str(REDIS[1]), "REDIS_DB": "3",
-        "RABBITMQ_HOST": RABBIT[0], "RABBITMQ_PORT": str(RABBIT[1]), "RABBITMQ_USER": "guest",
-        "RABBITMQ_PASSWORD": "guest", "RABBITMQ_QUEUE": queue,
-        "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "TRACKER_DB_HOST": PG[0],
+        "TRACKER_DB_PORT": str(PG[1]),
+        "TRACKER_DB_NAME": dbname,
+        "TRACKER_DB_USER": "root",
+        "TRACKER_DB_PASSWORD": "",
+        "REDIS_HOST": REDIS[0],
+        "REDIS_PORT": str(REDIS[1]),
+        "REDIS_DB": "3",
+        "RABBITMQ_HOST": RABBIT[0],
+        "RABBITMQ_PORT": str(RABBIT[1]),
+        "RABBITMQ_USER": "guest",
+        "RABBITMQ_PASSWORD": "guest",
+        "RABBITMQ_QUEUE": queue,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     }
     procs: list[subprocess.Popen] = []
     logs = []
     try:
         log = tmp / "actions.log"
-        procs.append(subprocess.Popen([sys.executable, "-m", "bot.action_server", "--port", str(action_port)],
-                                      cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bot.action_server", "--port", str(action_port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         logs.append(log)
         for port in ports:
             log = tmp / f"rasa-{port}.log"
-            procs.append(subprocess.Popen(
-                [str(RASA), "run", "-m", str(MODEL), "--port", str(port), "-i", "127.0.0.1",
-                 "--endpoints", "deploy/production/endpoints.yml", "--credentials", "credentials.yml"],
-                cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(RASA),
+                        "run",
+                        "-m",
+                        str(MODEL),
+                        "--port",
+                        str(port),
+                        "-i",
+                        "127.0.0.1",
+                        "--endpoints",
+                        "deploy/production/endpoints.yml",
+                        "--credentials",
+                        "credentials.yml",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log.open("w"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
             logs.append(log)
         wait_for(f"http://127.0.0.1:{action_port}/health", procs[0], logs[0], 120)
-        for proc, log, port in zip(procs[1:], logs[1:], ports):
+        for proc, log, port in zip(procs[1:], logs[1:], ports, strict=True):
             wait_for(f"http://127.0.0.1:{port}/webhooks/rest/", proc, log, 300)
         yield {"ports": ports, "queue": queue, "dbname": dbname, "db_url": db_url}
     finally:
@@ -114,13 +147,14 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             conn = pika.BlockingConnection(pika.ConnectionParameters(RABBIT[0], RABBIT[1]))
             conn.channel().queue_delete(queue=queue)
             conn.close()
-        except Exception:  # noqa: BLE001 - best-effort clean-up
+        except Exception:  # noqa: BLE001, S110 - best-effort clean-up
             pass
 
 
 def say(port: int, sender: str, text: str) -> str:
-    resp = requests.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-                         json={"sender": sender, "message": text}, timeout=60)
+    resp = requests.post(
+        f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+    )
     resp.raise_for_status()
     return "\n".join(m.get("text", "") for m in resp.json())
 
