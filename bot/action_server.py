@@ -106,6 +106,17 @@ def create_concierge_app(action_executor: Any, **kwargs: Any) -> Any:
     return app
 
 
+def warm_up_models() -> None:
+    """Loads the embedded models before serving, so the first customer does not wait for them."""
+    try:
+        from bot.ml import serving
+
+        serving.analyze_sentiment("hello")
+        serving.get_recommender()
+    except Exception:  # noqa: BLE001 - missing models mean fallbacks, not a dead server
+        logger.exception("Could not load the embedded models; answering with fallbacks")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Concierge action server")
     parser.add_argument("--port", type=int, default=int(os.environ.get("ACTION_PORT", "5055")))
@@ -122,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     from bot.db.session import get_engine
 
     get_engine()  # fail fast on a bad DATABASE_URL, before the first customer message
+    warm_up_models()
     executor = ActionExecutor()
     executor.register_package("actions")
     loader = AppLoader(factory=partial(create_concierge_app, executor, cors_origins=[], endpoints=os.devnull))

@@ -118,6 +118,8 @@ class CountingOutputChannel(OutputChannel):
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         self.count += 1
+        if message.get("text"):
+            self.texts.append(str(message["text"]))
         await self.inner.send_response(recipient_id, message)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:

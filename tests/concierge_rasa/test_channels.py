@@ -91,3 +91,13 @@ def test_rasa_runtime_code_never_imports_bot() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n == "bot" or n.startswith(("bot.", "actions")) for n in names), path
+
+
+def test_counting_channel_keeps_the_texts_it_forwards() -> None:
+    out = CollectingOutputChannel()
+    counter = channels.CountingOutputChannel(out)
+    run(counter.send_text_message("s1", "first"))
+    run(counter.send_response("s1", {"text": "second", "buttons": []}))
+    run(counter.send_response("s1", {"image": "x.png"}))
+    assert counter.count == 3 and counter.texts == ["first", "second"]
+    assert [m.get("text") for m in out.messages] == ["first", "second", None]

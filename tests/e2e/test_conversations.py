@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -9,7 +10,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from bot.db.models import Customer, Order, Refund, SupportTicket
+from bot.db.models import Customer, Interaction, Order, Refund, SupportTicket
 from bot.services import refunds as refund_service
 from bot.services.identity import sign_token
 from tests.e2e.conftest import ROOT, SECRET, Servers
@@ -232,6 +233,35 @@ def test_malformed_requests_are_rejected_clearly(servers: Servers, body: bytes) 
     )
     assert resp.status_code == 400
     assert "error" in resp.json()
+
+
+def test_every_turn_is_logged_with_its_sentiment(servers: Servers, db) -> None:
+    me = new_sender()
+    servers.text(me, "thank you so much, you were super helpful!")
+    rows: list = []
+    for _ in range(50):  # the bot's replies are logged in the background, just after the answer
+        with Session(db) as s:
+            rows = s.execute(
+                select(Interaction.role, Interaction.sentiment_label).where(Interaction.conversation_id == me)
+            ).all()
+        if any(role == "bot" for role, _ in rows):
+            break
+        time.sleep(0.1)
+    assert ("user", "positive") in rows
+    assert any(role == "bot" for role, _ in rows)
+
+
+def test_upset_twice_in_a_row_is_offered_a_human(servers: Servers, db) -> None:
+    me = new_sender()
+    first = servers.text(me, "this is ridiculous, my parcel is two weeks late and nobody answers my emails")
+    assert "pass this conversation" not in first
+    second = servers.text(me, "honestly the worst shopping experience I've ever had, I'm furious")
+    assert "human" in second.lower()  # the offer, or a reply that already makes it
+    with Session(db) as s:
+        tickets = s.scalars(
+            select(SupportTicket.category).where(SupportTicket.conversation_id == me)
+        ).all()
+    assert "upset" in tickets
 
 
 def test_identity_slots_cannot_be_injected(servers: Servers) -> None:
