@@ -13,6 +13,7 @@ RPY    := $(RVENV)/bin/python
 # The Rasa runtime sees the repo root only to import the small `concierge_rasa` package.
 RASA   := PYTHONPATH=$(ROOT) TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1 $(RVENV)/bin/rasa
 MODEL  := models/concierge.tar.gz
+ONNX   := var/models/minilm-onnx/concierge_onnx.json
 DATA   ?= ../shared/data
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
@@ -60,16 +61,17 @@ seed: migrate
 	$(PY) -m bot.seed
 
 # ---------------------------------------------------------------- models
-models: $(VENV)/.installed
+# The sentence encoder for the Rasa runtime, exported once from the packaged all-MiniLM-L6-v2.
+$(ONNX): scripts/export_onnx.py | $(VENV)/.installed
 	$(PY) scripts/export_onnx.py
+
+models: $(VENV)/.installed $(ONNX) db
 	$(PY) -m bot.ml.train --if-missing
 
-train-models: $(VENV)/.installed db
-	$(PY) scripts/export_onnx.py
+train-models: $(VENV)/.installed $(ONNX) db
 	$(PY) -m bot.ml.train
 
-$(MODEL): $(RASA_SOURCES) | $(RVENV)/.installed
-	@$(MAKE) --no-print-directory models
+$(MODEL): $(RASA_SOURCES) $(ONNX) | $(RVENV)/.installed
 	$(RASA) train --data nlu_data --domain domain.yml --config config.yml --out models --fixed-model-name concierge
 
 train: $(MODEL)
@@ -88,7 +90,7 @@ lint: $(VENV)/.installed
 validate: $(RVENV)/.installed
 	$(RASA) data validate --data nlu_data --domain domain.yml --config config.yml --fail-on-warnings
 
-test-rasa: $(RVENV)/.installed models
+test-rasa: $(RVENV)/.installed $(ONNX)
 	PYTHONPATH=$(ROOT) $(RPY) -m pytest -q tests/concierge_rasa
 
 # End-to-end: the user text of every story goes through the NLU, then the dialogue policies.
@@ -103,7 +105,7 @@ test-stories: $(MODEL)
 test-unit: $(VENV)/.installed models
 	$(PY) -m pytest -q --ignore=tests/concierge_rasa
 
-test: setup lint validate $(MODEL)
+test: setup lint validate models $(MODEL)
 	@$(MAKE) --no-print-directory test-rasa test-stories test-unit
 
 # ---------------------------------------------------------------- benchmarks (not tests)

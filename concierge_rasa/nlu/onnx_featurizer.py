@@ -61,8 +61,8 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             **DenseFeaturizer.get_default_config(),
             # folder written by scripts/export_onnx.py; null = env var or var/models/minilm-onnx
             "model_path": None,
-            # onnxruntime intra-op threads (0 = onnxruntime's default, all cores)
-            "num_threads": 0,
+            # onnxruntime threads when parsing single messages (training batches use all cores)
+            "num_threads": 1,
             # texts per encoder call while training
             "batch_size": 64,
             # word pieces per message (null = value from the export config)
@@ -109,7 +109,7 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         if self._encoder is None:
             self._encoder = get_encoder(
                 self._model_dir,
-                num_threads=int(self._config.get("num_threads") or 0),
+                num_threads=int(self._config.get("num_threads") or 1),
                 max_length=self._config.get("max_length"),
             )
         return self._encoder

@@ -69,7 +69,6 @@ class OnnxSentenceEncoder:
     """all-MiniLM-L6-v2 as exported by ``scripts/export_onnx.py``."""
 
     def __init__(self, model_dir: Path, num_threads: int = 0, max_length: Optional[int] = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
@@ -82,15 +81,38 @@ class OnnxSentenceEncoder:
         self._tokenizer.enable_truncation(max_length=self.max_length)
         self._tokenizer.no_padding()
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._num_threads = int(num_threads)
+        self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._input_names = {i.name for i in self._session("single").get_inputs()}
+        # quantised models: encode one message per call (see encode); fp32: length-sorted batches
+        self.per_message = bool(self.config.get("quantized", False))
+        self.parallel = max(1, min(2, os.cpu_count() or 1))
+
+    def _session(self, kind: str):  # noqa: ANN202 - onnxruntime is imported lazily
+        """Two sessions: "single" (1 thread, no spinning: lowest latency on a busy 2-core box)
+        and "batch" (all cores, for featurizing training data)."""
+        with self._lock:
+            return self._session_locked(kind)
+
+    def _session_locked(self, kind: str):  # noqa: ANN202
+        session = self._sessions.get(kind)
+        if session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if kind == "single":
+                options.intra_op_num_threads = self._num_threads or 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            else:
+                options.intra_op_num_threads = 0
+            session = ort.InferenceSession(
+                str(self.model_dir / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self._sessions[kind] = session
+        return session
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, with_tokens: bool = True) -> EncodedBatch:
         """Embeds texts in length-sorted batches (less padding, faster on CPU)."""
@@ -102,6 +124,20 @@ class OnnxSentenceEncoder:
             return EncodedBatch(sentence, tokens, offsets)
 
         encodings = self._tokenizer.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
+        if self.per_message and n > 1:
+            # int8 dynamic quantisation scales activations per call, so a message encoded in a
+            # batch differs a little (cosine ~0.99) from the same message parsed alone. Encoding
+            # training data one message at a time (2 calls in parallel) keeps the classifier's
+            # training features identical to what it sees at parse time.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+                parts = list(pool.map(lambda t: self.encode([t], with_tokens=with_tokens), texts))
+            for i, part in enumerate(parts):
+                sentence[i] = part.sentence[0]
+                tokens[i], offsets[i] = part.tokens[0], part.offsets[0]
+            return EncodedBatch(sentence, tokens, offsets)
+
         order = sorted(range(n), key=lambda i: len(encodings[i].ids))
         outputs = ["sentence_embedding", "token_embeddings"] if with_tokens else ["sentence_embedding"]
         for start in range(0, n, batch_size):
@@ -116,8 +152,7 @@ class OnnxSentenceEncoder:
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            with self._lock:  # an InferenceSession is thread-safe, but keep CPU use predictable
-                result = self._session.run(outputs, feeds)
+            result = self._session("single" if n <= 4 else "batch").run(outputs, feeds)
             for row, i in enumerate(idx):
                 sentence[i] = result[0][row]
                 if with_tokens:

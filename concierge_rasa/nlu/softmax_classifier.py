@@ -1,0 +1,280 @@
+"""Fast intent classifier: softmax over dense (sentence encoder) + sparse (n-gram) features.
+
+Why: with MiniLM sentence embeddings from ``OnnxSentenceFeaturizer`` a linear softmax is as
+accurate as DIET, trains in seconds on 2 cores and parses in well under a millisecond. It
+sets Rasa's ``intent`` and ``intent_ranking`` so ``FallbackClassifier`` works unchanged.
+Weights go to Rasa's model storage as ``.npz`` + ``.json`` (no pickle).
+
+Usage in ``config.yml`` (after the featurizers)::
+
+    - name: concierge_rasa.nlu.softmax_classifier.SoftmaxIntentClassifier
+      epochs: 30
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Optional
+
+import numpy as np
+import scipy.sparse
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.featurizers.featurizer import Featurizer
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from concierge_rasa.nlu.softmax_model import SoftmaxConfig, SoftmaxModel
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "weights.npz"
+META_FILE = "meta.json"
+FORMAT_VERSION = 1
+
+
+def _l2_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def _sparse_rows_l2_log(matrix: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
+    """log(1 + count), then unit length per row: sublinear tf without idf (stable under new data)."""
+    m = matrix.tocsr().astype(np.float32, copy=True)
+    np.log1p(np.abs(m.data), out=m.data)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return scipy.sparse.diags(1.0 / norms).dot(m).tocsr().astype(np.float32)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
+    """Linear (optionally one hidden layer) softmax intent classifier."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        """Needs at least one featurizer before it."""
+        return [Featurizer]
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        """Python packages the component needs."""
+        return ["tensorflow", "scipy"]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Defaults; every key can be set in config.yml."""
+        return {
+            "epochs": 30,
+            # small data sets (the assistant's own ~3k examples) need more passes to become
+            # confident: train at least this many optimizer steps (epochs are raised to match)
+            "min_steps": 1500,
+            "batch_size": 64,
+            "learning_rate": 0.003,
+            "dropout": 0.2,
+            "hidden_units": 0,
+            "label_smoothing": 0.0,
+            "weight_decay": 0.0,
+            "random_seed": 42,
+            # names/aliases of the featurizers to use; empty = every featurizer
+            "featurizers": [],
+            # use sparse (CountVectors/Regex/...) sentence features beside the dense ones
+            "use_sparse": True,
+            # scale of the (unit length) sparse block relative to the dense block
+            "sparse_weight": 1.0,
+            "ranking_length": LABEL_RANKING_LENGTH,
+        }
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[SoftmaxModel] = None,
+        meta: Optional[dict[str, Any]] = None,
+    ) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self.model = model
+        self.meta: dict[str, Any] = meta or {}
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SoftmaxIntentClassifier:
+        """Creates an untrained component."""
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Rejects nonsensical values early."""
+        merged = {**cls.get_default_config(), **config}
+        if int(merged["epochs"]) < 1 or int(merged["batch_size"]) < 1:
+            raise InvalidConfigException("SoftmaxIntentClassifier: epochs and batch_size must be >= 1.")
+        if not 0.0 <= float(merged["dropout"]) < 1.0:
+            raise InvalidConfigException("SoftmaxIntentClassifier: dropout must be in [0, 1).")
+
+    # ------------------------------------------------------------------ features
+    def _blocks(self, message: Message) -> tuple[dict[str, np.ndarray], dict[str, scipy.sparse.spmatrix]]:
+        """Sentence features of TEXT per featurizer (origin), dense and sparse apart."""
+        wanted = set(self.config.get("featurizers") or [])
+        dense: dict[str, np.ndarray] = {}
+        sparse: dict[str, scipy.sparse.spmatrix] = {}
+        for feat in message.features:
+            if feat.attribute != TEXT or feat.type != FEATURE_TYPE_SENTENCE:
+                continue
+            origins = feat.origin if isinstance(feat.origin, list) else [feat.origin]
+            if wanted and not wanted.intersection(origins):
+                continue
+            key = "+".join(str(o) for o in origins)
+            if feat.is_sparse():
+                if self.config["use_sparse"]:
+                    sparse[key] = feat.features
+            else:
+                dense[key] = np.asarray(feat.features, dtype=np.float32).reshape(1, -1)
+        return dense, sparse
+
+    def _matrices(
+        self, messages: list[Message], layout: dict[str, dict[str, int]]
+    ) -> tuple[Optional[np.ndarray], Optional[scipy.sparse.csr_matrix], np.ndarray]:
+        """Stacks features into [n, dense_dim] and [n, sparse_dim]; also a has-features mask."""
+        n = len(messages)
+        dense_layout, sparse_layout = layout["dense"], layout["sparse"]
+        d_dim, s_dim = sum(dense_layout.values()), sum(sparse_layout.values())
+        dense = np.zeros((n, d_dim), dtype=np.float32) if d_dim else None
+        sparse_rows: dict[str, list[scipy.sparse.spmatrix]] = {k: [] for k in sparse_layout}
+        present = np.zeros(n, dtype=bool)
+        for i, message in enumerate(messages):
+            d, s = self._blocks(message)
+            present[i] = bool(d) or any(m.nnz for m in s.values())
+            offset = 0
+            for key, size in dense_layout.items():
+                if key in d and d[key].shape[1] == size:
+                    dense[i, offset : offset + size] = _l2_rows(d[key])[0]
+                offset += size
+            for key, size in sparse_layout.items():
+                row = s.get(key)
+                if row is None or row.shape[1] != size:
+                    row = scipy.sparse.csr_matrix((1, size), dtype=np.float32)
+                sparse_rows[key].append(row)
+        sparse = None
+        if s_dim:
+            weight = float(self.config["sparse_weight"])
+            blocks = [_sparse_rows_l2_log(scipy.sparse.vstack(rows)) for rows in sparse_rows.values()]
+            sparse = (scipy.sparse.hstack(blocks).tocsr() * weight).astype(np.float32)
+        return dense, sparse, present
+
+    # ------------------------------------------------------------------ training
+    def train(self, training_data: TrainingData) -> Resource:
+        """Trains on the intent examples and persists the weights."""
+        examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
+        labels = sorted({e.get(INTENT) for e in examples})
+        if len(labels) < 2:
+            logger.warning("SoftmaxIntentClassifier needs at least two intents; skipping training.")
+            return self._resource
+        layout: dict[str, dict[str, int]] = {"dense": {}, "sparse": {}}
+        for e in examples:
+            d, s = self._blocks(e)
+            for key, value in d.items():
+                layout["dense"].setdefault(key, value.shape[1])
+            for key, value in s.items():
+                layout["sparse"].setdefault(key, value.shape[1])
+        layout = {kind: dict(sorted(blocks.items())) for kind, blocks in layout.items()}
+        if not layout["dense"] and not layout["sparse"]:
+            raise InvalidConfigException("SoftmaxIntentClassifier found no sentence features; add a featurizer.")
+        dense, sparse, _ = self._matrices(examples, layout)
+        index = {name: i for i, name in enumerate(labels)}
+        y = np.array([index[e.get(INTENT)] for e in examples], dtype=np.int32)
+        steps_per_epoch = max(1, -(-len(examples) // int(self.config["batch_size"])))
+        epochs = max(int(self.config["epochs"]), -(-int(self.config.get("min_steps") or 0) // steps_per_epoch))
+        cfg = SoftmaxConfig(
+            epochs=epochs,
+            batch_size=int(self.config["batch_size"]),
+            learning_rate=float(self.config["learning_rate"]),
+            dropout=float(self.config["dropout"]),
+            hidden_units=int(self.config["hidden_units"]),
+            label_smoothing=float(self.config["label_smoothing"]),
+            weight_decay=float(self.config["weight_decay"]),
+            random_seed=int(self.config["random_seed"]),
+        )
+        every = max(1, cfg.epochs // 5)
+
+        def progress(epoch: int, loss: float) -> None:
+            if epoch % every == 0 or epoch == cfg.epochs:
+                logger.info(f"SoftmaxIntentClassifier epoch {epoch}/{cfg.epochs}: loss {loss:.4f}")
+
+        logger.info(
+            f"SoftmaxIntentClassifier: {len(examples)} examples, {len(labels)} intents, "
+            f"dense {sum(layout['dense'].values())} + sparse {sum(layout['sparse'].values())} features"
+        )
+        self.model = SoftmaxModel.fit(dense, sparse, y, len(labels), cfg, progress=progress)
+        self.meta = {"format_version": FORMAT_VERSION, "labels": labels, "layout": layout}
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        """Writes weights (npz, no pickle) and metadata (json) to Rasa's model storage."""
+        if self.model is None:
+            return
+        with self._model_storage.write_to(self._resource) as model_dir:
+            np.savez(model_dir / WEIGHTS_FILE, **self.model.weights)
+            (model_dir / META_FILE).write_text(json.dumps(self.meta))
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> SoftmaxIntentClassifier:
+        """Loads the trained weights; an untrained component when there are none."""
+        try:
+            with model_storage.read_from(resource) as model_dir:
+                meta = json.loads((model_dir / META_FILE).read_text())
+                with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as data:
+                    weights = {k: data[k] for k in data.files}
+        except (ValueError, FileNotFoundError, OSError):
+            logger.debug(f"No trained weights for '{resource.name}'; intent classification is skipped.")
+            return cls(config, model_storage, resource)
+        return cls(config, model_storage, resource, SoftmaxModel(weights), meta)
+
+    # ------------------------------------------------------------------ inference
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Sets ``intent`` and ``intent_ranking`` on each message."""
+        if not messages:
+            return messages
+        if self.model is None or not self.meta:
+            for message in messages:
+                message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+            return messages
+        labels: list[str] = self.meta["labels"]
+        dense, sparse, present = self._matrices(messages, self.meta["layout"])
+        probs = self.model.predict_proba(dense, sparse)
+        length = int(self.config["ranking_length"] or 0)
+        for i, message in enumerate(messages):
+            if not present[i]:
+                message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+                continue
+            order = np.argsort(-probs[i])
+            if length > 0:
+                order = order[:length]
+            ranking = [{"name": labels[j], "confidence": float(probs[i, j])} for j in order]
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        return messages

@@ -1,0 +1,173 @@
+"""Real Rasa components on real messages: ONNX featurizer, softmax intent classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
+from concierge_rasa.nlu.onnx_runtime import EncoderMissingError, align_to_tokens, get_encoder
+from concierge_rasa.nlu.softmax_classifier import SoftmaxIntentClassifier
+
+
+def _featurizer(context, **config) -> OnnxSentenceFeaturizer:
+    return OnnxSentenceFeaturizer({**OnnxSentenceFeaturizer.get_default_config(), **config}, context)
+
+
+def _messages(tokenizer, texts: list[str]) -> list[Message]:
+    messages = [Message(data={TEXT: t}) for t in texts]
+    tokenizer.process(messages)
+    return messages
+
+
+def test_featurizer_shapes_and_unit_norm(encoder_dir, context, tokenizer):
+    texts = ["where is my order #104233 ?", "I want my money back", "hello there"]
+    messages = _featurizer(context).process(_messages(tokenizer, texts))
+    sentences = []
+    for message in messages:
+        seq, sent = message.get_dense_features(TEXT)
+        assert sent.features.shape == (1, 384)
+        assert seq.features.shape == (len(message.get("text_tokens")), 384)
+        assert np.linalg.norm(sent.features) == pytest.approx(1.0, abs=1e-4)
+        assert np.all(np.linalg.norm(seq.features, axis=1) > 0)
+        sentences.append(sent.features[0])
+    # meaning, not spelling: a paraphrase is closer than an unrelated sentence
+    para = _featurizer(context).process(_messages(tokenizer, ["I would like a refund please"]))[0]
+    p = para.get_dense_features(TEXT)[1].features[0]
+    assert p @ sentences[1] > p @ sentences[0] + 0.1
+    assert p @ sentences[1] > p @ sentences[2] + 0.1
+
+
+def test_batched_training_equals_single_inference(encoder_dir, context, tokenizer):
+    texts = ["cancel order 104233", "a much longer message about a parcel that never arrived at my house", "hi"]
+    batch = TrainingData(_messages(tokenizer, texts))
+    _featurizer(context, batch_size=2).process_training_data(batch)
+    for text, trained in zip(texts, batch.training_examples, strict=True):
+        single = _featurizer(context).process(_messages(tokenizer, [text]))[0]
+        a = trained.get_dense_features(TEXT)[1].features
+        b = single.get_dense_features(TEXT)[1].features
+        np.testing.assert_allclose(a, b, atol=1e-5)  # training features == parse-time features
+
+
+def test_featurizer_robust_to_odd_text(encoder_dir, context, tokenizer):
+    texts = ["", "   ", "😀🔥🙏", "x" * 10_000, "word " * 3_000, "Wo ist meine Bestellung?", "'; DROP TABLE orders;--"]
+    messages = _featurizer(context).process(_messages(tokenizer, texts))
+    for message, text in zip(messages, texts, strict=True):
+        seq, sent = message.get_dense_features(TEXT)
+        if not text.strip():
+            assert sent is None  # nothing to featurize, nothing added
+            continue
+        assert sent.features.shape == (1, 384)
+        assert np.isfinite(sent.features).all()
+        assert seq.features.shape[0] == len(message.get("text_tokens"))
+
+
+def test_missing_model_gives_clear_error(tmp_path):
+    with pytest.raises(EncoderMissingError, match="export_onnx.py"):
+        get_encoder(tmp_path / "nowhere")
+
+
+def test_align_to_tokens_averages_overlapping_pieces():
+    vectors = np.array([[0, 0], [1, 1], [3, 3], [5, 5], [0, 0]], dtype=np.float32)  # [CLS] a ##b c [SEP]
+    offsets = [(0, 0), (0, 1), (1, 2), (3, 4), (0, 0)]
+    out = align_to_tokens(vectors, offsets, [(0, 2), (3, 4), (10, 12)])
+    np.testing.assert_allclose(out, [[2, 2], [5, 5], [0, 0]])
+
+
+def _planted(tokenizer) -> TrainingData:
+    """Intent = which fruit is named; the other words are noise."""
+    rng = np.random.default_rng(0)
+    noise = ["please", "now", "today", "maybe", "hey", "thanks", "ok", "so"]
+    examples = []
+    for intent, word in [("order_apple", "apple"), ("order_pear", "pear"), ("order_plum", "plum")]:
+        for _ in range(15):
+            words = list(rng.choice(noise, 3)) + [word]
+            rng.shuffle(words)
+            examples.append(Message(data={TEXT: " ".join(words), "intent": intent}))
+    data = TrainingData(examples)
+    tokenizer.process_training_data(data)
+    return data
+
+
+def _count_vectors(model_storage, context) -> CountVectorsFeaturizer:
+    return CountVectorsFeaturizer.create(
+        CountVectorsFeaturizer.get_default_config(), model_storage, Resource("cvf"), context
+    )
+
+
+def test_classifier_learns_planted_pattern_and_round_trips(model_storage, context, tokenizer):
+    data = _planted(tokenizer)
+    cvf = _count_vectors(model_storage, context)
+    cvf.train(data)
+    cvf.process_training_data(data)
+    config = {
+        **SoftmaxIntentClassifier.get_default_config(),
+        "epochs": 60,
+        "min_steps": 0,
+        "batch_size": 8,
+        "learning_rate": 0.01,
+    }
+    resource = Resource("softmax")
+    clf = SoftmaxIntentClassifier.create(config, model_storage, resource, context)
+    clf.train(data)
+
+    test = _messages(tokenizer, ["ok pear please", "apple now", "hey so plum"])
+    cvf.process(test)
+    clf.process(test)
+    assert [m.get("intent")["name"] for m in test] == ["order_pear", "order_apple", "order_plum"]
+    assert all(m.get("intent")["confidence"] > 0.5 for m in test)
+    ranking = test[0].get("intent_ranking")
+    assert len(ranking) == 3 and ranking[0]["name"] == "order_pear"
+    assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0, abs=1e-5)
+
+    loaded = SoftmaxIntentClassifier.load(config, model_storage, resource, context)
+    again = _messages(tokenizer, ["ok pear please", "apple now", "hey so plum"])
+    cvf.process(again)
+    loaded.process(again)
+    for a, b in zip(test, again, strict=True):
+        assert a.get("intent")["name"] == b.get("intent")["name"]
+        assert a.get("intent")["confidence"] == pytest.approx(b.get("intent")["confidence"], abs=1e-6)
+    files = {p.name for p in (model_storage._storage_path / resource.name).iterdir()}  # noqa: SLF001
+    assert files == {"weights.npz", "meta.json"}
+
+
+def test_classifier_on_dense_and_sparse_features_handles_odd_input(encoder_dir, model_storage, context, tokenizer):
+    data = _planted(tokenizer)
+    featurizer = _featurizer(context)
+    cvf = _count_vectors(model_storage, context)
+    cvf.train(data)
+    cvf.process_training_data(data)
+    featurizer.process_training_data(data)
+    config = {
+        **SoftmaxIntentClassifier.get_default_config(),
+        "epochs": 30,
+        "min_steps": 0,
+        "batch_size": 8,
+        "learning_rate": 0.01,
+    }
+    clf = SoftmaxIntentClassifier.create(config, model_storage, Resource("softmax2"), context)
+    clf.train(data)
+    assert set(clf.meta["layout"]["dense"].values()) == {384}
+
+    odd = _messages(tokenizer, ["", "😀🔥", "x" * 10_000, "I'd like a pear"])
+    cvf.process(odd)
+    featurizer.process(odd)
+    clf.process(odd)
+    assert odd[0].get("intent") == {"name": None, "confidence": 0.0}
+    for message in odd[1:]:
+        assert message.get("intent")["name"] in {"order_apple", "order_pear", "order_plum"}
+        assert 0.0 <= message.get("intent")["confidence"] <= 1.0
+    assert odd[3].get("intent")["name"] == "order_pear"
+
+
+def test_untrained_classifier_loads_and_predicts_nothing(model_storage, context, tokenizer):
+    clf = SoftmaxIntentClassifier.load(
+        SoftmaxIntentClassifier.get_default_config(), model_storage, Resource("never-trained"), context
+    )
+    messages = clf.process(_messages(tokenizer, ["hello"]))
+    assert messages[0].get("intent") == {"name": None, "confidence": 0.0}
