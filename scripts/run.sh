@@ -49,7 +49,8 @@ Concierge is running. Press Ctrl-C to stop both servers.
   REST channel     POST http://localhost:${RASA_PORT}/webhooks/rest/webhook   {"sender": "me", "message": "hi"}
   socket.io        http://localhost:${RASA_PORT}/socket.io   (chat widgets such as rasa-webchat)
   action server    http://localhost:${ACTION_PORT}/health
-  try:  curl -s localhost:${RASA_PORT}/webhooks/rest/webhook -d '{"sender":"demo","message":"where is my order 100003?"}'
+  try:  curl -s localhost:${RASA_PORT}/webhooks/rest/webhook -d '{"sender":"demo","message":"where is my order 190001?"}'
+        then the same with "alice.martin@example.com" (demo customers: README)
 
 MSG
 wait -n "${pids[@]}"
