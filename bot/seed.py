@@ -278,21 +278,7 @@ class _Gen:
     def __init__(self, seed: int, now: datetime) -> None:
         self.rng = random.Random(seed)
         self.now = now
-        self.rows: dict[str, list[dict]] = {
-            k: []
-            for k in (
-                "customers",
-                "addresses",
-                "products",
-                "orders",
-                "order_items",
-                "shipments",
-                "tracking_events",
-                "payments",
-                "refunds",
-                "invoices",
-            )
-        }
+        self.rows: dict[str, list[dict]] = {k: [] for k in TABLE_ORDER}
         self.ids = {k: itertools.count(1) for k in self.rows}
         self.products_by_type: dict[str, list[int]] = {}
         self.product_weights: dict[str, list[float]] = {}
