@@ -66,15 +66,7 @@ class ActionRecommend(SafeAction):
                 recent = order_service.recent_orders(session, ident.customer_id, 1)
                 context_id = recent[0].items[0].product_id if recent and recent[0].items else None
             if category and not context_id:
-                return [
-                    rec_service.Recommendation(p.id, p.sku, p.name, p.category, p.price, f"popular in {p.category}")
-                    for p in catalog.best_sellers(
-                        session,
-                        category,
-                        5,
-                        catalog.purchased_product_ids(session, ident.customer_id) if ident.customer_id else (),
-                    )
-                ]
+                return rec_service.popular_in_category(session, category, ident.customer_id, 5)
             if context_id and ident.customer_id is None:
                 return rec_service.similar_products(session, context_id, 5)
             return rec_service.recommend_for_customer(session, ident.customer_id, 5, context_id)

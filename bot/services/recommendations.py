@@ -156,6 +156,21 @@ def recommend_for_customer(
     return recs[:k]
 
 
+def popular_in_category(
+    session: Session, category: str, customer_id: int | None = None, k: int = 5
+) -> list[Recommendation]:
+    """Best sellers of one category ("recommend some coffee") under the same business rules."""
+    if not isinstance(category, str) or not category.strip() or not _valid_id(k):
+        return []
+    k = min(k, MAX_K)
+    customer_id = customer_id if _valid_id(customer_id) else None
+    products = _live_products(session)
+    blocked = _blocked(session, customer_id, None, products)
+    wanted = category.strip().lower()
+    recs = _fallback(session, None, k, blocked, products, [], category=category)
+    return [r for r in recs if r.category.lower() == wanted][:k]
+
+
 def similar_products(
     session: Session, product_id: int, k: int = 5, customer_id: int | None = None
 ) -> list[Recommendation]:

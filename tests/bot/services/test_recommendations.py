@@ -10,7 +10,12 @@ from bot.db.models import Order, OrderItem, Product
 from bot.ml import serving
 from bot.ml.recommender import HybridConfig, HybridRecommender, load_shop_data
 from bot.services import catalog
-from bot.services.recommendations import Recommendation, recommend_for_customer, similar_products
+from bot.services.recommendations import (
+    Recommendation,
+    popular_in_category,
+    recommend_for_customer,
+    similar_products,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +146,23 @@ def test_bad_ids_are_safe(session, no_model, bad) -> None:  # noqa: ANN001
     recs = recommend_for_customer(session, bad, k=3, context_product_id=bad)
     assert len(recs) == 3
     assert similar_products(session, bad, k=3) == []
+
+
+def test_popular_in_category_keeps_the_business_rules(session) -> None:  # noqa: ANN001
+    customer = session.scalar(
+        select(Order.customer_id)
+        .join(OrderItem)
+        .join(Product)
+        .where(Product.category == "coffee", Product.consumable.is_(True))
+        .limit(1)
+    )
+    assert customer is not None, "the seed has coffee buyers"
+    bought = catalog.purchased_product_ids(session, customer)
+    recs = popular_in_category(session, "Coffee", customer, 5)
+    assert recs and all(r.category == "coffee" and r.reason == "popular in coffee" for r in recs)
+    for r in recs:
+        product = session.get(Product, r.product_id)
+        assert product.stock > 0
+        assert r.product_id not in bought or product.consumable
+    assert popular_in_category(session, "", customer) == []
+    assert popular_in_category(session, "no such category", customer) == []
