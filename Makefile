@@ -24,12 +24,12 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        test-unit test-rasa test-stories bench-latency bench-sentiment bench-recommender bench-nlu clean
+        test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn clean
 
 help:
 	@echo "make run      set up everything that is missing and start the assistant (Ctrl-C stops it)"
 	@echo "make test     run the whole test suite"
-	@echo "other: setup db seed train train-models shell lint validate bench-latency bench-sentiment bench-recommender bench-nlu clean"
+	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn clean"
 
 # ---------------------------------------------------------------- environments
 $(VENV)/.installed: pyproject.toml constraints/actions.lock
@@ -120,6 +120,14 @@ bench-recommender: $(VENV)/.installed
 
 bench-nlu: $(RVENV)/.installed models $(MODEL)
 	PYTHONPATH=$(ROOT) $(RPY) bench/nlu.py --data $(DATA)
+
+# chooses the intent classifier's kNN settings on validation splits only (see the script)
+bench-knn: $(VENV)/.installed
+	$(PY) bench/knn_tuning.py --data $(DATA)
+
+# regenerates nlu_data/nlu/variants.yml after editing data/nlu_templates.yml
+variants: $(VENV)/.installed
+	$(PY) scripts/gen_nlu_variants.py
 
 clean:
 	rm -rf models var/test-results .pytest_cache

@@ -31,13 +31,17 @@ from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, INTENT_RANK
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from concierge_rasa.nlu.softmax_model import SoftmaxConfig, SoftmaxModel
+from concierge_rasa.nlu.softmax_model import KnnMemory, SoftmaxConfig, SoftmaxModel
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.npz"
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
+
+
+def _optional_float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 def _l2_rows(matrix: np.ndarray) -> np.ndarray:
@@ -90,6 +94,16 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             # scale of the (unit length) sparse block relative to the dense block
             "sparse_weight": 1.0,
             "ranking_length": LABEL_RANKING_LENGTH,
+            # blend in a cosine kNN vote over the training sentences' dense features:
+            # p = (1 - knn_weight) * softmax + knn_weight * vote; 0 turns it off. A virtual
+            # neighbour at knn_null_similarity votes for all intents alike, so out-of-scope
+            # messages (far from every training sentence) stay unconfident. The values were
+            # chosen on validation data only (bench/knn_tuning.py: a held-out tenth of
+            # BANKING77's train split and CLINC150's val + oos_val), never on a test split.
+            "knn_weight": 0.4,
+            "knn_k": 20,
+            "knn_temperature": 0.02,
+            "knn_null_similarity": 0.7,
         }
 
     def __init__(
@@ -99,12 +113,14 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         resource: Resource,
         model: Optional[SoftmaxModel] = None,
         meta: Optional[dict[str, Any]] = None,
+        knn: Optional[KnnMemory] = None,
     ) -> None:
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
         self.model = model
         self.meta: dict[str, Any] = meta or {}
+        self.knn = knn
 
     @classmethod
     def create(
@@ -125,6 +141,13 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             raise InvalidConfigException("SoftmaxIntentClassifier: epochs and batch_size must be >= 1.")
         if not 0.0 <= float(merged["dropout"]) < 1.0:
             raise InvalidConfigException("SoftmaxIntentClassifier: dropout must be in [0, 1).")
+        if not 0.0 <= float(merged["knn_weight"]) <= 1.0:
+            raise InvalidConfigException("SoftmaxIntentClassifier: knn_weight must be in [0, 1].")
+        null = merged.get("knn_null_similarity")
+        if null is not None and not -1.0 <= float(null) <= 1.0:
+            raise InvalidConfigException("SoftmaxIntentClassifier: knn_null_similarity must be in [-1, 1] or null.")
+        if int(merged["knn_k"]) < 1 or float(merged["knn_temperature"]) <= 0.0:
+            raise InvalidConfigException("SoftmaxIntentClassifier: knn_k must be >= 1 and knn_temperature > 0.")
 
     # ------------------------------------------------------------------ features
     def _blocks(self, message: Message) -> tuple[dict[str, np.ndarray], dict[str, scipy.sparse.spmatrix]]:
@@ -220,6 +243,16 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             f"dense {sum(layout['dense'].values())} + sparse {sum(layout['sparse'].values())} features"
         )
         self.model = SoftmaxModel.fit(dense, sparse, y, len(labels), cfg, progress=progress)
+        self.knn = None
+        if dense is not None and float(self.config["knn_weight"]) > 0.0:
+            self.knn = KnnMemory(
+                KnnMemory.normalise(dense),
+                y,
+                len(labels),
+                k=int(self.config["knn_k"]),
+                temperature=float(self.config["knn_temperature"]),
+                null_similarity=_optional_float(self.config.get("knn_null_similarity")),
+            )
         self.meta = {"format_version": FORMAT_VERSION, "labels": labels, "layout": layout}
         self.persist()
         return self._resource
@@ -229,7 +262,10 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         if self.model is None:
             return
         with self._model_storage.write_to(self._resource) as model_dir:
-            np.savez(model_dir / WEIGHTS_FILE, **self.model.weights)
+            arrays = dict(self.model.weights)
+            if self.knn is not None:
+                arrays.update(self.knn.weights())
+            np.savez(model_dir / WEIGHTS_FILE, **arrays)
             (model_dir / META_FILE).write_text(json.dumps(self.meta))
 
     @classmethod
@@ -250,7 +286,19 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         except (ValueError, FileNotFoundError, OSError):
             logger.debug(f"No trained weights for '{resource.name}'; intent classification is skipped.")
             return cls(config, model_storage, resource)
-        return cls(config, model_storage, resource, SoftmaxModel(weights), meta)
+        knn = None
+        merged = {**cls.get_default_config(), **config}
+        if "knn_keys" in weights and float(merged["knn_weight"]) > 0.0:
+            knn = KnnMemory(
+                weights.pop("knn_keys"),
+                weights.pop("knn_labels"),
+                len(meta["labels"]),
+                k=int(merged["knn_k"]),
+                temperature=float(merged["knn_temperature"]),
+                null_similarity=_optional_float(merged.get("knn_null_similarity")),
+            )
+        weights = {k: v for k, v in weights.items() if not k.startswith("knn_")}
+        return cls(config, model_storage, resource, SoftmaxModel(weights), meta, knn)
 
     # ------------------------------------------------------------------ inference
     def process(self, messages: list[Message]) -> list[Message]:
@@ -265,6 +313,9 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         labels: list[str] = self.meta["labels"]
         dense, sparse, present = self._matrices(messages, self.meta["layout"])
         probs = self.model.predict_proba(dense, sparse)
+        if self.knn is not None and dense is not None:
+            w = float(self.config["knn_weight"])
+            probs = (1.0 - w) * probs + w * self.knn.vote(dense)
         length = int(self.config["ranking_length"] or 0)
         for i, message in enumerate(messages):
             if not present[i]:

@@ -5,6 +5,11 @@ trains in seconds instead of minutes. Weights are plain numpy arrays, so they ca
 as ``.npz`` (no pickle) and inference is a couple of numpy matrix products (sub-millisecond).
 
 logits = W_d · dropout(dense) [+ hidden MLP branch] + W_s · sparse + b
+
+``KnnMemory`` adds what a linear model cannot: fine-grained intents often come in near
+templates ("my card payment was declined" / "why was my card declined"), and the labels of
+the nearest training sentences in the encoder's space settle those. The classifier blends
+both: p = (1 - w) * softmax + w * kNN vote (measured on BANKING77: +0.8 points).
 """
 
 from __future__ import annotations
@@ -150,3 +155,71 @@ class SoftmaxModel:
                 progress(epoch + 1, total / n)
         logger.debug("softmax training took %.1fs", time.perf_counter() - start)
         return cls({k: v.numpy() for k, v in variables.items()})
+
+
+class KnnMemory:
+    """Cosine k-nearest-neighbour vote over the training sentences' dense features.
+
+    ``keys`` are unit rows (stored as float16 to halve the model size; scores are computed in
+    float32), ``labels`` their class indices. Each of the ``k`` nearest keys votes for its
+    class with weight exp(similarity / temperature). One more, virtual neighbour at
+    similarity ``null_similarity`` votes for every class equally: a message that resembles no
+    training sentence (out of scope) gets a flat vote instead of a confident one for whatever
+    happened to be nearest, so the fallback threshold still catches it.
+    """
+
+    def __init__(
+        self,
+        keys: np.ndarray,
+        labels: np.ndarray,
+        num_classes: int,
+        k: int,
+        temperature: float,
+        null_similarity: Optional[float] = None,
+    ) -> None:
+        self.keys = np.asarray(keys, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.num_classes = int(num_classes)
+        self.k = max(1, min(int(k), len(self.labels)))
+        self.temperature = max(float(temperature), 1e-4)
+        self.null_similarity = None if null_similarity is None else float(null_similarity)
+
+    @staticmethod
+    def normalise(dense: np.ndarray) -> np.ndarray:
+        """Unit rows (zero rows stay zero: a message without dense features votes for nothing)."""
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        return (dense / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def vote(self, dense: np.ndarray) -> np.ndarray:
+        """[n, num_classes] class probabilities from the nearest training sentences."""
+        queries = self.normalise(np.asarray(dense, dtype=np.float32))
+        n = queries.shape[0]
+        uniform = 1.0 / max(1, self.num_classes)
+        out = np.zeros((n, self.num_classes), dtype=np.float32)
+        if n == 0:
+            return out
+        if not len(self.labels):
+            return out + uniform
+        sims = queries @ self.keys.T
+        k = self.k
+        if k < sims.shape[1]:
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            top = np.tile(np.arange(sims.shape[1]), (n, 1))
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        ref = top_sims.max(axis=1, keepdims=True)
+        if self.null_similarity is not None:
+            ref = np.maximum(ref, self.null_similarity)
+        weights = np.exp((top_sims - ref) / self.temperature)  # <= 1: no overflow
+        rows = np.repeat(np.arange(n), top.shape[1])
+        np.add.at(out, (rows, self.labels[top].ravel()), weights.ravel())
+        null = np.zeros(n, dtype=np.float32)
+        if self.null_similarity is not None:
+            null = np.exp((self.null_similarity - ref[:, 0]) / self.temperature).astype(np.float32)
+        out = (out + null[:, None] * uniform) / (out.sum(axis=1) + null)[:, None]
+        out[~np.any(queries, axis=1)] = uniform  # no dense features: no opinion
+        return out
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Arrays for the ``.npz`` file (keys as float16)."""
+        return {"knn_keys": self.keys.astype(np.float16), "knn_labels": self.labels.astype(np.int32)}

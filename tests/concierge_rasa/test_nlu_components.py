@@ -164,6 +164,18 @@ def test_classifier_on_dense_and_sparse_features_handles_odd_input(encoder_dir, 
         assert 0.0 <= message.get("intent")["confidence"] <= 1.0
     assert odd[3].get("intent")["name"] == "order_pear"
 
+    # the kNN memory travels in weights.npz and gives the same answers after loading
+    assert clf.knn is not None and clf.knn.keys.shape == (len(data.intent_examples), 384)
+    loaded = SoftmaxIntentClassifier.load(config, model_storage, Resource("softmax2"), context)
+    assert loaded.knn is not None
+    again = _messages(tokenizer, ["😀🔥", "I'd like a pear"])
+    cvf.process(again)
+    featurizer.process(again)
+    loaded.process(again)
+    for a, b in zip(odd[1::2], again, strict=True):
+        assert a.get("intent")["name"] == b.get("intent")["name"]
+        assert a.get("intent")["confidence"] == pytest.approx(b.get("intent")["confidence"], abs=1e-3)
+
 
 def test_untrained_classifier_loads_and_predicts_nothing(model_storage, context, tokenizer):
     clf = SoftmaxIntentClassifier.load(
