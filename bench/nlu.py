@@ -328,7 +328,8 @@ def bench_assistant(ctx: Ctx, pipeline: list[dict[str, Any]]) -> tuple[dict[str,
     results, times = parse_all(model, [t for t, _ in bitext], "bitext")
     correct, correct_nofb, confusions = 0, 0, Counter()
     per_intent: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for (_text, gold), res in zip(bitext, results, strict=True):
+    misses = []
+    for (text, gold), res in zip(bitext, results, strict=True):
         answer = (res.get("intent") or {}).get("name")
         ok = answer in mapping[gold]
         correct += ok
@@ -337,6 +338,11 @@ def bench_assistant(ctx: Ctx, pipeline: list[dict[str, Any]]) -> tuple[dict[str,
         per_intent[gold][1] += 1
         if not ok:
             confusions[(gold, answer or "None")] += 1
+            misses.append({"gold": gold, "answer": answer, "text": text})
+    if ctx.errors:
+        # for error analysis only; the file lies outside the project (Bitext is never trained on)
+        ctx.errors.write_text("\n".join(json.dumps(m) for m in misses) + "\n")
+        say(f"bitext: {len(misses)} misses written to {ctx.errors}")
     bitext_out = {
         "accuracy": pct(correct / len(bitext)),
         "accuracy_without_fallback": pct(correct_nofb / len(bitext)),
@@ -370,6 +376,10 @@ def bench_assistant(ctx: Ctx, pipeline: list[dict[str, Any]]) -> tuple[dict[str,
             fp[e[0]] += 1
         for e in gold_ents - pred_ents:
             fn[e[0]] += 1
+        if pred_ents != gold_ents:
+            text = m.get("text")
+            wrong = sorted(f"{'+' if e in pred_ents else '-'}{e[0]}:{text[e[1]:e[2]]}" for e in pred_ents ^ gold_ents)
+            say(f"  entity miss: {text!r}: {' '.join(wrong)}")
     entities = {}
     for ent in sorted(set(tp) | set(fn) | set(fp)):
         p = tp[ent] / (tp[ent] + fp[ent]) if tp[ent] + fp[ent] else 0.0
@@ -398,8 +408,11 @@ def bench_assistant(ctx: Ctx, pipeline: list[dict[str, Any]]) -> tuple[dict[str,
 
 # ---------------------------------------------------------------------------- main
 class Ctx:
-    def __init__(self, data: Path, tmp: Path, limit: Optional[int], limit_test: Optional[int]) -> None:
+    def __init__(
+        self, data: Path, tmp: Path, limit: Optional[int], limit_test: Optional[int], errors: Optional[Path] = None
+    ) -> None:
         self.data, self.tmp, self.limit, self.limit_test = data, tmp, limit, limit_test
+        self.errors = errors
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -414,6 +427,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="train on at most N examples (development)")
     parser.add_argument("--limit-test", type=int, default=None, help="evaluate on at most N per split (development)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder with the models")
+    parser.add_argument("--errors", default=None, help="write Bitext misses (JSON lines) here, outside the repo")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING)
@@ -433,7 +447,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="concierge-bench-nlu-"))
     say(f"data {data}; pipeline from {args.config}: {[c['name'].split('.')[-1] for c in pipeline]}")
     say(f"work folder {tmp}")
-    ctx = Ctx(data, tmp, args.limit, args.limit_test)
+    errors = Path(args.errors).resolve() if args.errors else None
+    if errors and ROOT in errors.parents:
+        raise SystemExit("--errors must point outside the project (Bitext sentences are not to be copied into it)")
+    ctx = Ctx(data, tmp, args.limit, args.limit_test, errors)
     result: dict[str, Any] = {
         "benchmark": "nlu",
         "config": os.path.relpath(args.config, ROOT),

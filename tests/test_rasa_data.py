@@ -65,3 +65,16 @@ def test_no_bitext_sentence_in_training_data() -> None:
 def test_digression_rules_are_generated_from_the_script() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_digression_rules.py"), "--check"])
     assert result.returncode == 0, "run: python scripts/gen_digression_rules.py"
+
+
+def test_generated_variants_are_current() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_nlu_variants.py"), "--check"])
+    assert result.returncode == 0, "run: python scripts/gen_nlu_variants.py"
+
+
+def test_order_number_regex_skips_refund_and_ticket_numbers() -> None:
+    regexes = {item["regex"]: item["examples"] for item in
+               yaml.safe_load((ROOT / "nlu_data" / "nlu" / "regex.yml").read_text())["nlu"] if "regex" in item}
+    pattern = re.compile(regexes["order_number"].strip()[2:])
+    assert [m.group() for m in pattern.finditer("order #104233 and 190001, refund RF-104398, TK-700001")] == [
+        "#104233", "190001"]
