@@ -102,7 +102,7 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             # BANKING77's train split and CLINC150's val + oos_val), never on a test split.
             "knn_weight": 0.4,
             "knn_k": 20,
-            "knn_temperature": 0.02,
+            "knn_temperature": 0.05,
             "knn_null_similarity": 0.7,
         }
 
