@@ -5,7 +5,7 @@
 Why a separate script: trying a grid of (knn_weight, knn_temperature, knn_null_similarity)
 through Rasa would mean one training per point. Here the same features (MiniLM mean-pooled
 sentence embeddings, word and char 1-4 n-gram counts, log-scaled and unit length), the same
-linear softmax and the same vote formula as the component are computed once in the Python
+linear softmax and the component's own kNN vote are computed once in the Python
 3.11 runtime (torch), and every grid point is scored on:
 
 * BANKING77: a held-out tenth of the train split (seed 0); accuracy.
@@ -99,16 +99,10 @@ def softmax_probs(dense, sp_train, y, dense_q, sp_q, classes: int, epochs: int =
 
 
 def vote(q: np.ndarray, keys: np.ndarray, labels: np.ndarray, classes: int, k: int, temp: float, null) -> np.ndarray:  # noqa: ANN001
-    """KnnMemory.vote (concierge_rasa/nlu/softmax_model.py), restated without Rasa imports."""
-    sims = q @ keys.T
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    s = np.take_along_axis(sims, top, 1)
-    ref = s.max(1, keepdims=True) if null is None else np.maximum(s.max(1, keepdims=True), null)
-    w = np.exp((s - ref) / temp)
-    out = np.zeros((len(q), classes), np.float32)
-    np.add.at(out, (np.repeat(np.arange(len(q)), k), labels[top].ravel()), w.ravel())
-    nul = np.zeros(len(q)) if null is None else np.exp((null - ref[:, 0]) / temp)
-    return (out + nul[:, None] / classes) / (out.sum(1) + nul)[:, None]
+    """The component's own vote (KnnMemory needs only numpy, so both runtimes can import it)."""
+    from concierge_rasa.nlu.softmax_model import KnnMemory
+
+    return KnnMemory(keys, labels, classes, k=k, temperature=temp, null_similarity=null).vote(q)
 
 
 def main(argv: list[str] | None = None) -> int:
