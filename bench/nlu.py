@@ -280,6 +280,7 @@ def bench_clinc(ctx: Ctx, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
     for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
         a, b = clinc_scores(test_pred, test_gold, t, ambiguity)
         curve[str(t)] = [pct(a), pct(b)]
+    plot_threshold_curve(val_pred, val_gold, test_pred, test_gold, ambiguity, threshold, ctx.plot_dir)
     out = {
         "in_scope_accuracy": pct(ins),
         "oos_recall": pct(oos),
@@ -298,6 +299,33 @@ def bench_clinc(ctx: Ctx, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
     }
     say(f"clinc150: {out}")
     return out
+
+
+def plot_threshold_curve(val_pred, val_gold, test_pred, test_gold, ambiguity: float, chosen: float, folder) -> None:  # noqa: ANN001
+    """In-scope accuracy and OOS recall against the fallback threshold (PNG): the trade-off at a glance."""
+    if folder is None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = [t / 100 for t in range(0, 91, 2)]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for preds, gold, split, style in ((val_pred, val_gold, "val", "--"), (test_pred, test_gold, "test", "-")):
+        pts = [clinc_scores(preds, gold, t, ambiguity) for t in ts]
+        ax.plot(ts, [100 * a for a, _ in pts], style, color="tab:blue", label=f"in-scope accuracy ({split})")
+        ax.plot(ts, [100 * b for _, b in pts], style, color="tab:orange", label=f"OOS recall ({split})")
+    ax.axvline(chosen, color="grey", lw=1)
+    ax.text(chosen + 0.01, 5, f"chosen on val: {chosen:.2f}", color="grey")
+    ax.set(xlabel="FallbackClassifier threshold", ylabel="%", ylim=(0, 100), title="CLINC150: in-scope vs out-of-scope")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(folder / "clinc150_threshold.png")
+    plt.close(fig)
+    say(f"clinc150: plot written to {folder / 'clinc150_threshold.png'}")
 
 
 def load_mapping(path: Path) -> dict[str, list[str]]:
@@ -413,6 +441,7 @@ class Ctx:
     ) -> None:
         self.data, self.tmp, self.limit, self.limit_test = data, tmp, limit, limit_test
         self.errors = errors
+        self.plot_dir: Optional[Path] = None
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -427,6 +456,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="train on at most N examples (development)")
     parser.add_argument("--limit-test", type=int, default=None, help="evaluate on at most N per split (development)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder with the models")
+    parser.add_argument("--plot-dir", default=str(ROOT / "var" / "bench"), help="where the PNG plots go")
+    parser.add_argument("--no-plot", action="store_true", help="write no plots")
     parser.add_argument("--errors", default=None, help="write Bitext misses (JSON lines) here, outside the repo")
     args = parser.parse_args(argv)
 
@@ -451,6 +482,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if errors and ROOT in errors.parents:
         raise SystemExit("--errors must point outside the project (Bitext sentences are not to be copied into it)")
     ctx = Ctx(data, tmp, args.limit, args.limit_test, errors)
+    ctx.plot_dir = None if args.no_plot else Path(args.plot_dir).resolve()
     result: dict[str, Any] = {
         "benchmark": "nlu",
         "config": os.path.relpath(args.config, ROOT),
