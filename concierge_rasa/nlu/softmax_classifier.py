@@ -31,7 +31,7 @@ from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, INTENT_RANK
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from concierge_rasa.nlu.softmax_model import KnnMemory, SoftmaxConfig, SoftmaxModel
+from concierge_rasa.nlu.softmax_model import KnnMemory, SoftmaxConfig, SoftmaxModel, sparse_rows_l2_log
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +40,24 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
 
-def _optional_float(value: Any) -> Optional[float]:
-    return None if value is None else float(value)
+def _knn_memory(config: dict[str, Any], keys: np.ndarray, labels: np.ndarray, num_classes: int) -> Optional[KnnMemory]:
+    """The kNN vote the config asks for (None when knn_weight is 0)."""
+    if float(config["knn_weight"]) <= 0.0:
+        return None
+    null = config.get("knn_null_similarity")
+    return KnnMemory(
+        keys,
+        labels,
+        num_classes,
+        k=int(config["knn_k"]),
+        temperature=float(config["knn_temperature"]),
+        null_similarity=None if null is None else float(null),
+    )
 
 
 def _l2_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
-
-
-def _sparse_rows_l2_log(matrix: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
-    """log(1 + count), then unit length per row: sublinear tf without idf (stable under new data)."""
-    m = matrix.tocsr().astype(np.float32, copy=True)
-    np.log1p(np.abs(m.data), out=m.data)
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return scipy.sparse.diags(1.0 / norms).dot(m).tocsr().astype(np.float32)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -195,7 +197,7 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         sparse = None
         if s_dim:
             weight = float(self.config["sparse_weight"])
-            blocks = [_sparse_rows_l2_log(scipy.sparse.vstack(rows)) for rows in sparse_rows.values()]
+            blocks = [sparse_rows_l2_log(scipy.sparse.vstack(rows)) for rows in sparse_rows.values()]
             sparse = (scipy.sparse.hstack(blocks).tocsr() * weight).astype(np.float32)
         return dense, sparse, present
 
@@ -243,16 +245,7 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             f"dense {sum(layout['dense'].values())} + sparse {sum(layout['sparse'].values())} features"
         )
         self.model = SoftmaxModel.fit(dense, sparse, y, len(labels), cfg, progress=progress)
-        self.knn = None
-        if dense is not None and float(self.config["knn_weight"]) > 0.0:
-            self.knn = KnnMemory(
-                KnnMemory.normalise(dense),
-                y,
-                len(labels),
-                k=int(self.config["knn_k"]),
-                temperature=float(self.config["knn_temperature"]),
-                null_similarity=_optional_float(self.config.get("knn_null_similarity")),
-            )
+        self.knn = None if dense is None else _knn_memory(self.config, KnnMemory.normalise(dense), y, len(labels))
         self.meta = {"format_version": FORMAT_VERSION, "labels": labels, "layout": layout}
         self.persist()
         return self._resource
@@ -287,16 +280,9 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             logger.debug(f"No trained weights for '{resource.name}'; intent classification is skipped.")
             return cls(config, model_storage, resource)
         knn = None
-        merged = {**cls.get_default_config(), **config}
-        if "knn_keys" in weights and float(merged["knn_weight"]) > 0.0:
-            knn = KnnMemory(
-                weights.pop("knn_keys"),
-                weights.pop("knn_labels"),
-                len(meta["labels"]),
-                k=int(merged["knn_k"]),
-                temperature=float(merged["knn_temperature"]),
-                null_similarity=_optional_float(merged.get("knn_null_similarity")),
-            )
+        if "knn_keys" in weights:
+            merged = {**cls.get_default_config(), **config}
+            knn = _knn_memory(merged, weights["knn_keys"], weights["knn_labels"], len(meta["labels"]))
         weights = {k: v for k, v in weights.items() if not k.startswith("knn_")}
         return cls(config, model_storage, resource, SoftmaxModel(weights), meta, knn)
 

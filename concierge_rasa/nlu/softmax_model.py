@@ -9,7 +9,7 @@ logits = W_d · dropout(dense) [+ hidden MLP branch] + W_s · sparse + b
 ``KnnMemory`` adds what a linear model cannot: fine-grained intents often come in near
 templates ("my card payment was declined" / "why was my card declined"), and the labels of
 the nearest training sentences in the encoder's space settle those. The classifier blends
-both: p = (1 - w) * softmax + w * kNN vote (measured on BANKING77: +0.8 points).
+both: p = (1 - w) * softmax + w * kNN vote (measured on BANKING77 through Rasa: +0.55 points).
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ import numpy as np
 import scipy.sparse
 
 logger = logging.getLogger(__name__)
+
+
+def sparse_rows_l2_log(matrix: scipy.sparse.spmatrix) -> scipy.sparse.csr_matrix:
+    """log(1 + count), then unit length per row: sublinear tf without idf (stable under new data)."""
+    m = matrix.tocsr().astype(np.float32, copy=True)
+    np.log1p(np.abs(m.data), out=m.data)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return scipy.sparse.diags(1.0 / norms).dot(m).tocsr().astype(np.float32)
 
 
 @dataclass
