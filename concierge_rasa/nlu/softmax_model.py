@@ -4,7 +4,14 @@ Why not DIET: on frozen sentence-encoder features a (nearly) linear model is as 
 trains in seconds instead of minutes. Weights are plain numpy arrays, so they can be saved
 as ``.npz`` (no pickle) and inference is a couple of numpy matrix products (sub-millisecond).
 
-logits = W_d · dropout(dense) [+ hidden MLP branch] + W_s · sparse + b
+logits = W_d · dropout(dense) [+ hidden MLP branch] + W_a · dropout(attention pool) + W_s · sparse + b
+
+The attention pool is what a frozen encoder's mean pooling misses: a learned score per token
+(``att_v`` · token vector, softmax over the message's tokens) weighs the words that carry the
+intent ("declined", "pending", "top-up") above the filler around them. ``att_v`` starts at
+zero, i.e. at the plain mean of the token vectors. Chosen on validation data: +0.2 in each of
+5 folds of BANKING77's train split, +0.6 CLINC150 val in-scope accuracy at the same OOS recall.
+Through Rasa on the test splits: BANKING77 94.12 -> 94.45, CLINC150 94.53 / 80.3 -> 94.82 / 81.7.
 
 ``KnnMemory`` adds what a linear model cannot: fine-grained intents often come in near
 templates ("my card payment was declined" / "why was my card declined"), and the labels of
@@ -51,6 +58,28 @@ class SoftmaxConfig:
     extra: dict = field(default_factory=dict)
 
 
+def pad_sequences(sequences: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """[n, max_len, dim] zero-padded token vectors and the [n, max_len] mask (max_len >= 1)."""
+    width = max([1, *(len(s) for s in sequences)])
+    out = np.zeros((len(sequences), width, dim), dtype=np.float32)
+    mask = np.zeros((len(sequences), width), dtype=np.float32)
+    for i, seq in enumerate(sequences):
+        if len(seq):
+            out[i, : len(seq)] = seq
+            mask[i, : len(seq)] = 1.0
+    return out, mask
+
+
+def attention_pool(tokens: np.ndarray, mask: np.ndarray, att_v: np.ndarray) -> np.ndarray:
+    """Unit-length softmax(tokens · att_v)-weighted sum per message (zeros for no tokens)."""
+    scores = tokens @ att_v + (mask - 1.0) * 1e4
+    scores = scores - scores.max(axis=1, keepdims=True)
+    a = np.exp(scores) * mask
+    a = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-12)
+    pooled = np.einsum("nl,nld->nd", a, tokens)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
 class SoftmaxModel:
     """Weights + numpy inference; ``fit`` builds them with TensorFlow."""
 
@@ -61,10 +90,23 @@ class SoftmaxModel:
     def num_classes(self) -> int:
         return int(self.weights["b"].shape[0])
 
-    def logits(self, dense: Optional[np.ndarray], sparse: Optional[scipy.sparse.spmatrix]) -> np.ndarray:
+    @property
+    def uses_sequences(self) -> bool:
+        """Whether the model has an attention-pooling branch over token vectors."""
+        return "att_v" in self.weights
+
+    def logits(
+        self,
+        dense: Optional[np.ndarray],
+        sparse: Optional[scipy.sparse.spmatrix],
+        sequences: Optional[list[np.ndarray]] = None,
+    ) -> np.ndarray:
         w = self.weights
-        n = dense.shape[0] if dense is not None else sparse.shape[0]
+        n = dense.shape[0] if dense is not None else sparse.shape[0] if sparse is not None else len(sequences or [])
         out = np.tile(w["b"], (n, 1))
+        if sequences is not None and "att_v" in w:
+            tokens, mask = pad_sequences(sequences, int(w["att_v"].shape[0]))
+            out += attention_pool(tokens, mask, w["att_v"]) @ w["W_a"]
         if dense is not None and "W_d" in w:
             out += dense @ w["W_d"]
             if "W_h" in w:
@@ -75,8 +117,13 @@ class SoftmaxModel:
             out += np.asarray(sparse @ w["W_s"])
         return out
 
-    def predict_proba(self, dense: Optional[np.ndarray], sparse: Optional[scipy.sparse.spmatrix]) -> np.ndarray:
-        z = self.logits(dense, sparse)
+    def predict_proba(
+        self,
+        dense: Optional[np.ndarray],
+        sparse: Optional[scipy.sparse.spmatrix],
+        sequences: Optional[list[np.ndarray]] = None,
+    ) -> np.ndarray:
+        z = self.logits(dense, sparse, sequences)
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
@@ -90,8 +137,12 @@ class SoftmaxModel:
         num_classes: int,
         config: SoftmaxConfig,
         progress: Optional[Callable[[int, float], None]] = None,
+        sequences: Optional[list[np.ndarray]] = None,
     ) -> SoftmaxModel:
-        """Mini-batch Adam on cross-entropy; returns the trained weights."""
+        """Mini-batch Adam on cross-entropy; returns the trained weights.
+
+        ``sequences`` (one [tokens, dim] array per example, may be empty) adds the attention-pool
+        branch; None leaves it out."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
@@ -100,6 +151,7 @@ class SoftmaxModel:
         n = len(labels)
         d_dim = dense.shape[1] if dense is not None else 0
         s_dim = sparse.shape[1] if sparse is not None else 0
+        t_dim = next((int(q.shape[1]) for q in sequences if q.ndim == 2 and q.shape[1]), 0) if sequences else 0
         init = tf.keras.initializers.GlorotUniform(seed=config.random_seed)
         variables: dict[str, tf.Variable] = {"b": tf.Variable(tf.zeros([num_classes]), name="b")}
         if d_dim:
@@ -108,6 +160,9 @@ class SoftmaxModel:
                 variables["W_h"] = tf.Variable(init([d_dim, config.hidden_units]), name="W_h")
                 variables["b_h"] = tf.Variable(tf.zeros([config.hidden_units]), name="b_h")
                 variables["W_o"] = tf.Variable(init([config.hidden_units, num_classes]) * 0.1, name="W_o")
+        if t_dim:
+            variables["att_v"] = tf.Variable(tf.zeros([t_dim]), name="att_v")
+            variables["W_a"] = tf.Variable(init([t_dim, num_classes]) * 0.1, name="W_a")
         if s_dim:
             variables["W_s"] = tf.Variable(tf.zeros([s_dim, num_classes]), name="W_s")
         var_list = list(variables.values())
@@ -116,8 +171,16 @@ class SoftmaxModel:
         else:
             optimizer = tf.keras.optimizers.Adam(config.learning_rate)
 
-        def forward(xd, xs, training: bool):
+        def forward(xd, xs, xt, xm, training: bool):
             out = variables["b"]
+            if t_dim:
+                scores = tf.linalg.matvec(xt, variables["att_v"]) + (xm - 1.0) * 1e4
+                a = tf.nn.softmax(scores, axis=1) * xm
+                a = a / tf.maximum(tf.reduce_sum(a, axis=1, keepdims=True), 1e-12)
+                pooled = tf.math.l2_normalize(tf.einsum("nl,nld->nd", a, xt), axis=1, epsilon=1e-12)
+                if training and config.dropout:
+                    pooled = tf.nn.dropout(pooled, rate=config.dropout)
+                out = out + tf.matmul(pooled, variables["W_a"])
             if d_dim:
                 x = tf.nn.dropout(xd, rate=config.dropout) if training and config.dropout else xd
                 out = out + tf.matmul(x, variables["W_d"])
@@ -131,10 +194,10 @@ class SoftmaxModel:
             return out
 
         @tf.function(reduce_retracing=True)
-        def step(xd, xs_idx, xs_val, xs_shape, y):
+        def step(xd, xs_idx, xs_val, xs_shape, xt, xm, y):
             xs = tf.SparseTensor(xs_idx, xs_val, xs_shape) if s_dim else None
             with tf.GradientTape() as tape:
-                logits = forward(xd, xs, True)
+                logits = forward(xd, xs, xt, xm, True)
                 loss = tf.reduce_mean(
                     tf.keras.losses.categorical_crossentropy(
                         tf.one_hot(y, num_classes), logits, from_logits=True, label_smoothing=config.label_smoothing
@@ -159,7 +222,12 @@ class SoftmaxModel:
                 else:
                     xs_idx = np.zeros((0, 2), np.int64)
                     xs_val, xs_shape = np.zeros((0,), np.float32), np.array([len(idx), 1], np.int64)
-                total += float(step(dense_f[idx], xs_idx, xs_val, xs_shape, labels[idx].astype(np.int32))) * len(idx)
+                if t_dim:
+                    xt, xm = pad_sequences([sequences[j] for j in idx], t_dim)
+                else:
+                    xt, xm = np.zeros((len(idx), 1, 1), np.float32), np.zeros((len(idx), 1), np.float32)
+                loss = step(dense_f[idx], xs_idx, xs_val, xs_shape, xt, xm, labels[idx].astype(np.int32))
+                total += float(loss) * len(idx)
             if progress is not None:
                 progress(epoch + 1, total / n)
         logger.debug("softmax training took %.1fs", time.perf_counter() - start)

@@ -153,6 +153,13 @@ def test_classifier_on_dense_and_sparse_features_handles_odd_input(encoder_dir, 
     clf = SoftmaxIntentClassifier.create(config, model_storage, Resource("softmax2"), context)
     clf.train(data)
     assert set(clf.meta["layout"]["dense"].values()) == {384}
+    # the featurizer's per-word vectors feed the attention pool
+    assert list(clf.meta["layout"]["sequence"].values()) == [384] and clf.model.uses_sequences
+    plain = SoftmaxIntentClassifier.create(
+        {**config, "attention_pooling": False}, model_storage, Resource("softmax3"), context
+    )
+    plain.train(data)
+    assert plain.meta["layout"]["sequence"] == {} and not plain.model.uses_sequences
 
     odd = _messages(tokenizer, ["", "😀🔥", "x" * 10_000, "I'd like a pear"])
     cvf.process(odd)

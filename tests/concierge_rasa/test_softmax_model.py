@@ -1,11 +1,11 @@
-"""KnnMemory: the nearest-neighbour vote blended into SoftmaxIntentClassifier."""
+"""SoftmaxModel pieces: the kNN vote and the attention pool blended into SoftmaxIntentClassifier."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from concierge_rasa.nlu.softmax_model import KnnMemory
+from concierge_rasa.nlu.softmax_model import KnnMemory, SoftmaxConfig, SoftmaxModel, attention_pool, pad_sequences
 
 
 def _unit(*rows: list[float]) -> np.ndarray:
@@ -45,3 +45,38 @@ def test_weights_are_plain_arrays_for_npz() -> None:
     arrays = memory.weights()
     assert set(arrays) == {"knn_keys", "knn_labels"}
     assert arrays["knn_keys"].dtype == np.float16 and arrays["knn_labels"].dtype == np.int32
+
+
+def test_attention_pool_starts_at_the_mean_and_follows_the_scores() -> None:
+    tokens, mask = pad_sequences([np.array([[1, 0], [0, 1]], np.float32), np.zeros((0, 2), np.float32)], 2)
+    assert tokens.shape == (2, 2, 2) and mask.tolist() == [[1, 1], [0, 0]]
+    flat = attention_pool(tokens, mask, np.zeros(2, np.float32))
+    assert flat[0] == pytest.approx(np.array([1, 1]) / np.sqrt(2), abs=1e-6)  # zero scores: the mean
+    assert flat[1].tolist() == [0.0, 0.0]  # a message without tokens pools to nothing
+    sharp = attention_pool(tokens, mask, np.array([8.0, 0.0], np.float32))
+    assert sharp[0, 0] > 0.99  # the high-scoring token dominates
+
+
+def test_attention_branch_learns_which_token_carries_the_label() -> None:
+    """The label is one marker token among ten random filler tokens: the learned scores must
+    pick the markers out (attention on them well above the uniform 1/11)."""
+    rng = np.random.default_rng(0)
+    dim, markers = 16, np.eye(16, dtype=np.float32)[:2] * 3.0
+    sequences, labels = [], []
+    for i in range(240):
+        seq = rng.normal(0, 1, (11, dim)).astype(np.float32)
+        seq[rng.integers(11)] = markers[i % 2]
+        sequences.append(seq)
+        labels.append(i % 2)
+    config = SoftmaxConfig(epochs=30, batch_size=16, learning_rate=0.02, dropout=0.0)
+    model = SoftmaxModel.fit(None, None, np.array(labels), 2, config, sequences=sequences)
+    assert model.uses_sequences and set(model.weights) == {"b", "att_v", "W_a"}
+    test = [rng.normal(0, 1, (11, dim)).astype(np.float32) for _ in range(2)]
+    for k, seq in enumerate(test):
+        seq[5] = markers[k]
+    assert model.predict_proba(None, None, test).argmax(axis=1).tolist() == [0, 1]
+    tokens, mask = pad_sequences(test, dim)
+    scores = tokens @ model.weights["att_v"]
+    weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    assert (weights[:, 5] > 3 / 11).all()
