@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import numpy as np
@@ -28,6 +29,7 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.featurizers.featurizer import Featurizer
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -155,18 +157,23 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             raise InvalidConfigException("SoftmaxIntentClassifier: knn_k must be >= 1 and knn_temperature > 0.")
 
     # ------------------------------------------------------------------ features
-    def _blocks(self, message: Message) -> tuple[dict[str, np.ndarray], dict[str, scipy.sparse.spmatrix]]:
-        """Sentence features of TEXT per featurizer (origin), dense and sparse apart."""
+    def _text_features(self, message: Message, feature_type: str) -> Iterator[tuple[str, Features]]:
+        """TEXT features of one type (sentence or sequence) from the configured featurizers,
+        each with its key: the featurizer origin(s)."""
         wanted = set(self.config.get("featurizers") or [])
-        dense: dict[str, np.ndarray] = {}
-        sparse: dict[str, scipy.sparse.spmatrix] = {}
         for feat in message.features:
-            if feat.attribute != TEXT or feat.type != FEATURE_TYPE_SENTENCE:
+            if feat.attribute != TEXT or feat.type != feature_type:
                 continue
             origins = feat.origin if isinstance(feat.origin, list) else [feat.origin]
             if wanted and not wanted.intersection(origins):
                 continue
-            key = "+".join(str(o) for o in origins)
+            yield "+".join(str(o) for o in origins), feat
+
+    def _blocks(self, message: Message) -> tuple[dict[str, np.ndarray], dict[str, scipy.sparse.spmatrix]]:
+        """Sentence features of TEXT per featurizer (origin), dense and sparse apart."""
+        dense: dict[str, np.ndarray] = {}
+        sparse: dict[str, scipy.sparse.spmatrix] = {}
+        for key, feat in self._text_features(message, FEATURE_TYPE_SENTENCE):
             if feat.is_sparse():
                 if self.config["use_sparse"]:
                     sparse[key] = feat.features
@@ -174,14 +181,17 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
                 dense[key] = np.asarray(feat.features, dtype=np.float32).reshape(1, -1)
         return dense, sparse
 
+    def _sequence_blocks(self, message: Message) -> dict[str, np.ndarray]:
+        """Dense per-token features of TEXT per featurizer (origin), [tokens, dim] each."""
+        return {
+            key: np.asarray(feat.features, dtype=np.float32)
+            for key, feat in self._text_features(message, FEATURE_TYPE_SEQUENCE)
+            if not feat.is_sparse()
+        }
+
     def _sequence(self, message: Message, layout: dict[str, int]) -> np.ndarray:
         """Dense per-token features of TEXT, the layout's blocks side by side ([tokens, dim])."""
-        blocks: dict[str, np.ndarray] = {}
-        for feat in message.features:
-            if feat.attribute != TEXT or feat.type != FEATURE_TYPE_SEQUENCE or feat.is_sparse():
-                continue
-            origins = feat.origin if isinstance(feat.origin, list) else [feat.origin]
-            blocks["+".join(str(o) for o in origins)] = np.asarray(feat.features, dtype=np.float32)
+        blocks = self._sequence_blocks(message)
         length = max([0, *(len(b) for b in blocks.values() if b.ndim == 2)])
         parts = []
         for key, size in layout.items():
@@ -190,22 +200,6 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
                 block = np.zeros((length, size), dtype=np.float32)
             parts.append(block)
         return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), dtype=np.float32)
-
-    def _sequence_layout(self, examples: list[Message]) -> dict[str, int]:
-        """Dense sequence blocks (origin -> dim) seen in training, when attention pooling is on."""
-        if not self.config.get("attention_pooling", True):
-            return {}
-        wanted = set(self.config.get("featurizers") or [])
-        layout: dict[str, int] = {}
-        for e in examples:
-            for feat in e.features:
-                if feat.attribute != TEXT or feat.type != FEATURE_TYPE_SEQUENCE or feat.is_sparse():
-                    continue
-                origins = feat.origin if isinstance(feat.origin, list) else [feat.origin]
-                if wanted and not wanted.intersection(origins):
-                    continue
-                layout.setdefault("+".join(str(o) for o in origins), int(np.shape(feat.features)[-1]))
-        return dict(sorted(layout.items()))
 
     def _matrices(
         self, messages: list[Message], layout: dict[str, dict[str, int]]
@@ -245,15 +239,17 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         if len(labels) < 2:
             logger.warning("SoftmaxIntentClassifier needs at least two intents; skipping training.")
             return self._resource
-        layout: dict[str, dict[str, int]] = {"dense": {}, "sparse": {}}
+        layout: dict[str, dict[str, int]] = {"dense": {}, "sparse": {}, "sequence": {}}
         for e in examples:
             d, s = self._blocks(e)
             for key, value in d.items():
                 layout["dense"].setdefault(key, value.shape[1])
             for key, value in s.items():
                 layout["sparse"].setdefault(key, value.shape[1])
+            if self.config["attention_pooling"]:
+                for key, value in self._sequence_blocks(e).items():
+                    layout["sequence"].setdefault(key, int(value.shape[-1]))
         layout = {kind: dict(sorted(blocks.items())) for kind, blocks in layout.items()}
-        layout["sequence"] = self._sequence_layout(examples)
         if not layout["dense"] and not layout["sparse"]:
             raise InvalidConfigException("SoftmaxIntentClassifier found no sentence features; add a featurizer.")
         dense, sparse, _ = self._matrices(examples, layout)
