@@ -6,10 +6,17 @@ L2-normalised embedding (exactly what sentence-transformers returns); sequence f
 the contextual word-piece vectors averaged per Rasa token, so DIET or any other Rasa
 component that wants token features can use them too.
 
+With ``sentence_layers`` the sentence feature is instead the mean of several of the
+encoder's layers, each unit length, side by side. Why: the last layer is tuned for sentence
+similarity and blurs the wording that tells fine-grained intents apart ("pending top-up" vs
+"failed top-up"); the middle layers still carry it. Chosen on validation data (BANKING77
+5-fold cross-validation, CLINC150 val) by ``bench/knn_tuning.py --layers``.
+
 Usage in ``config.yml``::
 
     - name: concierge_rasa.nlu.onnx_featurizer.OnnxSentenceFeaturizer
       model_path: null      # default: $CONCIERGE_ONNX_MODEL_DIR or var/models/minilm-onnx
+      sentence_layers: [4, 5, 6]   # null = the last layer's mean (the sentence embedding)
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from concierge_rasa.nlu.onnx_runtime import (
     OnnxSentenceEncoder,
     align_to_tokens,
     get_encoder,
+    layer_sentence_features,
     read_export_config,
     resolve_model_dir,
 )
@@ -69,6 +77,9 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             "max_length": None,
             # also emit per-token sequence features (DIET needs them; the linear classifier does not)
             "sequence_features": True,
+            # sentence feature from these layers' means (0 = embedding output, 6 = last layer);
+            # null = the last layer's mean alone, i.e. the sentence-transformers embedding
+            "sentence_layers": None,
         }
 
     def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
@@ -94,6 +105,14 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             raise InvalidConfigException("OnnxSentenceFeaturizer: batch_size must be >= 1.")
         if config.get("max_length") is not None and int(config["max_length"]) < 8:
             raise InvalidConfigException("OnnxSentenceFeaturizer: max_length must be >= 8.")
+        layers = config.get("sentence_layers")
+        if layers is not None and (
+            not isinstance(layers, list) or not layers or not all(isinstance(x, int) and x >= 0 for x in layers)
+        ):
+            raise InvalidConfigException(
+                "OnnxSentenceFeaturizer: sentence_layers must be null or a non-empty list of layer numbers "
+                f"(0 = embedding output, 6 = last layer), not {layers!r}."
+            )
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> Optional[str]:
@@ -107,12 +126,22 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def encoder(self) -> OnnxSentenceEncoder:
         """The shared encoder for this model folder (raises a clear error when not exported)."""
         if self._encoder is None:
-            self._encoder = get_encoder(
+            encoder = get_encoder(
                 self._model_dir,
                 num_threads=int(self._config.get("num_threads") or 1),
                 max_length=self._config.get("max_length"),
             )
+            if self._layers:
+                try:
+                    encoder.check_layers(self._layers)
+                except ValueError as exc:
+                    raise InvalidConfigException(f"OnnxSentenceFeaturizer: {exc}") from exc
+            self._encoder = encoder
         return self._encoder
+
+    @property
+    def _layers(self) -> list[int]:
+        return list(self._config.get("sentence_layers") or [])
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Featurizes all training examples in batches."""
@@ -136,10 +165,15 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         if not jobs:
             return
         with_tokens = bool(self._config.get("sequence_features", True))
+        layers = self._layers
         encoded = self.encoder.encode(
-            [job[2] for job in jobs], batch_size=int(self._config["batch_size"]), with_tokens=with_tokens
+            [job[2] for job in jobs],
+            batch_size=int(self._config["batch_size"]),
+            with_tokens=with_tokens,
+            with_layers=bool(layers),
         )
+        sentences = encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)
         for k, (message, attribute, _text, spans) in enumerate(jobs):
-            sentence = encoded.sentence[k : k + 1]
+            sentence = sentences[k : k + 1]
             sequence = align_to_tokens(encoded.tokens[k], encoded.offsets[k], spans) if with_tokens else None
             self.add_features_to_message(sequence=sequence, sentence=sentence, attribute=attribute, message=message)

@@ -63,6 +63,7 @@ class EncodedBatch:
     sentence: np.ndarray  # [batch, dim], L2-normalised
     tokens: list[np.ndarray]  # per text: [n_wordpieces, dim] (without padding)
     offsets: list[list[tuple[int, int]]]  # per text: char offsets of each word piece
+    layers: Optional[np.ndarray] = None  # [batch, num_layers + 1, dim] per-layer means (asked for)
 
 
 class OnnxSentenceEncoder:
@@ -76,6 +77,9 @@ class OnnxSentenceEncoder:
         self.dimension = int(self.config["dimension"])
         self.max_length = int(max_length or self.config.get("max_length", 128))
         self.fingerprint = str(self.config.get("fingerprint", ""))
+        # hidden states whose means the export provides: 0 = embedding output, 1..n = layers
+        self.num_layers = int(self.config.get("num_layers", 0))
+        self.has_layer_means = "layer_means" in self.config.get("outputs", [])
 
         self._tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=self.max_length)
@@ -114,14 +118,31 @@ class OnnxSentenceEncoder:
             self._sessions[kind] = session
         return session
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, with_tokens: bool = True) -> EncodedBatch:
+    def check_layers(self, layers: Sequence[int]) -> None:
+        """Raises a clear error when the export cannot give these layers' means."""
+        if not self.has_layer_means:
+            raise EncoderMissingError(
+                f"The ONNX encoder in {self.model_dir} was exported without per-layer means "
+                f"(needed for sentence_layers {list(layers)}). Export it again: "
+                "`.venv/bin/python scripts/export_onnx.py --force` (or `make train`)."
+            )
+        bad = [layer for layer in layers if not 0 <= int(layer) <= self.num_layers]
+        if bad:
+            raise ValueError(f"sentence_layers {bad} out of range: this encoder has layers 0..{self.num_layers}.")
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, with_tokens: bool = True, with_layers: bool = False
+    ) -> EncodedBatch:
         """Embeds texts in length-sorted batches (less padding, faster on CPU)."""
         n = len(texts)
         sentence = np.zeros((n, self.dimension), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * n
         offsets: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        layers = np.zeros((n, self.num_layers + 1, self.dimension), dtype=np.float32) if with_layers else None
+        if with_layers:
+            self.check_layers([])
         if n == 0:
-            return EncodedBatch(sentence, tokens, offsets)
+            return EncodedBatch(sentence, tokens, offsets, layers)
 
         encodings = self._tokenizer.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
         if self.per_message and n > 1:
@@ -132,14 +153,20 @@ class OnnxSentenceEncoder:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-                parts = list(pool.map(lambda t: self.encode([t], with_tokens=with_tokens), texts))
+                parts = list(
+                    pool.map(lambda t: self.encode([t], with_tokens=with_tokens, with_layers=with_layers), texts)
+                )
             for i, part in enumerate(parts):
                 sentence[i] = part.sentence[0]
                 tokens[i], offsets[i] = part.tokens[0], part.offsets[0]
-            return EncodedBatch(sentence, tokens, offsets)
+                if layers is not None:
+                    layers[i] = part.layers[0]
+            return EncodedBatch(sentence, tokens, offsets, layers)
 
         order = sorted(range(n), key=lambda i: len(encodings[i].ids))
         outputs = ["sentence_embedding", "token_embeddings"] if with_tokens else ["sentence_embedding"]
+        if with_layers:
+            outputs.append("layer_means")
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             width = max(len(encodings[i].ids) for i in idx)
@@ -155,11 +182,21 @@ class OnnxSentenceEncoder:
             result = self._session("single" if n <= 4 else "batch").run(outputs, feeds)
             for row, i in enumerate(idx):
                 sentence[i] = result[0][row]
+                if layers is not None:
+                    layers[i] = result[-1][row]
                 if with_tokens:
                     length = len(encodings[i].ids)
                     tokens[i] = result[1][row, :length].astype(np.float32, copy=True)
                     offsets[i] = list(encodings[i].offsets)
-        return EncodedBatch(sentence, tokens, offsets)
+        return EncodedBatch(sentence, tokens, offsets, layers)
+
+
+def layer_sentence_features(layer_means: np.ndarray, layers: Sequence[int]) -> np.ndarray:
+    """[n, len(layers) * dim]: each chosen layer's mean made unit length, side by side, the
+    whole scaled to unit length (every layer weighs the same, whatever its raw scale)."""
+    parts = [layer_means[:, int(layer)] for layer in layers]
+    parts = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
+    return (np.concatenate(parts, axis=1) / np.sqrt(max(1, len(parts)))).astype(np.float32)
 
 
 _ENCODERS: dict[tuple[str, int, int], OnnxSentenceEncoder] = {}

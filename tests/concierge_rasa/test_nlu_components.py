@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -65,6 +68,69 @@ def test_featurizer_robust_to_odd_text(encoder_dir, context, tokenizer):
         assert sent.features.shape == (1, 384)
         assert np.isfinite(sent.features).all()
         assert seq.features.shape[0] == len(message.get("text_tokens"))
+
+
+def test_sentence_layers_concatenate_unit_layer_means(encoder_dir, context, tokenizer):
+    texts = ["where is my order #104233 ?", "my top-up is still pending", "hello there"]
+    default = _featurizer(context).process(_messages(tokenizer, texts))
+    last = _featurizer(context, sentence_layers=[6]).process(_messages(tokenizer, texts))
+    multi = _featurizer(context, sentence_layers=[4, 5, 6]).process(_messages(tokenizer, texts))
+    for d, one, three in zip(default, last, multi, strict=True):
+        plain = d.get_dense_features(TEXT)[1].features
+        # the last layer's mean alone is the sentence embedding
+        np.testing.assert_allclose(one.get_dense_features(TEXT)[1].features, plain, atol=1e-4)
+        seq, sent = three.get_dense_features(TEXT)
+        assert sent.features.shape == (1, 3 * 384)
+        assert np.linalg.norm(sent.features) == pytest.approx(1.0, abs=1e-4)
+        blocks = sent.features[0].reshape(3, 384)
+        # every layer weighs the same; the last block is the sentence embedding again
+        np.testing.assert_allclose(np.linalg.norm(blocks, axis=1), 1 / np.sqrt(3), atol=1e-4)
+        np.testing.assert_allclose(blocks[2] * np.sqrt(3), plain[0], atol=1e-4)
+        # lower layers are not copies of the last one
+        assert float(blocks[0] @ blocks[2]) * 3 < 0.99
+        assert seq.features.shape == (len(three.get("text_tokens")), 384)  # sequence features unchanged
+
+
+def test_sentence_layers_batched_training_equals_single_inference(encoder_dir, context, tokenizer):
+    texts = ["cancel order 104233", "a much longer message about a parcel that never arrived at my house", "hi"]
+    batch = TrainingData(_messages(tokenizer, texts))
+    _featurizer(context, batch_size=2, sentence_layers=[2, 6]).process_training_data(batch)
+    for text, trained in zip(texts, batch.training_examples, strict=True):
+        single = _featurizer(context, sentence_layers=[2, 6]).process(_messages(tokenizer, [text]))[0]
+        a = trained.get_dense_features(TEXT)[1].features
+        b = single.get_dense_features(TEXT)[1].features
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [[], [-1], ["4"], 4, [1.5]])
+def test_sentence_layers_config_is_checked(layers):
+    with pytest.raises(InvalidConfigException, match="sentence_layers"):
+        OnnxSentenceFeaturizer.validate_config(
+            {**OnnxSentenceFeaturizer.get_default_config(), "sentence_layers": layers}
+        )
+
+
+def test_sentence_layers_beyond_the_encoder_give_a_clear_error(encoder_dir, context, tokenizer):
+    featurizer = _featurizer(context, sentence_layers=[5, 7])
+    with pytest.raises(InvalidConfigException, match=r"\[7\] out of range: this encoder has layers 0..6"):
+        featurizer.process(_messages(tokenizer, ["hello"]))
+
+
+def test_old_export_without_layer_means_asks_for_a_new_export(encoder_dir, tmp_path, context, tokenizer):
+    old = tmp_path / "old-export"
+    old.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (old / name).symlink_to(encoder_dir / name)
+    config = json.loads((encoder_dir / "concierge_onnx.json").read_text())
+    config["outputs"] = ["token_embeddings", "sentence_embedding"]
+    config.pop("num_layers", None)
+    (old / "concierge_onnx.json").write_text(json.dumps(config))
+    # the plain sentence embedding still works from an old export ...
+    plain = _featurizer(context, model_path=str(old)).process(_messages(tokenizer, ["hello"]))[0]
+    assert plain.get_dense_features(TEXT)[1].features.shape == (1, 384)
+    # ... layer means need the new one, and the error says how to get it
+    with pytest.raises(EncoderMissingError, match="export_onnx.py --force"):
+        _featurizer(context, model_path=str(old), sentence_layers=[4, 6]).process(_messages(tokenizer, ["hello"]))
 
 
 def test_missing_model_gives_clear_error(tmp_path):
@@ -190,3 +256,26 @@ def test_untrained_classifier_loads_and_predicts_nothing(model_storage, context,
     )
     messages = clf.process(_messages(tokenizer, ["hello"]))
     assert messages[0].get("intent") == {"name": None, "confidence": 0.0}
+
+
+def test_knn_tuning_mirrors_the_classifier_defaults_and_config():
+    """bench/knn_tuning.py runs in the other runtime (no Rasa): its copies must agree."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("knn_tuning", root / "bench" / "knn_tuning.py")
+    knn_tuning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(knn_tuning)
+    defaults = SoftmaxIntentClassifier.get_default_config()
+    assert knn_tuning.KNN_DEFAULTS == {k: defaults[k] for k in knn_tuning.KNN_DEFAULTS}
+
+    settings = knn_tuning.pipeline_settings(root / "config.yml")
+    from rasa.shared.utils.io import read_yaml_file
+
+    pipeline = read_yaml_file(root / "config.yml")["pipeline"]
+    featurizer = next(c for c in pipeline if c["name"].endswith("OnnxSentenceFeaturizer"))
+    assert settings["sentence_layers"] == featurizer.get("sentence_layers")
+    counts = [c for c in pipeline if c["name"] == "CountVectorsFeaturizer"]
+    assert len(settings["counts"]) == len(counts)
+    assert [a for a, _, _ in settings["counts"]] == [c.get("analyzer", "word") for c in counts]
