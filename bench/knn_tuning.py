@@ -45,7 +45,7 @@ ONNX_FEATURIZER = "concierge_rasa.nlu.onnx_featurizer.OnnxSentenceFeaturizer"
 CLASSIFIER = "concierge_rasa.nlu.softmax_classifier.SoftmaxIntentClassifier"
 # SoftmaxIntentClassifier's defaults (this runtime cannot import Rasa; a Rasa-runtime test
 # checks they agree), used where config.yml does not set them
-KNN_DEFAULTS = {"knn_weight": 0.2, "knn_temperature": 0.02, "knn_null_similarity": 0.7}
+KNN_DEFAULTS = {"knn_weight": 0.4, "knn_temperature": 0.02, "knn_null_similarity": 0.8}
 
 
 def pipeline_settings(config_path: Path) -> dict:

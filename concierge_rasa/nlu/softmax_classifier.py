@@ -107,10 +107,10 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
             # messages (far from every training sentence) stay unconfident. The values were
             # chosen on validation data only (bench/knn_tuning.py: 5-fold cross-validation on
             # BANKING77's train split and CLINC150's val + oos_val), never on a test split.
-            "knn_weight": 0.2,
+            "knn_weight": 0.4,
             "knn_k": 20,
             "knn_temperature": 0.02,
-            "knn_null_similarity": 0.7,
+            "knn_null_similarity": 0.8,
         }
 
     def __init__(

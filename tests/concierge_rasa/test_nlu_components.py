@@ -268,7 +268,7 @@ def test_knn_tuning_mirrors_the_classifier_defaults_and_config():
     knn_tuning = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(knn_tuning)
     defaults = SoftmaxIntentClassifier.get_default_config()
-    assert knn_tuning.KNN_DEFAULTS == {k: defaults[k] for k in knn_tuning.KNN_DEFAULTS}
+    assert {k: defaults[k] for k in knn_tuning.KNN_DEFAULTS} == knn_tuning.KNN_DEFAULTS
 
     settings = knn_tuning.pipeline_settings(root / "config.yml")
     from rasa.shared.utils.io import read_yaml_file
