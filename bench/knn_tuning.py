@@ -59,12 +59,11 @@ def pipeline_settings(config_path: Path) -> dict:
         for c in pipeline
         if c["name"] == "CountVectorsFeaturizer"
     ]
-    knn_keys = ("knn_weight", "knn_temperature", "knn_null_similarity")
     classifier = by_name.get(CLASSIFIER, {})
     return {
         "sentence_layers": by_name.get(ONNX_FEATURIZER, {}).get("sentence_layers"),
         "counts": counts,
-        "knn": {k: classifier.get(k, KNN_DEFAULTS[k]) for k in knn_keys},
+        "knn": {k: classifier.get(k, default) for k, default in KNN_DEFAULTS.items()},
     }
 
 
