@@ -24,12 +24,12 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn clean
+        test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling clean
 
 help:
 	@echo "make run      set up everything that is missing and start the assistant (Ctrl-C stops it)"
 	@echo "make test     run the whole test suite"
-	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn clean"
+	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling clean"
 
 # ---------------------------------------------------------------- environments
 $(VENV)/.installed: pyproject.toml constraints/actions.lock
@@ -124,6 +124,10 @@ bench-nlu: $(RVENV)/.installed models $(MODEL)
 # chooses the intent classifier's kNN settings on validation splits only (see the script)
 bench-knn: $(VENV)/.installed
 	$(PY) bench/knn_tuning.py --data $(DATA)
+
+# does a seed ensemble or fine-tuning MiniLM's top layer beat the frozen encoder? (validation only)
+bench-ceiling: $(VENV)/.installed
+	$(PY) bench/ceiling_probe.py --data $(DATA)
 
 # regenerates nlu_data/nlu/variants.yml after editing data/nlu_templates.yml
 variants: $(VENV)/.installed

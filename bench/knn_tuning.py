@@ -18,6 +18,10 @@ point is scored on:
 Test splits are never read. The last stdout line is JSON with the grid and the choice (best
 mean of BANKING77 accuracy, CLINC150 in-scope accuracy and OOS recall).
 
+The mirror keeps the encoder frozen: the featurizer's ``tune_top_layer_epochs`` (a trained
+copy of the last layer) is measured by bench/ceiling_probe.py instead; the kNN settings and
+layers were chosen before it, on frozen features.
+
 ``--layers`` scores candidate ``sentence_layers`` (and word bigrams) instead, at config.yml's
 kNN settings, with the same folds and the same criterion: how those were chosen.
 """
@@ -145,9 +149,12 @@ def sparse(train: list[str], other: list[str], counts: list[tuple[str, int, int]
     return sp.hstack(blocks[0]).tocsr(), sp.hstack(blocks[1]).tocsr()
 
 
-def softmax_probs(dense, words, sp_train, y, dense_q, words_q, sp_q, classes: int, epochs: int = 10) -> np.ndarray:  # noqa: ANN001
+def softmax_probs(
+    dense, words, sp_train, y, dense_q, words_q, sp_q, classes: int, epochs: int = 10, seed: int = 42
+) -> np.ndarray:  # noqa: ANN001
     """The component's softmax: linear on the sentence vector and n-grams plus the attention
-    pool over the per-word vectors (dropout 0.2 on both dense blocks, Adam 3e-3, batch 64)."""
+    pool over the per-word vectors (dropout 0.2 on both dense blocks, Adam 3e-3, batch 64).
+    ``seed`` 42 keeps the initialisation and epoch orders the recorded figures came from."""
     import torch
     import torch.nn.functional as F  # noqa: N812
 
@@ -159,7 +166,7 @@ def softmax_probs(dense, words, sp_train, y, dense_q, words_q, sp_q, classes: in
 
     dim = dense.shape[1]  # sentence feature: one or more layers' means
     wdim = next((w.shape[1] for w in words if w.ndim == 2 and w.shape[1]), dim)  # per-word vectors
-    torch.manual_seed(42)
+    torch.manual_seed(seed)
     wd = torch.nn.Linear(dim, classes)
     wa = torch.nn.Linear(wdim, classes, bias=False)
     att = torch.nn.Parameter(torch.zeros(wdim))
@@ -174,7 +181,7 @@ def softmax_probs(dense, words, sp_train, y, dense_q, words_q, sp_q, classes: in
         return F.normalize(torch.einsum("nl,nld->nd", a, x), dim=1)
 
     for e in range(epochs):
-        perm = np.random.default_rng(e).permutation(len(d))
+        perm = np.random.default_rng(e + 1000 * (seed - 42)).permutation(len(d))
         for i in range(0, len(d), 64):
             b = perm[i : i + 64]
             out = wd(F.dropout(d[b], 0.2, True)) + wa(F.dropout(pooled([words[j] for j in b]), 0.2, True))
