@@ -21,7 +21,10 @@ Output folder::
                      sentence-transformers computes it) and
                      layer_means [batch, 7, 384] (mean pooled, not normalised, of the
                      embedding output and of each of the 6 layers; the featurizer's
-                     ``sentence_layers`` concatenates some of them)
+                     ``sentence_layers`` concatenates some of them) and
+                     pre_top_states [batch, seq, 384] (the word pieces' states before the
+                     last layer, which the featurizer's ``tune_top_layer`` trains a copy of)
+    top_layer.npz    the last transformer layer's weights (float32, [in, out] matrices)
     tokenizer.json   the Hugging Face fast tokenizer
     concierge_onnx.json  small config: dims, max length, fingerprint, verification figures
 """
@@ -45,7 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "var" / "models" / "minilm-onnx"
 CONFIG_NAME = "concierge_onnx.json"
-EXPORT_VERSION = 2  # bump when the graph layout changes (2: layer_means output)
+EXPORT_VERSION = 3  # bump when the graph layout changes (2: layer_means, 3: pre_top_states + top_layer.npz)
 CHECK_SENTENCES = [
     "where is my order #104233?",
     "I want to cancel my order",
@@ -93,8 +96,34 @@ def is_current(out: Path, fp: str) -> bool:
         data = json.loads(cfg.read_text())
     except (OSError, ValueError):
         return False
-    files_ok = all((out / name).is_file() for name in ("model.onnx", "tokenizer.json"))
+    files_ok = all((out / name).is_file() for name in ("model.onnx", "tokenizer.json", "top_layer.npz"))
     return files_ok and data.get("fingerprint") == fp
+
+
+def top_layer_weights(hf_model) -> dict:  # noqa: ANN001 - a transformers BertModel
+    """The last encoder layer's parameters under TopLayer's names ([in, out] matrices)."""
+    if getattr(hf_model.config, "hidden_act", "gelu") != "gelu":
+        raise SystemExit(f"top layer export supports BERT's exact gelu only, not {hf_model.config.hidden_act!r}")
+    layer = hf_model.encoder.layer[-1]
+    att, out = layer.attention, layer.output
+
+    def w(linear) -> tuple:  # noqa: ANN001
+        return linear.weight.detach().numpy().T.copy(), linear.bias.detach().numpy().copy()
+
+    weights = {}
+    for name, linear in (
+        ("q", att.self.query),
+        ("k", att.self.key),
+        ("v", att.self.value),
+        ("ao", att.output.dense),
+        ("i", layer.intermediate.dense),
+        ("o", out.dense),
+    ):
+        weights[f"{name}_w"], weights[f"{name}_b"] = w(linear)
+    for name, norm in (("ln1", att.output.LayerNorm), ("ln2", out.LayerNorm)):
+        weights[f"{name}_g"] = norm.weight.detach().numpy().copy()
+        weights[f"{name}_b"] = norm.bias.detach().numpy().copy()
+    return {k: v.astype("float32") for k, v in weights.items()}
 
 
 def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
@@ -129,7 +158,7 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
             layers = torch.stack([(h * mask).sum(dim=1) / counts for h in hidden], dim=1)
             pooled = layers[:, -1]
             norm = pooled.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
-            return tokens, pooled / norm, layers
+            return tokens, pooled / norm, layers, hidden[-2]
 
     encoder = Encoder(hf_model).eval()
     dummy = tokenizer(["a short example", "another one that is longer"], padding=True, return_tensors="pt")
@@ -147,7 +176,7 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
                 args,
                 str(fp32_path),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],
-                output_names=["token_embeddings", "sentence_embedding", "layer_means"],
+                output_names=["token_embeddings", "sentence_embedding", "layer_means", "pre_top_states"],
                 dynamic_axes={
                     "input_ids": {0: "batch", 1: "seq"},
                     "attention_mask": {0: "batch", 1: "seq"},
@@ -155,6 +184,7 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
                     "token_embeddings": {0: "batch", 1: "seq"},
                     "sentence_embedding": {0: "batch"},
                     "layer_means": {0: "batch"},
+                    "pre_top_states": {0: "batch", 1: "seq"},
                 },
                 opset_version=17,
                 do_constant_folding=True,
@@ -199,19 +229,43 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
         if min_cos < (0.9 if quantize else 0.999):
             raise SystemExit(f"ONNX export does not match the PyTorch model (min cosine {min_cos:.4f})")
 
+        # the last layer's weights, and a check that numpy's copy of the layer (what the
+        # featurizer's tune_top_layer starts from) turns the exported pre-top states into the
+        # exported last layer's mean
+        top = top_layer_weights(hf_model)
+        top_cfg = {
+            "file": "top_layer.npz",
+            "num_heads": int(hf_model.config.num_attention_heads),
+            "layer_norm_eps": float(hf_model.config.layer_norm_eps),
+        }
+        sys.path.insert(0, str(PROJECT_ROOT))
+        from concierge_rasa.nlu.top_layer import TopLayer
+
+        onnx_pre = sess.run(["pre_top_states"], feeds)[0]
+        lengths = feeds["attention_mask"].sum(axis=1)
+        means = TopLayer(top, top_cfg["num_heads"], top_cfg["layer_norm_eps"]).means(
+            [onnx_pre[i, : lengths[i]] for i in range(len(lengths))]
+        )
+        top_cos = float((unit(means) * unit(onnx_layers[:, -1])).sum(axis=-1).min())
+        log(f"top layer in numpy on the ONNX pre-top states vs the ONNX last layer: min cosine {top_cos:.5f}")
+        if top_cos < (0.9 if quantize else 0.999):
+            raise SystemExit(f"the exported top layer does not match the encoder (min cosine {top_cos:.4f})")
+
         out.mkdir(parents=True, exist_ok=True)
         staging = out / "model.onnx.tmp"
         shutil.copyfile(final_src, staging)
         os.replace(staging, out / "model.onnx")
         tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+        np.savez(out / top_cfg["file"], **top)
 
     return {
         "dimension": int(hf_model.config.hidden_size),
         "max_length": max_length,
         "do_lower_case": True,
         "quantized": quantize,
-        "outputs": ["token_embeddings", "sentence_embedding", "layer_means"],
+        "outputs": ["token_embeddings", "sentence_embedding", "layer_means", "pre_top_states"],
         "num_layers": int(hf_model.config.num_hidden_layers),
+        "top_layer": top_cfg,
         "verify_max_abs_diff": max_abs,
         "verify_min_cosine": min_cos,
     }

@@ -12,18 +12,28 @@ similarity and blurs the wording that tells fine-grained intents apart ("pending
 "failed top-up"); the middle layers still carry it. Chosen on validation data (BANKING77
 5-fold cross-validation, CLINC150 val) by ``bench/knn_tuning.py --layers``.
 
+With ``tune_top_layer_epochs`` > 0 the featurizer is trained: a copy of the encoder's last
+layer is fitted to the training data's intents (``top_layer.TopLayer``, TensorFlow; the
+layers below stay frozen) and its mean replaces the last layer's in the sentence feature.
+Per-word sequence features stay the frozen encoder's. Chosen on validation data only by
+``bench/ceiling_probe.py``.
+
 Usage in ``config.yml``::
 
     - name: concierge_rasa.nlu.onnx_featurizer.OnnxSentenceFeaturizer
       model_path: null      # default: $CONCIERGE_ONNX_MODEL_DIR or var/models/minilm-onnx
       sentence_layers: [4, 5, 6]   # null = the last layer's mean (the sentence embedding)
+      tune_top_layer_epochs: 3     # 0 = keep the encoder frozen
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any, Optional
 
+import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -32,6 +42,7 @@ from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES, TOKENS_NAMES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -44,11 +55,14 @@ from concierge_rasa.nlu.onnx_runtime import (
     read_export_config,
     resolve_model_dir,
 )
+from concierge_rasa.nlu.top_layer import TopLayer
 
 logger = logging.getLogger(__name__)
+TUNED_FILE = "top_layer.npz"
+TUNED_META = "top_layer.json"
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
 class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     """Adds MiniLM (ONNX) dense sequence + sentence features to messages."""
 
@@ -60,7 +74,7 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     @staticmethod
     def required_packages() -> list[str]:
         """Python packages the component needs."""
-        return ["onnxruntime", "tokenizers"]
+        return ["onnxruntime", "tokenizers", "scipy"]
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -80,12 +94,28 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             # sentence feature from these layers' means (0 = embedding output, 6 = last layer);
             # null = the last layer's mean alone, i.e. the sentence-transformers embedding
             "sentence_layers": None,
+            # train a copy of the encoder's last layer on the intents for this many epochs
+            # (0 = frozen encoder); its mean replaces the last layer's in the sentence feature
+            "tune_top_layer_epochs": 0,
+            "tune_learning_rate": 0.0001,
+            "tune_batch_size": 32,
+            "random_seed": 42,
         }
 
-    def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        execution_context: ExecutionContext,
+        model_storage: Optional[ModelStorage] = None,
+        resource: Optional[Resource] = None,
+        tuned: Optional[TopLayer] = None,
+    ) -> None:
         super().__init__(execution_context.node_name, config)
         self._model_dir = resolve_model_dir(self._config.get("model_path"))
         self._encoder: Optional[OnnxSentenceEncoder] = None
+        self._model_storage = model_storage
+        self._resource = resource
+        self.tuned = tuned
 
     @classmethod
     def create(
@@ -96,7 +126,64 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         execution_context: ExecutionContext,
     ) -> OnnxSentenceFeaturizer:
         """Creates the component; the encoder itself loads on first use."""
-        return cls(config, execution_context)
+        return cls(config, execution_context, model_storage, resource)
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> OnnxSentenceFeaturizer:
+        """Loads the trained top layer, if training made one (else the frozen encoder)."""
+        tuned = None
+        try:
+            with model_storage.read_from(resource) as folder:
+                meta = json.loads((folder / TUNED_META).read_text())
+                tuned = TopLayer.load(folder / TUNED_FILE, int(meta["num_heads"]), float(meta["layer_norm_eps"]))
+        except (ValueError, KeyError, FileNotFoundError, OSError):
+            tuned = None
+        return cls(config, execution_context, model_storage, resource, tuned)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fits the copy of the last layer to the intents (nothing to do when epochs is 0)."""
+        epochs = int(self._config.get("tune_top_layer_epochs") or 0)
+        examples = [e for e in training_data.intent_examples if e.get(INTENT) and str(e.get(TEXT) or "").strip()]
+        labels = sorted({e.get(INTENT) for e in examples})
+        if epochs <= 0 or self._model_storage is None or self._resource is None:
+            return self._resource
+        if len(labels) < 2:
+            logger.warning("OnnxSentenceFeaturizer: fewer than two intents; the top layer stays frozen.")
+            return self._resource
+        index = {name: i for i, name in enumerate(labels)}
+        started = time.perf_counter()
+        encoded = self.encoder.encode([e.get(TEXT) for e in examples], with_tokens=False, with_pre_top=True)
+        logger.info(
+            f"OnnxSentenceFeaturizer: tuning the top layer on {len(examples)} examples, {len(labels)} intents "
+            f"(states below it in {time.perf_counter() - started:.1f}s)"
+        )
+
+        def progress(epoch: int, loss: float, seconds: float) -> None:
+            logger.info(f"OnnxSentenceFeaturizer top layer epoch {epoch}/{epochs}: loss {loss:.4f} ({seconds:.0f}s)")
+
+        base = self.encoder.top_layer()
+        self.tuned = base.fit(
+            encoded.pre_top,
+            np.array([index[e.get(INTENT)] for e in examples]),
+            len(labels),
+            epochs=epochs,
+            learning_rate=float(self._config["tune_learning_rate"]),
+            batch_size=int(self._config["tune_batch_size"]),
+            seed=int(self._config["random_seed"]),
+            progress=progress,
+        )
+        with self._model_storage.write_to(self._resource) as folder:
+            self.tuned.save(folder / TUNED_FILE)
+            meta = {"num_heads": self.tuned.num_heads, "layer_norm_eps": self.tuned.eps, "labels": labels}
+            (folder / TUNED_META).write_text(json.dumps(meta))
+        return self._resource
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -105,6 +192,15 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             raise InvalidConfigException("OnnxSentenceFeaturizer: batch_size must be >= 1.")
         if config.get("max_length") is not None and int(config["max_length"]) < 8:
             raise InvalidConfigException("OnnxSentenceFeaturizer: max_length must be >= 8.")
+        epochs = config.get("tune_top_layer_epochs", 0)
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+            raise InvalidConfigException(
+                f"OnnxSentenceFeaturizer: tune_top_layer_epochs must be a whole number >= 0, not {epochs!r}."
+            )
+        if float(config.get("tune_learning_rate", 1e-4)) <= 0 or int(config.get("tune_batch_size", 32)) < 1:
+            raise InvalidConfigException(
+                "OnnxSentenceFeaturizer: tune_learning_rate must be > 0 and tune_batch_size >= 1."
+            )
         layers = config.get("sentence_layers")
         if layers is not None and (
             not isinstance(layers, list) or not layers or not all(isinstance(x, int) and x >= 0 for x in layers)
@@ -166,13 +262,24 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             return
         with_tokens = bool(self._config.get("sequence_features", True))
         layers = self._layers
+        tuned = self.tuned
         encoded = self.encoder.encode(
             [job[2] for job in jobs],
             batch_size=int(self._config["batch_size"]),
             with_tokens=with_tokens,
             with_layers=bool(layers),
+            with_pre_top=tuned is not None,
         )
-        sentences = encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)
+        if tuned is None:
+            sentences = encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)
+        else:
+            top = tuned.means(encoded.pre_top)
+            if layers:
+                means = encoded.layers.copy()
+                means[:, self.encoder.num_layers] = top
+                sentences = layer_sentence_features(means, layers)
+            else:
+                sentences = layer_sentence_features(top[:, None, :], [0])
         for k, (message, attribute, _text, spans) in enumerate(jobs):
             sentence = sentences[k : k + 1]
             sequence = align_to_tokens(encoded.tokens[k], encoded.offsets[k], spans) if with_tokens else None

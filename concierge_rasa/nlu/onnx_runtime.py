@@ -64,6 +64,7 @@ class EncodedBatch:
     tokens: list[np.ndarray]  # per text: [n_wordpieces, dim] (without padding)
     offsets: list[list[tuple[int, int]]]  # per text: char offsets of each word piece
     layers: Optional[np.ndarray] = None  # [batch, num_layers + 1, dim] per-layer means (asked for)
+    pre_top: Optional[list[np.ndarray]] = None  # per text: [n_wordpieces, dim] states before the last layer
 
 
 class OnnxSentenceEncoder:
@@ -80,6 +81,7 @@ class OnnxSentenceEncoder:
         # hidden states whose means the export provides: 0 = embedding output, 1..n = layers
         self.num_layers = int(self.config.get("num_layers", 0))
         self.has_layer_means = "layer_means" in self.config.get("outputs", [])
+        self.has_top_layer = "pre_top_states" in self.config.get("outputs", []) and bool(self.config.get("top_layer"))
 
         self._tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=self.max_length)
@@ -130,8 +132,30 @@ class OnnxSentenceEncoder:
         if bad:
             raise ValueError(f"sentence_layers {bad} out of range: this encoder has layers 0..{self.num_layers}.")
 
+    def check_top_layer(self) -> None:
+        """Raises a clear error when the export lacks what tune_top_layer needs."""
+        if not self.has_top_layer or not (self.model_dir / self.config["top_layer"]["file"]).is_file():
+            raise EncoderMissingError(
+                f"The ONNX encoder in {self.model_dir} was exported without its top layer "
+                "(needed for tune_top_layer). Export it again: "
+                "`.venv/bin/python scripts/export_onnx.py --force` (or `make train`)."
+            )
+
+    def top_layer(self):  # noqa: ANN201 - TopLayer (imported lazily: scipy)
+        """The exported (untrained) last layer, as ``TopLayer``."""
+        from concierge_rasa.nlu.top_layer import TopLayer
+
+        self.check_top_layer()
+        cfg = self.config["top_layer"]
+        return TopLayer.load(self.model_dir / cfg["file"], int(cfg["num_heads"]), float(cfg["layer_norm_eps"]))
+
     def encode(
-        self, texts: Sequence[str], batch_size: int = 64, with_tokens: bool = True, with_layers: bool = False
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        with_tokens: bool = True,
+        with_layers: bool = False,
+        with_pre_top: bool = False,
     ) -> EncodedBatch:
         """Embeds texts in length-sorted batches (less padding, faster on CPU)."""
         n = len(texts)
@@ -139,10 +163,13 @@ class OnnxSentenceEncoder:
         tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * n
         offsets: list[list[tuple[int, int]]] = [[] for _ in range(n)]
         layers = np.zeros((n, self.num_layers + 1, self.dimension), dtype=np.float32) if with_layers else None
+        pre_top: Optional[list[np.ndarray]] = [tokens[0]] * n if with_pre_top else None
         if with_layers:
             self.check_layers([])
+        if with_pre_top:
+            self.check_top_layer()
         if n == 0:
-            return EncodedBatch(sentence, tokens, offsets, layers)
+            return EncodedBatch(sentence, tokens, offsets, layers, pre_top)
 
         encodings = self._tokenizer.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
         if self.per_message and n > 1:
@@ -154,19 +181,28 @@ class OnnxSentenceEncoder:
 
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
                 parts = list(
-                    pool.map(lambda t: self.encode([t], with_tokens=with_tokens, with_layers=with_layers), texts)
+                    pool.map(
+                        lambda t: self.encode(
+                            [t], with_tokens=with_tokens, with_layers=with_layers, with_pre_top=with_pre_top
+                        ),
+                        texts,
+                    )
                 )
             for i, part in enumerate(parts):
                 sentence[i] = part.sentence[0]
                 tokens[i], offsets[i] = part.tokens[0], part.offsets[0]
                 if layers is not None:
                     layers[i] = part.layers[0]
-            return EncodedBatch(sentence, tokens, offsets, layers)
+                if pre_top is not None:
+                    pre_top[i] = part.pre_top[0]
+            return EncodedBatch(sentence, tokens, offsets, layers, pre_top)
 
         order = sorted(range(n), key=lambda i: len(encodings[i].ids))
         outputs = ["sentence_embedding", "token_embeddings"] if with_tokens else ["sentence_embedding"]
         if with_layers:
             outputs.append("layer_means")
+        if with_pre_top:
+            outputs.append("pre_top_states")
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             width = max(len(encodings[i].ids) for i in idx)
@@ -183,12 +219,14 @@ class OnnxSentenceEncoder:
             for row, i in enumerate(idx):
                 sentence[i] = result[0][row]
                 if layers is not None:
-                    layers[i] = result[-1][row]
+                    layers[i] = result[outputs.index("layer_means")][row]
+                if pre_top is not None:
+                    pre_top[i] = result[-1][row, : len(encodings[i].ids)].astype(np.float32, copy=True)
                 if with_tokens:
                     length = len(encodings[i].ids)
                     tokens[i] = result[1][row, :length].astype(np.float32, copy=True)
                     offsets[i] = list(encodings[i].offsets)
-        return EncodedBatch(sentence, tokens, offsets, layers)
+        return EncodedBatch(sentence, tokens, offsets, layers, pre_top)
 
 
 def layer_sentence_features(layer_means: np.ndarray, layers: Sequence[int]) -> np.ndarray:

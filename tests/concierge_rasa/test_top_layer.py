@@ -1,0 +1,136 @@
+"""The trainable copy of MiniLM's last layer, alone and inside OnnxSentenceFeaturizer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rasa.engine.storage.resource import Resource
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
+from concierge_rasa.nlu.onnx_runtime import EncoderMissingError, get_encoder
+from concierge_rasa.nlu.top_layer import TopLayer
+
+REFUND = ["I want my money back", "refund my order please", "can I get a refund", "give me my money back"]
+TRACK = ["where is my parcel", "track my order", "my package has not arrived", "when will my order come"]
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+
+def _examples(tokenizer, pairs: list[tuple[str, str]]) -> TrainingData:
+    messages = [Message(data={TEXT: t, INTENT: i}) for t, i in pairs]
+    tokenizer.process(messages)
+    return TrainingData(messages)
+
+
+def _featurizer(context, model_storage, resource=None, **config) -> OnnxSentenceFeaturizer:
+    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
+    return OnnxSentenceFeaturizer.create(merged, model_storage, resource or Resource("onnx"), context)
+
+
+def test_numpy_top_layer_reproduces_the_encoders_last_layer(encoder_dir):
+    encoder = get_encoder(encoder_dir)
+    texts = ["where is my order #104233 ?", "hello", "a much longer message about a parcel that never arrived"]
+    out = encoder.encode(texts, with_tokens=False, with_layers=True, with_pre_top=True)
+    means = encoder.top_layer().means(out.pre_top)
+    cosine = (_unit(means) * _unit(out.layers[:, -1])).sum(axis=1)
+    assert cosine.min() > 0.99  # int8 encoder vs float32 layer: close, not equal
+    assert [len(p) for p in out.pre_top] == [len(t) for t in encoder.encode(texts).tokens]
+
+
+def test_fit_pulls_intents_apart_and_round_trips(encoder_dir, tmp_path):
+    encoder = get_encoder(encoder_dir)
+    texts, labels = REFUND + TRACK, np.array([0] * len(REFUND) + [1] * len(TRACK))
+    states = encoder.encode(texts, with_tokens=False, with_pre_top=True).pre_top
+    base = encoder.top_layer()
+
+    def separation(layer: TopLayer) -> float:
+        m = _unit(layer.means(states))
+        sims = m @ m.T
+        same = labels[:, None] == labels[None, :]
+        off = ~np.eye(len(texts), dtype=bool)
+        return float(sims[same & off].mean() - sims[~same].mean())
+
+    tuned = base.fit(states, labels, 2, epochs=30, learning_rate=3e-4, batch_size=4)
+    assert separation(tuned) > separation(base) + 0.05
+    assert not np.allclose(tuned.weights["q_w"], base.weights["q_w"])
+    tuned.save(tmp_path / "top.npz")
+    again = TopLayer.load(tmp_path / "top.npz", tuned.num_heads, tuned.eps)
+    np.testing.assert_array_equal(again.means(states), tuned.means(states))
+
+
+def test_top_layer_rejects_incomplete_weights():
+    with pytest.raises(ValueError, match="lack"):
+        TopLayer({"q_w": np.zeros((4, 4))}, num_heads=2)
+
+
+def test_featurizer_trains_persists_and_loads_the_tuned_layer(encoder_dir, model_storage, context, tokenizer):
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    resource = Resource("onnx_tuned")
+    config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 2}
+    trainer = _featurizer(context, model_storage, resource, **config)
+    assert trainer.train(_examples(tokenizer, pairs)) == resource
+    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
+    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
+    assert loaded.tuned is not None
+    frozen = _featurizer(context, model_storage, sentence_layers=[4, 5, 6])
+
+    data = _examples(tokenizer, pairs)
+    loaded.process_training_data(data)
+    for message in data.training_examples:
+        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        plain = frozen.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        a = message.get_dense_features(TEXT)[1].features
+        b = parsed.get_dense_features(TEXT)[1].features
+        c = plain.get_dense_features(TEXT)[1].features
+        np.testing.assert_allclose(a, b, atol=1e-5)  # training features == parse-time features
+        assert np.linalg.norm(b) == pytest.approx(1.0, abs=1e-4)
+        # layers 4 and 5 are the frozen encoder's; only the last block is the tuned layer's
+        np.testing.assert_allclose(b[0, :768], c[0, :768], atol=1e-5)
+        assert not np.allclose(b[0, 768:], c[0, 768:], atol=1e-3)
+        # per-word sequence features stay the frozen encoder's
+        np.testing.assert_allclose(
+            parsed.get_dense_features(TEXT)[0].features, plain.get_dense_features(TEXT)[0].features, atol=1e-5
+        )
+
+
+def test_featurizer_without_tuning_stores_nothing(encoder_dir, model_storage, context, tokenizer):
+    resource = Resource("onnx_frozen")
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    _featurizer(context, model_storage, resource).train(_examples(tokenizer, pairs))
+    loaded = OnnxSentenceFeaturizer.load(OnnxSentenceFeaturizer.get_default_config(), model_storage, resource, context)
+    assert loaded.tuned is None
+    # one intent: nothing to tell apart, so the layer stays frozen (and training does not fail)
+    one = _featurizer(context, model_storage, Resource("one_intent"), tune_top_layer_epochs=2)
+    one.train(_examples(tokenizer, [(t, "refund") for t in REFUND]))
+    assert one.tuned is None
+
+
+@pytest.mark.parametrize("epochs", [-1, "3", 1.5, True])
+def test_tune_epochs_config_is_checked(epochs):
+    with pytest.raises(InvalidConfigException, match="tune_top_layer_epochs"):
+        OnnxSentenceFeaturizer.validate_config(
+            {**OnnxSentenceFeaturizer.get_default_config(), "tune_top_layer_epochs": epochs}
+        )
+
+
+def test_old_export_without_top_layer_asks_for_a_new_export(encoder_dir, tmp_path, model_storage, context, tokenizer):
+    old = tmp_path / "v2-export"
+    old.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (old / name).symlink_to(encoder_dir / name)
+    config = json.loads((encoder_dir / "concierge_onnx.json").read_text())
+    config["outputs"] = ["token_embeddings", "sentence_embedding", "layer_means"]
+    config.pop("top_layer", None)
+    (old / "concierge_onnx.json").write_text(json.dumps(config))
+    featurizer = _featurizer(context, model_storage, model_path=str(old), tune_top_layer_epochs=1)
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    with pytest.raises(EncoderMissingError, match="export_onnx.py --force"):
+        featurizer.train(_examples(tokenizer, pairs))
