@@ -134,3 +134,23 @@ def test_old_export_without_top_layer_asks_for_a_new_export(encoder_dir, tmp_pat
     pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
     with pytest.raises(EncoderMissingError, match="export_onnx.py --force"):
         featurizer.train(_examples(tokenizer, pairs))
+
+
+def test_tuned_featurizer_robust_to_odd_text(encoder_dir, model_storage, context, tokenizer):
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    featurizer = _featurizer(
+        context, model_storage, Resource("odd"), sentence_layers=[4, 5, 6], tune_top_layer_epochs=1
+    )
+    featurizer.train(_examples(tokenizer, pairs))
+    assert featurizer.tuned is not None
+    texts = ["", "😀🔥🙏", "x" * 10_000, "word " * 3_000, "'; DROP TABLE orders;--", "\x00\x01 binary \x7f"]
+    messages = [Message(data={TEXT: t}) for t in texts]
+    tokenizer.process(messages)
+    for message, text in zip(featurizer.process(messages), texts, strict=True):
+        sent = message.get_dense_features(TEXT)[1]
+        if not text.strip():
+            assert sent is None
+            continue
+        assert sent.features.shape == (1, 3 * 384)
+        assert np.isfinite(sent.features).all()
+        assert np.linalg.norm(sent.features) == pytest.approx(1.0, abs=1e-4)
