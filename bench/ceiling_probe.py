@@ -93,15 +93,12 @@ def finetuned_means(
         )
 
 
-def unit(a: np.ndarray) -> np.ndarray:
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-
-
 def replace_last(means: np.ndarray, layers: list[int] | None, tuned: np.ndarray) -> np.ndarray:
-    """The featurizer's sentence feature with the last layer's mean swapped for ``tuned``."""
-    layers = layers or [means.shape[1] - 1]
-    blocks = [unit(tuned) if k == means.shape[1] - 1 else unit(means[:, k]) for k in layers]
-    return unit(np.hstack(blocks)).astype(np.float32)
+    """The featurizer's sentence feature with the last layer's mean swapped for ``tuned``
+    (as OnnxSentenceFeaturizer does with its trained layer)."""
+    swapped = means.copy()
+    swapped[:, -1] = tuned
+    return kt.sentence_features(swapped, layers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,10 +150,10 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the copy of the last layer to the intents (nothing to do when epochs is 0)."""
         epochs = int(self._config.get("tune_top_layer_epochs") or 0)
-        examples = [e for e in training_data.intent_examples if e.get(INTENT) and str(e.get(TEXT) or "").strip()]
-        labels = sorted({e.get(INTENT) for e in examples})
         if epochs <= 0 or self._model_storage is None or self._resource is None:
             return self._resource
+        examples = [e for e in training_data.intent_examples if e.get(INTENT) and str(e.get(TEXT) or "").strip()]
+        labels = sorted({e.get(INTENT) for e in examples})
         if len(labels) < 2:
             logger.warning("OnnxSentenceFeaturizer: fewer than two intents; the top layer stays frozen.")
             return self._resource

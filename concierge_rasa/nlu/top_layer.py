@@ -21,19 +21,12 @@ from typing import Optional
 
 import numpy as np
 
+from concierge_rasa.nlu.softmax_model import pad_sequences
+
 NAMES = (
     "q_w", "q_b", "k_w", "k_b", "v_w", "v_b", "ao_w", "ao_b",
     "ln1_g", "ln1_b", "i_w", "i_b", "o_w", "o_b", "ln2_g", "ln2_b",
 )  # fmt: skip
-
-
-def _pad(states: Sequence[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max([1, *(len(s) for s in states)])
-    x = np.zeros((len(states), width, dim), dtype=np.float32)
-    m = np.zeros((len(states), width), dtype=np.float32)
-    for i, s in enumerate(states):
-        x[i, : len(s)], m[i, : len(s)] = s, 1.0
-    return x, m
 
 
 class TopLayer:
@@ -87,7 +80,7 @@ class TopLayer:
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            x, m = _pad([states[i] for i in idx], self.dim)
+            x, m = pad_sequences([states[i] for i in idx], self.dim)
             y = self.forward(x, m)
             out[idx] = (y * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), 1.0)
         return out
@@ -160,7 +153,7 @@ class TopLayer:
             order, total = rng.permutation(len(labels)), 0.0
             for i in range(0, len(order), batch_size):
                 idx = order[i : i + batch_size]
-                x, m = _pad([states[j] for j in idx], dim)
+                x, m = pad_sequences([states[j] for j in idx], dim)
                 total += float(step(x, m, labels[idx])) * len(idx)
             if progress is not None:
                 progress(epoch + 1, total / max(1, len(labels)), time.perf_counter() - started)
