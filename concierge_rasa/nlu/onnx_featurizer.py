@@ -15,7 +15,8 @@ similarity and blurs the wording that tells fine-grained intents apart ("pending
 With ``tune_top_layer_epochs`` > 0 the featurizer is trained: a copy of the encoder's last
 layer is fitted to the training data's intents (``top_layer.TopLayer``, TensorFlow; the
 layers below stay frozen) and its mean replaces the last layer's in the sentence feature.
-Per-word sequence features stay the frozen encoder's. Chosen on validation data only by
+Per-word sequence features stay the frozen encoder's unless ``tune_sequence_features`` is
+on; then they are the tuned layer's word-piece outputs. Chosen on validation data only by
 ``bench/ceiling_probe.py``.
 
 Usage in ``config.yml``::
@@ -97,6 +98,8 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             # train a copy of the encoder's last layer on the intents for this many epochs
             # (0 = frozen encoder); its mean replaces the last layer's in the sentence feature
             "tune_top_layer_epochs": 0,
+            # with a tuned layer, per-word sequence features come from it too (else frozen)
+            "tune_sequence_features": False,
             "tune_learning_rate": 0.0001,
             "tune_batch_size": 32,
             "random_seed": 42,
@@ -270,10 +273,14 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             with_layers=bool(layers),
             with_pre_top=tuned is not None,
         )
+        pieces = encoded.tokens
         if tuned is None:
             sentences = encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)
         else:
-            top = tuned.means(encoded.pre_top)
+            tuned_pieces = with_tokens and bool(self._config.get("tune_sequence_features"))
+            top, tuned_out = tuned.outputs(encoded.pre_top, with_pieces=tuned_pieces)
+            if tuned_pieces:
+                pieces = tuned_out
             if layers:
                 means = encoded.layers.copy()
                 means[:, self.encoder.num_layers] = top
@@ -282,5 +289,5 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
                 sentences = layer_sentence_features(top[:, None, :], [0])
         for k, (message, attribute, _text, spans) in enumerate(jobs):
             sentence = sentences[k : k + 1]
-            sequence = align_to_tokens(encoded.tokens[k], encoded.offsets[k], spans) if with_tokens else None
+            sequence = align_to_tokens(pieces[k], encoded.offsets[k], spans) if with_tokens else None
             self.add_features_to_message(sequence=sequence, sentence=sentence, attribute=attribute, message=message)

@@ -76,14 +76,25 @@ class TopLayer:
 
     def means(self, states: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
         """[n, dim] masked mean of the layer's output per sentence (zeros for no word pieces)."""
+        return self.outputs(states, batch_size, with_pieces=False)[0]
+
+    def outputs(
+        self, states: Sequence[np.ndarray], batch_size: int = 64, with_pieces: bool = True
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The per-sentence means and, with ``with_pieces``, each sentence's word-piece
+        outputs ([pieces, dim], in the input's order; an empty list without)."""
         out = np.zeros((len(states), self.dim), dtype=np.float32)
+        pieces: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(states) if with_pieces else []
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             x, m = pad_sequences([states[i] for i in idx], self.dim)
             y = self.forward(x, m)
             out[idx] = (y * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), 1.0)
-        return out
+            if with_pieces:
+                for row, i in enumerate(idx):
+                    pieces[i] = y[row, : len(states[i])].copy()
+        return out, pieces
 
     def fit(
         self,

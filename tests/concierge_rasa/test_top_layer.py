@@ -154,3 +154,27 @@ def test_tuned_featurizer_robust_to_odd_text(encoder_dir, model_storage, context
         assert sent.features.shape == (1, 3 * 384)
         assert np.isfinite(sent.features).all()
         assert np.linalg.norm(sent.features) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_tuned_sequence_features_come_from_the_tuned_layer(encoder_dir, model_storage, context, tokenizer):
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    resource = Resource("onnx_tuned_words")
+    config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 2, "tune_sequence_features": True}
+    _featurizer(context, model_storage, resource, **config).train(_examples(tokenizer, pairs))
+    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
+    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
+    words_off = OnnxSentenceFeaturizer.load(
+        {**merged, "tune_sequence_features": False}, model_storage, resource, context
+    )
+    data = _examples(tokenizer, pairs)
+    loaded.process_training_data(data)
+    for message in data.training_examples:
+        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        frozen_words = words_off.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        seq, sent = parsed.get_dense_features(TEXT)
+        # one vector per Rasa token, the same at training and at parse time
+        assert seq.features.shape == (len(message.get("text_tokens")), 384)
+        np.testing.assert_allclose(message.get_dense_features(TEXT)[0].features, seq.features, atol=1e-5)
+        # the sentence feature does not depend on the option; the per-word vectors do
+        np.testing.assert_allclose(sent.features, frozen_words.get_dense_features(TEXT)[1].features, atol=1e-5)
+        assert not np.allclose(seq.features, frozen_words.get_dense_features(TEXT)[0].features, atol=1e-3)
