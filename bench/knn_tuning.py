@@ -19,8 +19,9 @@ Test splits are never read. The last stdout line is JSON with the grid and the c
 mean of BANKING77 accuracy, CLINC150 in-scope accuracy and OOS recall).
 
 The mirror keeps the encoder frozen: the featurizer's ``tune_top_layer_epochs`` (a trained
-copy of the last layer) is measured by bench/ceiling_probe.py instead; the kNN settings and
-layers were chosen before it, on frozen features.
+copy of the last layers) is measured by bench/ceiling_probe.py instead. The kNN settings and
+layers were chosen before it, on frozen features; ``ceiling_probe.py --knn-grid`` re-ran the
+kNN choice on tuned features and kept the same values.
 
 ``--layers`` scores candidate ``sentence_layers`` (and word bigrams) instead, at config.yml's
 kNN settings, with the same folds and the same criterion: how those were chosen.

@@ -22,9 +22,11 @@ Output folder::
                      layer_means [batch, 7, 384] (mean pooled, not normalised, of the
                      embedding output and of each of the 6 layers; the featurizer's
                      ``sentence_layers`` concatenates some of them) and
-                     pre_top_states [batch, seq, 384] (the word pieces' states before the
-                     last layer, which the featurizer's ``tune_top_layer`` trains a copy of)
-    top_layer.npz    the last transformer layer's weights (float32, [in, out] matrices)
+                     pre_top_states and pre_top2_states [batch, seq, 384] (the word pieces'
+                     states before the last layer and before the last two, which the
+                     featurizer's ``tune_top_layers`` trains a copy of)
+    top_layer.npz    the last two transformer layers' weights (float32, [in, out] matrices,
+                     ``l0_`` for the second-to-last layer and ``l1_`` for the last)
     tokenizer.json   the Hugging Face fast tokenizer
     concierge_onnx.json  small config: dims, max length, fingerprint, verification figures
 """
@@ -48,7 +50,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "var" / "models" / "minilm-onnx"
 CONFIG_NAME = "concierge_onnx.json"
-EXPORT_VERSION = 3  # bump when the graph layout changes (2: layer_means, 3: pre_top_states + top_layer.npz)
+# bump when the graph layout changes (2: layer_means, 3: pre_top_states + top_layer.npz,
+# 4: pre_top2_states and the last two layers in top_layer.npz)
+EXPORT_VERSION = 4
+TOP_DEPTH = 2  # how many of the last layers the export gives the featurizer to tune
+OUTPUTS = ["token_embeddings", "sentence_embedding", "layer_means", "pre_top_states", "pre_top2_states"]
 CHECK_SENTENCES = [
     "where is my order #104233?",
     "I want to cancel my order",
@@ -100,11 +106,11 @@ def is_current(out: Path, fp: str) -> bool:
     return files_ok and data.get("fingerprint") == fp
 
 
-def top_layer_weights(hf_model) -> dict:  # noqa: ANN001 - a transformers BertModel
-    """The last encoder layer's parameters under TopLayer's names ([in, out] matrices)."""
+def top_layer_weights(hf_model, index: int = -1) -> dict:  # noqa: ANN001 - a transformers BertModel
+    """One encoder layer's parameters (default: the last) under TopLayer's names ([in, out] matrices)."""
     if getattr(hf_model.config, "hidden_act", "gelu") != "gelu":
         raise SystemExit(f"top layer export supports BERT's exact gelu only, not {hf_model.config.hidden_act!r}")
-    layer = hf_model.encoder.layer[-1]
+    layer = hf_model.encoder.layer[index]
     att, out = layer.attention, layer.output
 
     def w(linear) -> tuple:  # noqa: ANN001
@@ -158,7 +164,7 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
             layers = torch.stack([(h * mask).sum(dim=1) / counts for h in hidden], dim=1)
             pooled = layers[:, -1]
             norm = pooled.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
-            return tokens, pooled / norm, layers, hidden[-2]
+            return tokens, pooled / norm, layers, hidden[-2], hidden[-1 - TOP_DEPTH]
 
     encoder = Encoder(hf_model).eval()
     dummy = tokenizer(["a short example", "another one that is longer"], padding=True, return_tensors="pt")
@@ -176,7 +182,7 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
                 args,
                 str(fp32_path),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],
-                output_names=["token_embeddings", "sentence_embedding", "layer_means", "pre_top_states"],
+                output_names=OUTPUTS,
                 dynamic_axes={
                     "input_ids": {0: "batch", 1: "seq"},
                     "attention_mask": {0: "batch", 1: "seq"},
@@ -185,6 +191,7 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
                     "sentence_embedding": {0: "batch"},
                     "layer_means": {0: "batch"},
                     "pre_top_states": {0: "batch", 1: "seq"},
+                    "pre_top2_states": {0: "batch", 1: "seq"},
                 },
                 opset_version=17,
                 do_constant_folding=True,
@@ -229,41 +236,47 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
         if min_cos < (0.9 if quantize else 0.999):
             raise SystemExit(f"ONNX export does not match the PyTorch model (min cosine {min_cos:.4f})")
 
-        # the last layer's weights, and a check that numpy's copy of the layer (what the
-        # featurizer's tune_top_layer starts from) turns the exported pre-top states into the
-        # exported last layer's mean
-        top = top_layer_weights(hf_model)
+        # the last layers' weights, and a check that numpy's copy of them (what the featurizer's
+        # tune_top_layers starts from) turns the exported pre-top states into the exported
+        # layers' means: the last layer from pre_top_states, the last two from pre_top2_states
+        stack = [top_layer_weights(hf_model, i) for i in range(-TOP_DEPTH, 0)]
         top_cfg = {
             "file": "top_layer.npz",
             "num_heads": int(hf_model.config.num_attention_heads),
             "layer_norm_eps": float(hf_model.config.layer_norm_eps),
+            "depth": TOP_DEPTH,
+            "inputs": ["pre_top2_states", "pre_top_states"],  # the input of each stacked layer
         }
         sys.path.insert(0, str(PROJECT_ROOT))
         from concierge_rasa.nlu.top_layer import TopLayer
 
-        onnx_pre = sess.run(["pre_top_states"], feeds)[0]
+        top = TopLayer(stack, top_cfg["num_heads"], top_cfg["layer_norm_eps"])
         lengths = feeds["attention_mask"].sum(axis=1)
-        means = TopLayer(top, top_cfg["num_heads"], top_cfg["layer_norm_eps"]).means(
-            [onnx_pre[i, : lengths[i]] for i in range(len(lengths))]
-        )
-        top_cos = float((unit(means) * unit(onnx_layers[:, -1])).sum(axis=-1).min())
-        log(f"top layer in numpy on the ONNX pre-top states vs the ONNX last layer: min cosine {top_cos:.5f}")
+        top_cos = 1.0
+        for depth in range(1, TOP_DEPTH + 1):
+            onnx_pre = sess.run([top_cfg["inputs"][-depth]], feeds)[0]
+            means = top.last(depth).outputs(
+                [onnx_pre[i, : lengths[i]] for i in range(len(lengths))], with_pieces=False
+            )[0]
+            ref_means = onnx_layers[:, -depth:]
+            top_cos = min(top_cos, float((unit(means) * unit(ref_means)).sum(axis=-1).min()))
+        log(f"top layers in numpy on the ONNX pre-top states vs the ONNX layers: min cosine {top_cos:.5f}")
         if top_cos < (0.9 if quantize else 0.999):
-            raise SystemExit(f"the exported top layer does not match the encoder (min cosine {top_cos:.4f})")
+            raise SystemExit(f"the exported top layers do not match the encoder (min cosine {top_cos:.4f})")
 
         out.mkdir(parents=True, exist_ok=True)
         staging = out / "model.onnx.tmp"
         shutil.copyfile(final_src, staging)
         os.replace(staging, out / "model.onnx")
         tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
-        np.savez(out / top_cfg["file"], **top)
+        top.save(out / top_cfg["file"])
 
     return {
         "dimension": int(hf_model.config.hidden_size),
         "max_length": max_length,
         "do_lower_case": True,
         "quantized": quantize,
-        "outputs": ["token_embeddings", "sentence_embedding", "layer_means", "pre_top_states"],
+        "outputs": OUTPUTS,
         "num_layers": int(hf_model.config.num_hidden_layers),
         "top_layer": top_cfg,
         "verify_max_abs_diff": max_abs,

@@ -13,8 +13,9 @@ similarity and blurs the wording that tells fine-grained intents apart ("pending
 5-fold cross-validation, CLINC150 val) by ``bench/knn_tuning.py --layers``.
 
 With ``tune_top_layer_epochs`` > 0 the featurizer is trained: a copy of the encoder's last
-layer is fitted to the training data's intents (``top_layer.TopLayer``, TensorFlow; the
-layers below stay frozen) and its mean replaces the last layer's in the sentence feature.
+``tune_top_layers`` layers is fitted to the training data's intents (``top_layer.TopLayer``,
+TensorFlow; the layers below stay frozen) and their means replace those layers' in the
+sentence feature.
 Per-word sequence features stay the frozen encoder's unless ``tune_sequence_features`` is
 on; then they are the tuned layer's word-piece outputs. Chosen on validation data only by
 ``bench/ceiling_probe.py``.
@@ -25,6 +26,7 @@ Usage in ``config.yml``::
       model_path: null      # default: $CONCIERGE_ONNX_MODEL_DIR or var/models/minilm-onnx
       sentence_layers: [4, 5, 6]   # null = the last layer's mean (the sentence embedding)
       tune_top_layer_epochs: 3     # 0 = keep the encoder frozen
+      tune_top_layers: 2           # how many of the last layers to train (the export gives 2)
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             # train a copy of the encoder's last layer on the intents for this many epochs
             # (0 = frozen encoder); its mean replaces the last layer's in the sentence feature
             "tune_top_layer_epochs": 0,
+            # how many of the encoder's last layers are trained (at most what the export gives)
+            "tune_top_layers": 1,
             # with a tuned layer, per-word sequence features come from it too (else frozen)
             "tune_sequence_features": False,
             "tune_learning_rate": 0.0001,
@@ -153,6 +157,7 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the copy of the last layer to the intents (nothing to do when epochs is 0)."""
         epochs = int(self._config.get("tune_top_layer_epochs") or 0)
+        depth = int(self._config.get("tune_top_layers") or 1)
         if epochs <= 0 or self._model_storage is None or self._resource is None:
             return self._resource
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and str(e.get(TEXT) or "").strip()]
@@ -162,16 +167,18 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             return self._resource
         index = {name: i for i, name in enumerate(labels)}
         started = time.perf_counter()
-        encoded = self.encoder.encode([e.get(TEXT) for e in examples], with_tokens=False, with_pre_top=True)
+        self.encoder.check_top_layer(depth)
+        encoded = self.encoder.encode([e.get(TEXT) for e in examples], with_tokens=False, with_pre_top=depth)
         logger.info(
-            f"OnnxSentenceFeaturizer: tuning the top layer on {len(examples)} examples, {len(labels)} intents "
+            f"OnnxSentenceFeaturizer: tuning the top {depth} layer(s) on {len(examples)} examples, "
+            f"{len(labels)} intents "
             f"(states below it in {time.perf_counter() - started:.1f}s)"
         )
 
         def progress(epoch: int, loss: float, seconds: float) -> None:
-            logger.info(f"OnnxSentenceFeaturizer top layer epoch {epoch}/{epochs}: loss {loss:.4f} ({seconds:.0f}s)")
+            logger.info(f"OnnxSentenceFeaturizer top layers epoch {epoch}/{epochs}: loss {loss:.4f} ({seconds:.0f}s)")
 
-        base = self.encoder.top_layer()
+        base = self.encoder.top_layer(depth)
         self.tuned = base.fit(
             encoded.pre_top,
             np.array([index[e.get(INTENT)] for e in examples]),
@@ -184,7 +191,12 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         )
         with self._model_storage.write_to(self._resource) as folder:
             self.tuned.save(folder / TUNED_FILE)
-            meta = {"num_heads": self.tuned.num_heads, "layer_norm_eps": self.tuned.eps, "labels": labels}
+            meta = {
+                "num_heads": self.tuned.num_heads,
+                "layer_norm_eps": self.tuned.eps,
+                "depth": self.tuned.depth,
+                "labels": labels,
+            }
             (folder / TUNED_META).write_text(json.dumps(meta))
         return self._resource
 
@@ -199,6 +211,11 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise InvalidConfigException(
                 f"OnnxSentenceFeaturizer: tune_top_layer_epochs must be a whole number >= 0, not {epochs!r}."
+            )
+        depth = config.get("tune_top_layers", 1)
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise InvalidConfigException(
+                f"OnnxSentenceFeaturizer: tune_top_layers must be a whole number >= 1, not {depth!r}."
             )
         if float(config.get("tune_learning_rate", 1e-4)) <= 0 or int(config.get("tune_batch_size", 32)) < 1:
             raise InvalidConfigException(
@@ -271,7 +288,7 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             batch_size=int(self._config["batch_size"]),
             with_tokens=with_tokens,
             with_layers=bool(layers),
-            with_pre_top=tuned is not None,
+            with_pre_top=0 if tuned is None else tuned.depth,
         )
         pieces = encoded.tokens
         if tuned is None:
@@ -283,10 +300,10 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
                 pieces = tuned_out
             if layers:
                 means = encoded.layers.copy()
-                means[:, self.encoder.num_layers] = top
+                means[:, self.encoder.num_layers - tuned.depth + 1 :] = top
                 sentences = layer_sentence_features(means, layers)
             else:
-                sentences = layer_sentence_features(top[:, None, :], [0])
+                sentences = layer_sentence_features(top[:, -1:], [0])
         for k, (message, attribute, _text, spans) in enumerate(jobs):
             sentence = sentences[k : k + 1]
             sequence = align_to_tokens(pieces[k], encoded.offsets[k], spans) if with_tokens else None

@@ -64,7 +64,8 @@ class EncodedBatch:
     tokens: list[np.ndarray]  # per text: [n_wordpieces, dim] (without padding)
     offsets: list[list[tuple[int, int]]]  # per text: char offsets of each word piece
     layers: Optional[np.ndarray] = None  # [batch, num_layers + 1, dim] per-layer means (asked for)
-    pre_top: Optional[list[np.ndarray]] = None  # per text: [n_wordpieces, dim] states before the last layer
+    # per text: [n_wordpieces, dim] states below the top layer(s) asked for (with_pre_top)
+    pre_top: Optional[list[np.ndarray]] = None
 
 
 class OnnxSentenceEncoder:
@@ -82,6 +83,10 @@ class OnnxSentenceEncoder:
         self.num_layers = int(self.config.get("num_layers", 0))
         self.has_layer_means = "layer_means" in self.config.get("outputs", [])
         self.has_top_layer = "pre_top_states" in self.config.get("outputs", []) and bool(self.config.get("top_layer"))
+        # how many of the last layers the export gives weights and input states for (v3: 1)
+        top_cfg = self.config.get("top_layer") or {}
+        self.top_depth = int(top_cfg.get("depth", 1)) if self.has_top_layer else 0
+        self._top_inputs = list(top_cfg.get("inputs") or ["pre_top_states"])
 
         self._tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=self.max_length)
@@ -132,22 +137,29 @@ class OnnxSentenceEncoder:
         if bad:
             raise ValueError(f"sentence_layers {bad} out of range: this encoder has layers 0..{self.num_layers}.")
 
-    def check_top_layer(self) -> None:
-        """Raises a clear error when the export lacks what tune_top_layer needs."""
+    def check_top_layer(self, depth: int = 1) -> None:
+        """Raises a clear error when the export lacks what tune_top_layers needs."""
         if not self.has_top_layer or not (self.model_dir / self.config["top_layer"]["file"]).is_file():
             raise EncoderMissingError(
                 f"The ONNX encoder in {self.model_dir} was exported without its top layer "
-                "(needed for tune_top_layer). Export it again: "
+                "(needed for tune_top_layer_epochs). Export it again: "
                 "`.venv/bin/python scripts/export_onnx.py --force` (or `make train`)."
             )
+        if not 1 <= int(depth) <= self.top_depth:
+            raise EncoderMissingError(
+                f"The ONNX encoder in {self.model_dir} gives {self.top_depth} top layer(s) to tune, not {depth}. "
+                "Export it again: `.venv/bin/python scripts/export_onnx.py --force` (or `make train`), "
+                "or lower tune_top_layers."
+            )
 
-    def top_layer(self):  # noqa: ANN201 - TopLayer (imported lazily: scipy)
-        """The exported (untrained) last layer, as ``TopLayer``."""
+    def top_layer(self, depth: int = 1):  # noqa: ANN201 - TopLayer (imported lazily: scipy)
+        """The exported (untrained) last ``depth`` layers, as ``TopLayer``."""
         from concierge_rasa.nlu.top_layer import TopLayer
 
-        self.check_top_layer()
+        self.check_top_layer(depth)
         cfg = self.config["top_layer"]
-        return TopLayer.load(self.model_dir / cfg["file"], int(cfg["num_heads"]), float(cfg["layer_norm_eps"]))
+        stack = TopLayer.load(self.model_dir / cfg["file"], int(cfg["num_heads"]), float(cfg["layer_norm_eps"]))
+        return stack.last(depth)
 
     def encode(
         self,
@@ -155,9 +167,11 @@ class OnnxSentenceEncoder:
         batch_size: int = 64,
         with_tokens: bool = True,
         with_layers: bool = False,
-        with_pre_top: bool = False,
+        with_pre_top: int = 0,
     ) -> EncodedBatch:
-        """Embeds texts in length-sorted batches (less padding, faster on CPU)."""
+        """Embeds texts in length-sorted batches (less padding, faster on CPU).
+
+        ``with_pre_top`` = d (True = 1) adds the word-piece states below the last d layers."""
         n = len(texts)
         sentence = np.zeros((n, self.dimension), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * n
@@ -167,7 +181,7 @@ class OnnxSentenceEncoder:
         if with_layers:
             self.check_layers([])
         if with_pre_top:
-            self.check_top_layer()
+            self.check_top_layer(int(with_pre_top))
         if n == 0:
             return EncodedBatch(sentence, tokens, offsets, layers, pre_top)
 
@@ -202,7 +216,7 @@ class OnnxSentenceEncoder:
         if with_layers:
             outputs.append("layer_means")
         if with_pre_top:
-            outputs.append("pre_top_states")
+            outputs.append(self._top_inputs[-int(with_pre_top)])
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             width = max(len(encodings[i].ids) for i in idx)

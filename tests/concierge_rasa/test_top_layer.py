@@ -14,7 +14,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
 from concierge_rasa.nlu.onnx_runtime import EncoderMissingError, get_encoder
-from concierge_rasa.nlu.top_layer import TopLayer
+from concierge_rasa.nlu.top_layer import TopLayer, bucketed_batches
 
 REFUND = ["I want my money back", "refund my order please", "can I get a refund", "give me my money back"]
 TRACK = ["where is my parcel", "track my order", "my package has not arrived", "when will my order come"]
@@ -178,3 +178,82 @@ def test_tuned_sequence_features_come_from_the_tuned_layer(encoder_dir, model_st
         # the sentence feature does not depend on the option; the per-word vectors do
         np.testing.assert_allclose(sent.features, frozen_words.get_dense_features(TEXT)[1].features, atol=1e-5)
         assert not np.allclose(seq.features, frozen_words.get_dense_features(TEXT)[0].features, atol=1e-3)
+
+
+def test_two_layer_stack_reproduces_the_encoders_last_two_layers(encoder_dir, tmp_path):
+    encoder = get_encoder(encoder_dir)
+    assert encoder.top_depth == 2
+    texts = ["where is my order #104233 ?", "hello", "a much longer message about a parcel that never arrived"]
+    out = encoder.encode(texts, with_tokens=False, with_layers=True, with_pre_top=2)
+    stack = encoder.top_layer(2)
+    assert stack.depth == 2
+    means, pieces = stack.outputs(out.pre_top)
+    assert means.shape == (3, 2, 384)
+    cosine = (_unit(means) * _unit(out.layers[:, -2:])).sum(axis=-1)
+    assert cosine.min() > 0.99
+    # the top layer alone, on the states below it, is the stack's last layer
+    np.testing.assert_array_equal(stack.last(1).weights["q_w"], encoder.top_layer(1).weights["q_w"])
+    assert [len(p) for p in pieces] == [len(p) for p in out.pre_top]
+    stack.save(tmp_path / "stack.npz")
+    again = TopLayer.load(tmp_path / "stack.npz", stack.num_heads, stack.eps)
+    assert again.depth == 2
+    np.testing.assert_array_equal(again.outputs(out.pre_top)[0], means)
+    with pytest.raises(ValueError, match="no top 3"):
+        stack.last(3)
+
+
+def test_featurizer_tunes_the_last_two_layers(encoder_dir, model_storage, context, tokenizer):
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    resource = Resource("onnx_tuned_two")
+    config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 2, "tune_top_layers": 2}
+    _featurizer(context, model_storage, resource, **config).train(_examples(tokenizer, pairs))
+    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
+    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
+    assert loaded.tuned is not None and loaded.tuned.depth == 2
+    frozen = _featurizer(context, model_storage, sentence_layers=[4, 5, 6])
+    data = _examples(tokenizer, pairs)
+    loaded.process_training_data(data)
+    for message in data.training_examples:
+        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        plain = frozen.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        a = message.get_dense_features(TEXT)[1].features
+        b = parsed.get_dense_features(TEXT)[1].features
+        c = plain.get_dense_features(TEXT)[1].features
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        # layer 4 is the frozen encoder's; layers 5 and 6 are the tuned copies
+        np.testing.assert_allclose(b[0, :384], c[0, :384], atol=1e-5)
+        assert not np.allclose(b[0, 384:768], c[0, 384:768], atol=1e-3)
+        assert not np.allclose(b[0, 768:], c[0, 768:], atol=1e-3)
+
+
+def test_more_tuned_layers_than_the_export_gives_is_a_clear_error(encoder_dir, model_storage, context, tokenizer):
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    featurizer = _featurizer(context, model_storage, Resource("three"), tune_top_layer_epochs=1, tune_top_layers=3)
+    with pytest.raises(EncoderMissingError, match="gives 2 top layer"):
+        featurizer.train(_examples(tokenizer, pairs))
+
+
+@pytest.mark.parametrize("depth", [0, -1, "2", 1.5, True])
+def test_tune_top_layers_config_is_checked(depth):
+    with pytest.raises(InvalidConfigException, match="tune_top_layers"):
+        OnnxSentenceFeaturizer.validate_config(
+            {**OnnxSentenceFeaturizer.get_default_config(), "tune_top_layers": depth}
+        )
+
+
+def test_bucketed_batches_cover_every_row_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(5, 20, 3000), rng.integers(60, 100, 100)])
+    batches = bucketed_batches(lengths, 32, np.random.default_rng(1))
+    seen = np.concatenate(batches)
+    assert sorted(seen.tolist()) == list(range(len(lengths)))
+    assert max(len(b) for b in batches) == 32
+    padded = sum(lengths[b].max() * len(b) for b in batches)
+    order = np.random.default_rng(1).permutation(len(lengths))
+    random_padded = sum(lengths[order[i : i + 32]].max() * len(order[i : i + 32]) for i in range(0, len(order), 32))
+    assert padded < 0.6 * random_padded
+    # a new random order every epoch, the same for the same seed
+    again = bucketed_batches(lengths, 32, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    other = bucketed_batches(lengths, 32, np.random.default_rng(2))
+    assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(batches, other, strict=False))
