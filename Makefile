@@ -127,7 +127,7 @@ bench-knn: $(VENV)/.installed
 
 # does a seed ensemble or fine-tuning MiniLM's top layer beat the frozen encoder? (validation only)
 bench-ceiling: $(VENV)/.installed
-	$(PY) bench/ceiling_probe.py --data $(DATA)
+	$(PY) bench/ceiling_probe.py --data $(DATA) --bucketed
 
 # regenerates nlu_data/nlu/variants.yml after editing data/nlu_templates.yml
 variants: $(VENV)/.installed

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning passes")
     parser.add_argument(
         "--variants",
-        default="ensemble,finetune_top",
+        default="finetune_top,finetune_top2",
         help=f"comma-separated, from {', '.join(ALL_VARIANTS)} (the baseline always runs)",
     )
     parser.add_argument(
