@@ -167,7 +167,6 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             return self._resource
         index = {name: i for i, name in enumerate(labels)}
         started = time.perf_counter()
-        self.encoder.check_top_layer(depth)
         encoded = self.encoder.encode([e.get(TEXT) for e in examples], with_tokens=False, with_pre_top=depth)
         logger.info(
             f"OnnxSentenceFeaturizer: tuning the top {depth} layer(s) on {len(examples)} examples, "
@@ -191,12 +190,7 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         )
         with self._model_storage.write_to(self._resource) as folder:
             self.tuned.save(folder / TUNED_FILE)
-            meta = {
-                "num_heads": self.tuned.num_heads,
-                "layer_norm_eps": self.tuned.eps,
-                "depth": self.tuned.depth,
-                "labels": labels,
-            }
+            meta = {"num_heads": self.tuned.num_heads, "layer_norm_eps": self.tuned.eps, "labels": labels}
             (folder / TUNED_META).write_text(json.dumps(meta))
         return self._resource
 

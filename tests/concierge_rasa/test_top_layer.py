@@ -35,6 +35,32 @@ def _featurizer(context, model_storage, resource=None, **config) -> OnnxSentence
     return OnnxSentenceFeaturizer.create(merged, model_storage, resource or Resource("onnx"), context)
 
 
+def _trained_and_parsed(context, model_storage, tokenizer, name: str, config: dict, other: dict, frozen: bool):
+    """Trains a featurizer with ``config``, loads it, and featurizes the training pairs; per
+    training message: (message with training-time features, the same text parsed by the loaded
+    featurizer, and parsed by another featurizer: with ``frozen`` an untrained one with
+    ``other``'s config, else the same trained resource loaded with ``other`` over ``config``)."""
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    resource = Resource(name)
+    trainer = _featurizer(context, model_storage, resource, **config)
+    assert trainer.train(_examples(tokenizer, pairs)) == resource
+    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
+    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
+    assert loaded.tuned is not None
+    if frozen:
+        compared = _featurizer(context, model_storage, **other)
+    else:
+        compared = OnnxSentenceFeaturizer.load({**merged, **other}, model_storage, resource, context)
+    data = _examples(tokenizer, pairs)
+    loaded.process_training_data(data)
+    rows = []
+    for message in data.training_examples:
+        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        plain = compared.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        rows.append((message, parsed, plain))
+    return loaded, rows
+
+
 def test_numpy_top_layer_reproduces_the_encoders_last_layer(encoder_dir):
     encoder = get_encoder(encoder_dir)
     texts = ["where is my order #104233 ?", "hello", "a much longer message about a parcel that never arrived"]
@@ -72,21 +98,10 @@ def test_top_layer_rejects_incomplete_weights():
 
 
 def test_featurizer_trains_persists_and_loads_the_tuned_layer(encoder_dir, model_storage, context, tokenizer):
-    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
-    resource = Resource("onnx_tuned")
     config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 2}
-    trainer = _featurizer(context, model_storage, resource, **config)
-    assert trainer.train(_examples(tokenizer, pairs)) == resource
-    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
-    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
-    assert loaded.tuned is not None
-    frozen = _featurizer(context, model_storage, sentence_layers=[4, 5, 6])
-
-    data = _examples(tokenizer, pairs)
-    loaded.process_training_data(data)
-    for message in data.training_examples:
-        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
-        plain = frozen.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+    frozen = {"sentence_layers": [4, 5, 6]}
+    _, rows = _trained_and_parsed(context, model_storage, tokenizer, "onnx_tuned", config, frozen, frozen=True)
+    for message, parsed, plain in rows:
         a = message.get_dense_features(TEXT)[1].features
         b = parsed.get_dense_features(TEXT)[1].features
         c = plain.get_dense_features(TEXT)[1].features
@@ -157,20 +172,12 @@ def test_tuned_featurizer_robust_to_odd_text(encoder_dir, model_storage, context
 
 
 def test_tuned_sequence_features_come_from_the_tuned_layer(encoder_dir, model_storage, context, tokenizer):
-    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
-    resource = Resource("onnx_tuned_words")
     config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 2, "tune_sequence_features": True}
-    _featurizer(context, model_storage, resource, **config).train(_examples(tokenizer, pairs))
-    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
-    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
-    words_off = OnnxSentenceFeaturizer.load(
-        {**merged, "tune_sequence_features": False}, model_storage, resource, context
+    words_off = {"tune_sequence_features": False}
+    _, rows = _trained_and_parsed(
+        context, model_storage, tokenizer, "onnx_tuned_words", config, words_off, frozen=False
     )
-    data = _examples(tokenizer, pairs)
-    loaded.process_training_data(data)
-    for message in data.training_examples:
-        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
-        frozen_words = words_off.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+    for message, parsed, frozen_words in rows:
         seq, sent = parsed.get_dense_features(TEXT)
         # one vector per Rasa token, the same at training and at parse time
         assert seq.features.shape == (len(message.get("text_tokens")), 384)
@@ -203,19 +210,11 @@ def test_two_layer_stack_reproduces_the_encoders_last_two_layers(encoder_dir, tm
 
 
 def test_featurizer_tunes_the_last_two_layers(encoder_dir, model_storage, context, tokenizer):
-    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
-    resource = Resource("onnx_tuned_two")
     config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 2, "tune_top_layers": 2}
-    _featurizer(context, model_storage, resource, **config).train(_examples(tokenizer, pairs))
-    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
-    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
-    assert loaded.tuned is not None and loaded.tuned.depth == 2
-    frozen = _featurizer(context, model_storage, sentence_layers=[4, 5, 6])
-    data = _examples(tokenizer, pairs)
-    loaded.process_training_data(data)
-    for message in data.training_examples:
-        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
-        plain = frozen.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+    frozen = {"sentence_layers": [4, 5, 6]}
+    loaded, rows = _trained_and_parsed(context, model_storage, tokenizer, "onnx_tuned_two", config, frozen, frozen=True)
+    assert loaded.tuned.depth == 2
+    for message, parsed, plain in rows:
         a = message.get_dense_features(TEXT)[1].features
         b = parsed.get_dense_features(TEXT)[1].features
         c = plain.get_dense_features(TEXT)[1].features
