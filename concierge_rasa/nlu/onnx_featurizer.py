@@ -50,6 +50,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.onnx_runtime import (
+    EncodedBatch,
     EncoderMissingError,
     OnnxSentenceEncoder,
     align_to_tokens,
@@ -63,6 +64,12 @@ from concierge_rasa.nlu.top_layer import TopLayer
 logger = logging.getLogger(__name__)
 TUNED_FILE = "top_layer.npz"
 TUNED_META = "top_layer.json"
+
+# What train() encoded, for process_training_data of the same training run (Rasa runs the
+# train node, then loads the component and runs the process node, in this process): the
+# training texts go through the encoder once, not twice. Keyed by (model storage, resource);
+# one entry at most, taken on use.
+_TRAINING_ENCODINGS: dict[tuple[int, str], tuple[tuple, dict[str, int], EncodedBatch]] = {}
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
@@ -167,7 +174,9 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             return self._resource
         index = {name: i for i, name in enumerate(labels)}
         started = time.perf_counter()
-        encoded = self.encoder.encode([e.get(TEXT) for e in examples], with_tokens=False, with_pre_top=depth)
+        texts = [e.get(TEXT) for e in examples]
+        options = self._encode_options(depth)
+        encoded = self.encoder.encode(texts, batch_size=int(self._config["batch_size"]), **dict(options))
         logger.info(
             f"OnnxSentenceFeaturizer: tuning the top {depth} layer(s) on {len(examples)} examples, "
             f"{len(labels)} intents "
@@ -188,6 +197,9 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             seed=int(self._config["random_seed"]),
             progress=progress,
         )
+        _TRAINING_ENCODINGS.clear()
+        if self.tuned.depth == depth:
+            _TRAINING_ENCODINGS[self._shared_key()] = (options, {t: i for i, t in enumerate(texts)}, encoded)
         with self._model_storage.write_to(self._resource) as folder:
             self.tuned.save(folder / TUNED_FILE)
             meta = {"num_heads": self.tuned.num_heads, "layer_norm_eps": self.tuned.eps, "labels": labels}
@@ -253,9 +265,21 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def _layers(self) -> list[int]:
         return list(self._config.get("sentence_layers") or [])
 
+    def _encode_options(self, depth: int) -> tuple:
+        """The encoder outputs featurizing needs, with ``depth`` tuned layers (0 = frozen)."""
+        return (
+            ("with_tokens", bool(self._config.get("sequence_features", True))),
+            ("with_layers", bool(self._layers)),
+            ("with_pre_top", depth),
+        )
+
+    def _shared_key(self) -> tuple[int, str]:
+        return (id(self._model_storage), self._resource.name if self._resource else "")
+
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Featurizes all training examples in batches."""
-        self._featurize(training_data.training_examples)
+        """Featurizes all training examples in batches (reusing what train() encoded)."""
+        shared = _TRAINING_ENCODINGS.pop(self._shared_key(), None)
+        self._featurize(training_data.training_examples, shared)
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:
@@ -263,7 +287,11 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         self._featurize(messages)
         return messages
 
-    def _featurize(self, messages: list[Message]) -> None:
+    def _featurize(
+        self,
+        messages: list[Message],
+        shared: Optional[tuple[tuple, dict[str, int], EncodedBatch]] = None,
+    ) -> None:
         jobs: list[tuple[Message, str, str, list[tuple[int, int]]]] = []
         for message in messages:
             for attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
@@ -274,31 +302,41 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
                 jobs.append((message, attribute, text, [(t.start, t.end) for t in tokens]))
         if not jobs:
             return
-        with_tokens = bool(self._config.get("sequence_features", True))
-        layers = self._layers
-        tuned = self.tuned
-        encoded = self.encoder.encode(
-            [job[2] for job in jobs],
-            batch_size=int(self._config["batch_size"]),
-            with_tokens=with_tokens,
-            with_layers=bool(layers),
-            with_pre_top=0 if tuned is None else tuned.depth,
-        )
-        pieces = encoded.tokens
+        options = self._encode_options(0 if self.tuned is None else self.tuned.depth)
+        known: dict[str, int] = {}
+        batches: list[EncodedBatch] = []
+        if shared is not None and shared[0] == options:
+            known, batches = shared[1], [shared[2]]
+        fresh = list(dict.fromkeys(job[2] for job in jobs if job[2] not in known))
+        if known:
+            logger.info(f"OnnxSentenceFeaturizer: reusing train()'s encoding; {len(fresh)} more texts to encode")
+        if fresh:
+            batches.append(self.encoder.encode(fresh, batch_size=int(self._config["batch_size"]), **dict(options)))
+        where = {text: (0, row) for text, row in known.items()}
+        where.update({text: (len(batches) - 1, row) for row, text in enumerate(fresh)})
+        features = [self._batch_features(batch) for batch in batches]
+        with_tokens = dict(options)["with_tokens"]
+        for message, attribute, text, spans in jobs:
+            b, k = where[text]
+            sentences, pieces = features[b]
+            sequence = align_to_tokens(pieces[k], batches[b].offsets[k], spans) if with_tokens else None
+            self.add_features_to_message(
+                sequence=sequence, sentence=sentences[k : k + 1], attribute=attribute, message=message
+            )
+
+    def _batch_features(self, encoded: EncodedBatch) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Sentence features and per-word-piece vectors of one encoded batch."""
+        layers, tuned, pieces = self._layers, self.tuned, encoded.tokens
         if tuned is None:
-            sentences = encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)
-        else:
-            tuned_pieces = with_tokens and bool(self._config.get("tune_sequence_features"))
-            top, tuned_out = tuned.outputs(encoded.pre_top, with_pieces=tuned_pieces)
-            if tuned_pieces:
-                pieces = tuned_out
-            if layers:
-                means = encoded.layers.copy()
-                means[:, self.encoder.num_layers - tuned.depth + 1 :] = top
-                sentences = layer_sentence_features(means, layers)
-            else:
-                sentences = layer_sentence_features(top[:, -1:], [0])
-        for k, (message, attribute, _text, spans) in enumerate(jobs):
-            sentence = sentences[k : k + 1]
-            sequence = align_to_tokens(pieces[k], encoded.offsets[k], spans) if with_tokens else None
-            self.add_features_to_message(sequence=sequence, sentence=sentence, attribute=attribute, message=message)
+            return (encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)), pieces
+        tuned_pieces = bool(self._config.get("sequence_features", True)) and bool(
+            self._config.get("tune_sequence_features")
+        )
+        top, tuned_out = tuned.outputs(encoded.pre_top, with_pieces=tuned_pieces)
+        if tuned_pieces:
+            pieces = tuned_out
+        if not layers:
+            return layer_sentence_features(top[:, -1:], [0]), pieces
+        means = encoded.layers.copy()
+        means[:, self.encoder.num_layers - tuned.depth + 1 :] = top
+        return layer_sentence_features(means, layers), pieces

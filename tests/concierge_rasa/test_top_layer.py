@@ -116,6 +116,41 @@ def test_featurizer_trains_persists_and_loads_the_tuned_layer(encoder_dir, model
         )
 
 
+def test_training_texts_go_through_the_encoder_once(encoder_dir, model_storage, context, tokenizer, monkeypatch):
+    config = {"sentence_layers": [4, 5, 6], "tune_top_layer_epochs": 1}
+    merged = {**OnnxSentenceFeaturizer.get_default_config(), **config}
+    pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
+    resource = Resource("onnx_once")
+    trainer = _featurizer(context, model_storage, resource, **config)
+    encoder, calls, nested = trainer.encoder, [], []
+    original = encoder.encode
+
+    def counting(texts, *args, **kwargs):  # the encoder calls itself once per text: count the outer call
+        if not nested:
+            calls.append(list(texts))
+        nested.append(1)
+        try:
+            return original(texts, *args, **kwargs)
+        finally:
+            nested.pop()
+
+    monkeypatch.setattr(encoder, "encode", counting)
+    trainer.train(_examples(tokenizer, pairs))
+    assert calls == [[t for t, _ in pairs]]
+    loaded = OnnxSentenceFeaturizer.load(merged, model_storage, resource, context)
+    data = _examples(tokenizer, [*pairs, ("do you ship to Norway", "delivery")])
+    loaded.process_training_data(data)
+    assert calls[1:] == [["do you ship to Norway"]]  # only what train() did not see
+    for message in data.training_examples:
+        parsed = loaded.process(_examples(tokenizer, [(message.get(TEXT), "x")]).training_examples)[0]
+        for a, b in zip(message.get_dense_features(TEXT), parsed.get_dense_features(TEXT), strict=True):
+            np.testing.assert_allclose(a.features, b.features, atol=1e-5)
+    # the shared encoding is taken once: a second pass encodes everything itself
+    del calls[:]
+    loaded.process_training_data(_examples(tokenizer, pairs))
+    assert calls == [[t for t, _ in pairs]]
+
+
 def test_featurizer_without_tuning_stores_nothing(encoder_dir, model_storage, context, tokenizer):
     resource = Resource("onnx_frozen")
     pairs = [(t, "refund") for t in REFUND] + [(t, "track") for t in TRACK]
