@@ -12,13 +12,17 @@ on 2 CPU cores:
 * ``ensemble``: three softmax models (seeds 42, 43, 44), probabilities averaged, then the
   same kNN blend.
 * ``finetune_top``: MiniLM's last transformer layer is trained on the fold's train part with
-  a mean-pool softmax head (AdamW, 1e-4 for the layer and 3e-3 for the head, dropout 0.2,
+  a mean-pool softmax head (AdamW, ``--lr`` (1e-4) for the layer and 3e-3 for the head, dropout 0.2,
   batch 32, ``--epochs`` passes); its mean replaces the last-layer block of the sentence
   feature, and the same softmax and kNN blend are trained on top.
 * ``finetune_top2``: the same with the last two layers trained (their two means replace
   layers 5 and 6 of the sentence feature).
 * ``..._words``: also the attention pool's per-word vectors from the tuned top layer (the
   featurizer's ``tune_sequence_features``) instead of the frozen last layer's.
+
+``--lr`` sets the tuned layers' learning rate. With two pooled layers, 2e-4 scored as 1e-4
+did (BANKING77 CV 93.72 both; CLINC150 val 96.77 / 88.0 against 96.73 / 89.0), so the
+featurizer keeps 1e-4.
 
 ``--knn-grid`` re-chooses the kNN blend (weight, temperature, null similarity) for each
 variant by bench-knn's criterion (best mean of the three figures), since the tuned features
@@ -84,6 +88,7 @@ def finetuned(
     epochs: int,
     depth: int = 1,
     bucketed: bool = False,
+    lr: float = 1e-4,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Trains a copy of the last ``depth`` layers on ``train`` rows (``states`` are the word
     pieces below them); returns every row's mean output of each tuned layer ([n, depth, dim])
@@ -98,7 +103,7 @@ def finetuned(
     torch.manual_seed(42)
     tops = torch.nn.ModuleList(copy.deepcopy(layer) for layer in model.encoder.layer[-depth:])
     head = torch.nn.Linear(model.config.hidden_size, classes)
-    opt = torch.optim.AdamW([{"params": tops.parameters(), "lr": 1e-4}, {"params": head.parameters(), "lr": 3e-3}])
+    opt = torch.optim.AdamW([{"params": tops.parameters(), "lr": lr}, {"params": head.parameters(), "lr": 3e-3}])
     dim = model.config.hidden_size
 
     def forward(rows: np.ndarray, training: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(kt.ROOT / "config.yml"))
     parser.add_argument("--folds", type=int, default=5, help="how many of the 5 BANKING77 folds to score")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning passes")
+    parser.add_argument("--lr", type=float, default=1e-4, help="the tuned layers' learning rate (the head's: 3e-3)")
     parser.add_argument(
         "--variants",
         default="finetune_top,finetune_top2",
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         for depth in depths:
             say(f"{name}: fine-tuning the top {depth} layer(s)")
             tuned_means, pieces = finetuned(
-                lower[top - depth], y, train, len(labels), args.epochs, depth, bucketed=args.bucketed
+                lower[top - depth], y, train, len(labels), args.epochs, depth, bucketed=args.bucketed, lr=args.lr
             )
             tuned = replace_last(means, layers, tuned_means)
             tag = "finetune_top" if depth == 1 else f"finetune_top{depth}"
@@ -328,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "benchmark": "ceiling_probe",
             "epochs": args.epochs,
+            "lr": args.lr,
             "bucketed": args.bucketed,
             "folds": len(folds),
             "variants": results,
