@@ -53,6 +53,10 @@ CLASSIFIER = "concierge_rasa.nlu.softmax_classifier.SoftmaxIntentClassifier"
 KNN_DEFAULTS = {"knn_weight": 0.4, "knn_temperature": 0.02, "knn_null_similarity": 0.8}
 
 
+# Rasa's count featurizer and the project's batched subclass (same features)
+COUNT_FEATURIZERS = {"CountVectorsFeaturizer", "BatchedCountVectorsFeaturizer"}
+
+
 def pipeline_settings(config_path: Path) -> dict:
     """What the mirror must copy from config.yml: sentence layers, n-gram ranges, kNN values."""
     import yaml
@@ -62,7 +66,7 @@ def pipeline_settings(config_path: Path) -> dict:
     counts = [
         (c.get("analyzer", "word"), int(c.get("min_ngram", 1)), int(c.get("max_ngram", 1)))
         for c in pipeline
-        if c["name"] == "CountVectorsFeaturizer"
+        if c["name"].split(".")[-1] in COUNT_FEATURIZERS
     ]
     classifier = by_name.get(CLASSIFIER, {})
     return {

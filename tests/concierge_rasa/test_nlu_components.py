@@ -276,6 +276,7 @@ def test_knn_tuning_mirrors_the_classifier_defaults_and_config():
     pipeline = read_yaml_file(root / "config.yml")["pipeline"]
     featurizer = next(c for c in pipeline if c["name"].endswith("OnnxSentenceFeaturizer"))
     assert settings["sentence_layers"] == featurizer.get("sentence_layers")
-    counts = [c for c in pipeline if c["name"] == "CountVectorsFeaturizer"]
+    counts = [c for c in pipeline if c["name"].split(".")[-1] in knn_tuning.COUNT_FEATURIZERS]
+    assert len(counts) == 2
     assert len(settings["counts"]) == len(counts)
     assert [a for a, _, _ in settings["counts"]] == [c.get("analyzer", "word") for c in counts]

@@ -1,0 +1,110 @@
+"""Rasa's CountVectorsFeaturizer, featurizing many messages in one sklearn call.
+
+Why: Rasa's ``CountVectorsFeaturizer.process`` calls sklearn's ``transform`` twice per message
+(the tokens, then the joined sentence). Each call costs about a millisecond of fixed
+overhead, so featurizing BANKING77's 10,003 training examples with the word and the char
+n-gram featurizers took 47 s of a 400 s ``rasa train`` on a 2-core machine. Here each
+attribute's tokens of all messages go through ``transform`` once and the rows are split per
+message: the features are the very same matrices (tests compare them with Rasa's own
+component), in about a second.
+
+Rasa also fingerprints every feature matrix after each training node (its training cache),
+and its fingerprint of a sparse matrix formats every non-zero entry as text. The features
+made here hash the matrix's arrays instead (``HashedSparseFeatures``): the same content
+gives the same fingerprint, any change gives another one.
+
+Usage in ``config.yml``: the same keys as Rasa's ``CountVectorsFeaturizer``::
+
+    - name: concierge_rasa.nlu.count_vectors.BatchedCountVectorsFeaturizer
+      analyzer: char_wb
+      min_ngram: 1
+      max_ngram: 4
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+import numpy as np
+import scipy.sparse
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.utils.io import deep_container_fingerprint
+
+
+class HashedSparseFeatures(Features):
+    """Features whose fingerprint hashes the sparse matrix's arrays instead of formatting
+    every entry as text (Rasa's way, which dominated its training-cache bookkeeping)."""
+
+    def fingerprint(self) -> str:
+        """Stable hash of type, origin, attribute and the matrix's shape, indices and values."""
+        if self._cached_fingerprint is None and scipy.sparse.issparse(self.features):
+            coo = self.features.tocoo()
+            digest = hashlib.md5(usedforsecurity=False)
+            digest.update(repr((coo.shape, str(coo.data.dtype))).encode())
+            for array in (coo.row, coo.col, coo.data):
+                digest.update(np.ascontiguousarray(array).tobytes())
+            self._cached_fingerprint = deep_container_fingerprint(
+                [self.type, self.origin, self.attribute, digest.hexdigest()]
+            )
+        return super().fingerprint()
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
+class BatchedCountVectorsFeaturizer(CountVectorsFeaturizer):
+    """``CountVectorsFeaturizer`` with one ``transform`` per attribute for a list of messages."""
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Computes and sets the same features as Rasa's component, batched."""
+        if self.vectorizers is None:
+            return super().process(messages)
+        for attribute in self._attributes:
+            all_tokens = [self._get_processed_message_tokens_by_attribute(m, attribute) for m in messages]
+            sequences, sentences = self._create_features(attribute, all_tokens)
+            for message, sequence, sentence in zip(messages, sequences, sentences, strict=True):
+                self.add_features_to_message(sequence, sentence, attribute, message)
+        return messages
+
+    def _create_features(
+        self, attribute: str, all_tokens: list[list[str]]
+    ) -> tuple[list[Optional[scipy.sparse.spmatrix]], list[Optional[scipy.sparse.spmatrix]]]:
+        """Per message: [tokens, vocab] counts (COO, sorted indices) and, for text attributes,
+        the [1, vocab] counts of the joined tokens; None where a message has no tokens."""
+        vectorizer = self.vectorizers.get(attribute)
+        if not vectorizer:
+            return [None] * len(all_tokens), [None] * len(all_tokens)
+        present = [i for i, tokens in enumerate(all_tokens) if tokens]
+        sequences: list[Optional[scipy.sparse.spmatrix]] = [None] * len(all_tokens)
+        sentences: list[Optional[scipy.sparse.spmatrix]] = [None] * len(all_tokens)
+        if not present:
+            return sequences, sentences
+        flat = vectorizer.transform([token for i in present for token in all_tokens[i]]).tocsr()
+        flat.sort_indices()
+        start = 0
+        for i in present:
+            end = start + len(all_tokens[i])
+            sequences[i] = flat[start:end].tocoo()
+            start = end
+        if attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
+            joined = vectorizer.transform([" ".join(all_tokens[i]) for i in present]).tocsr()
+            joined.sort_indices()
+            for row, i in enumerate(present):
+                sentences[i] = joined[row : row + 1].tocoo()
+        return sequences, sentences
+
+    def add_features_to_message(
+        self,
+        sequence: Optional[scipy.sparse.spmatrix],
+        sentence: Optional[scipy.sparse.spmatrix],
+        attribute: str,
+        message: Message,
+    ) -> None:
+        """As Rasa's, with features that fingerprint their arrays (``HashedSparseFeatures``)."""
+        for kind, matrix in ((FEATURE_TYPE_SEQUENCE, sequence), (FEATURE_TYPE_SENTENCE, sentence)):
+            if matrix is not None:
+                message.add_features(HashedSparseFeatures(matrix, kind, attribute, self._identifier))
