@@ -35,6 +35,43 @@ NAMES = (
 )  # fmt: skip
 
 
+# Eigen's float32 erf (what TensorFlow's exact GELU computes on CPU): an odd/even rational
+# polynomial on [-4, 4], max error 4e-7 against float64 erf. Why not scipy.special.erf: it
+# computes in float64, one element at a time; on a [1152, 1536] batch it took 64 ms against
+# 13 ms here, and it was a third of the top layers' numpy time.
+_ERF_ALPHA = tuple(np.float32(a) for a in (
+    -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+    -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02,
+))  # fmt: skip
+_ERF_BETA = tuple(np.float32(b) for b in (
+    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+    -1.42647390514189e-02,
+))  # fmt: skip
+
+
+def erf(x: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+    """float32 erf, in chunks that stay in the CPU cache."""
+    x = np.asarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    src, dst = x.reshape(-1), out.reshape(-1)
+    for start in range(0, src.size, chunk):
+        t = np.clip(src[start : start + chunk], -4.0, 4.0)
+        t2 = t * t
+        p = t2 * _ERF_ALPHA[0]
+        p += _ERF_ALPHA[1]
+        for a in _ERF_ALPHA[2:]:
+            p *= t2
+            p += a
+        p *= t
+        q = t2 * _ERF_BETA[0]
+        q += _ERF_BETA[1]
+        for b in _ERF_BETA[2:]:
+            q *= t2
+            q += b
+        np.divide(p, q, out=dst[start : start + chunk])
+    return out
+
+
 def bucketed_batches(
     lengths: Sequence[int], batch_size: int, rng: np.random.Generator, pool: int = 50
 ) -> list[np.ndarray]:
@@ -120,8 +157,6 @@ class TopLayer:
         return outs
 
     def _layer(self, w: dict[str, np.ndarray], x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        from scipy.special import erf
-
         h = self.num_heads
         n, length, dim = x.shape
 
@@ -139,7 +174,7 @@ class TopLayer:
         ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, length, dim)
         x1 = self._norm(x + lin(ctx, "ao"), w, "ln1_g", "ln1_b")
         inner = lin(x1, "i")
-        inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
+        inner = 0.5 * inner * (1.0 + erf(inner * np.float32(1.0 / np.sqrt(2.0))))
         return self._norm(x1 + lin(inner, "o"), w, "ln2_g", "ln2_b").astype(np.float32)
 
     def means(self, states: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
@@ -193,8 +228,10 @@ class TopLayer:
         head_w = tf.Variable(tf.keras.initializers.GlorotUniform(seed=seed)([dim, num_classes]), name="head_w")
         head_b = tf.Variable(tf.zeros([num_classes]), name="head_b")
         layer_vars, head_vars = [v[n] for v in stack for n in NAMES], [head_w, head_b]
-        opt_layer = tf.keras.optimizers.AdamW(learning_rate, weight_decay=0.01)
-        opt_head = tf.keras.optimizers.AdamW(head_learning_rate, weight_decay=0.01)
+        from concierge_rasa.nlu.fused_adam import FusedAdam
+
+        opt_layer = FusedAdam(layer_vars, learning_rate, weight_decay=0.01)  # Keras AdamW's rule, fused
+        opt_head = FusedAdam(head_vars, head_learning_rate, weight_decay=0.01)
 
         def norm(t, var, g, b):  # noqa: ANN001, ANN202
             mu, variance = tf.nn.moments(t, axes=[-1], keepdims=True)

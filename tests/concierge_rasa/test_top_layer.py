@@ -14,7 +14,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
 from concierge_rasa.nlu.onnx_runtime import EncoderMissingError, get_encoder
-from concierge_rasa.nlu.top_layer import TopLayer, bucketed_batches
+from concierge_rasa.nlu.top_layer import TopLayer, bucketed_batches, erf
 
 REFUND = ["I want my money back", "refund my order please", "can I get a refund", "give me my money back"]
 TRACK = ["where is my parcel", "track my order", "my package has not arrived", "when will my order come"]
@@ -291,3 +291,14 @@ def test_bucketed_batches_cover_every_row_once_with_little_padding():
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
     other = bucketed_batches(lengths, 32, np.random.default_rng(2))
     assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(batches, other, strict=False))
+
+
+def test_float32_erf_matches_float64_erf():
+    from scipy.special import erf as erf64
+
+    grid = np.concatenate([np.linspace(-12, 12, 100_000), [0.0, -0.0, 1e-30, -1e-30, 4.0, -4.0, 1e30, -1e30]])
+    ours = erf(grid.astype(np.float32).reshape(-1, 8)).reshape(-1)
+    assert ours.dtype == np.float32
+    assert np.abs(ours - erf64(grid.astype(np.float32).astype(np.float64))).max() < 1e-6
+    assert np.isnan(erf(np.array([np.nan], dtype=np.float32)))[0]
+    assert erf(np.zeros((0, 3), dtype=np.float32)).shape == (0, 3)
