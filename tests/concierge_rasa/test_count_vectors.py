@@ -68,7 +68,10 @@ def test_same_features_as_rasa(model_storage, context, tokenizer, config):
     batch_ours, batch_rasa = _messages(tokenizer, PARSE), _messages(tokenizer, PARSE)
     ours.process(batch_ours)
     rasa.process(batch_rasa)
-    pairs = [*zip(data_ours.training_examples, data_rasa.training_examples), *zip(batch_ours, batch_rasa)]
+    pairs = [
+        *zip(data_ours.training_examples, data_rasa.training_examples, strict=True),
+        *zip(batch_ours, batch_rasa, strict=True),
+    ]
     assert any(m.features for m, _ in pairs)
     for a, b in pairs:
         fa, fb = _features(a), _features(b)
