@@ -83,18 +83,30 @@ class BatchedCountVectorsFeaturizer(CountVectorsFeaturizer):
         sentences: list[Optional[scipy.sparse.spmatrix]] = [None] * len(all_tokens)
         if not present:
             return sequences, sentences
-        flat = vectorizer.transform([token for i in present for token in all_tokens[i]]).tocsr()
-        flat.sort_indices()
-        start = 0
-        for i in present:
-            end = start + len(all_tokens[i])
-            sequences[i] = flat[start:end].tocoo()
-            start = end
+        # each token is a document of its own: transform every distinct token once
+        index: dict[str, int] = {}
+        rows = [index.setdefault(token, len(index)) for i in present for token in all_tokens[i]]
+        distinct = vectorizer.transform(list(index)).tocsr()
+        distinct.sort_indices()
+        flat = distinct[np.asarray(rows, dtype=np.int64)]
+        bounds = np.cumsum([0] + [len(all_tokens[i]) for i in present])
+        for k, i in enumerate(present):
+            sequences[i] = _rows_coo(flat, int(bounds[k]), int(bounds[k + 1]))
         if attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
-            joined = vectorizer.transform([" ".join(all_tokens[i]) for i in present]).tocsr()
+            if self.analyzer == "char_wb" and not any(any(c.isspace() for c in t) for t in index):
+                # char_wb n-grams are taken word by word, so a sentence's counts are the sum
+                # of its tokens' rows (exactly what transforming the joined tokens gives)
+                owner = np.repeat(np.arange(len(present)), np.diff(bounds))
+                members = scipy.sparse.csr_matrix(
+                    (np.ones(len(owner), dtype=flat.dtype), (owner, np.arange(len(owner)))),
+                    shape=(len(present), flat.shape[0]),
+                )
+                joined = (members @ flat).tocsr()
+            else:
+                joined = vectorizer.transform([" ".join(all_tokens[i]) for i in present]).tocsr()
             joined.sort_indices()
-            for row, i in enumerate(present):
-                sentences[i] = joined[row : row + 1].tocoo()
+            for k, i in enumerate(present):
+                sentences[i] = _rows_coo(joined, k, k + 1)
         return sequences, sentences
 
     def add_features_to_message(
@@ -108,3 +120,13 @@ class BatchedCountVectorsFeaturizer(CountVectorsFeaturizer):
         for kind, matrix in ((FEATURE_TYPE_SEQUENCE, sequence), (FEATURE_TYPE_SENTENCE, sentence)):
             if matrix is not None:
                 message.add_features(HashedSparseFeatures(matrix, kind, attribute, self._identifier))
+
+
+def _rows_coo(matrix: scipy.sparse.csr_matrix, start: int, end: int) -> scipy.sparse.coo_matrix:
+    """Rows ``start:end`` of a CSR matrix as COO, built from its arrays (a scipy slice and
+    ``tocoo`` per message cost more than the n-gram counting itself)."""
+    lo, hi = int(matrix.indptr[start]), int(matrix.indptr[end])
+    row = np.repeat(np.arange(end - start, dtype=np.int32), np.diff(matrix.indptr[start : end + 1]))
+    return scipy.sparse.coo_matrix(
+        (matrix.data[lo:hi], (row, matrix.indices[lo:hi])), shape=(end - start, matrix.shape[1])
+    )
