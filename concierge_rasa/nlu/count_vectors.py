@@ -83,6 +83,10 @@ class BatchedCountVectorsFeaturizer(CountVectorsFeaturizer):
         sentences: list[Optional[scipy.sparse.spmatrix]] = [None] * len(all_tokens)
         if not present:
             return sequences, sentences
+        if len(present) == 1:  # one message (parse time): Rasa's two transforms are cheapest
+            seq, sent = super()._create_features(attribute, [all_tokens[present[0]]])
+            sequences[present[0]], sentences[present[0]] = seq[0], sent[0]
+            return sequences, sentences
         # each token is a document of its own: transform every distinct token once
         index: dict[str, int] = {}
         rows = [index.setdefault(token, len(index)) for i in present for token in all_tokens[i]]

@@ -227,7 +227,10 @@ class SoftmaxIntentClassifier(IntentClassifier, GraphComponent):
         sparse = None
         if s_dim:
             weight = float(self.config["sparse_weight"])
-            blocks = [sparse_rows_l2_log(scipy.sparse.vstack(rows)) for rows in sparse_rows.values()]
+            blocks = [
+                sparse_rows_l2_log(rows[0] if len(rows) == 1 else scipy.sparse.vstack(rows))
+                for rows in sparse_rows.values()
+            ]
             sparse = (scipy.sparse.hstack(blocks).tocsr() * weight).astype(np.float32)
         return dense, sparse, present
 

@@ -38,10 +38,14 @@ logger = logging.getLogger(__name__)
 def sparse_rows_l2_log(matrix: scipy.sparse.spmatrix) -> scipy.sparse.csr_matrix:
     """log(1 + count), then unit length per row: sublinear tf without idf (stable under new data)."""
     m = matrix.tocsr().astype(np.float32, copy=True)
+    m.sum_duplicates()
     np.log1p(np.abs(m.data), out=m.data)
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    # on the CSR arrays: scipy's multiply/sum/diags/dot cost 4 ms for a single parsed message
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=np.square(m.data, dtype=np.float64), minlength=m.shape[0]))
     norms[norms == 0] = 1.0
-    return scipy.sparse.diags(1.0 / norms).dot(m).tocsr().astype(np.float32)
+    m.data /= norms[rows].astype(np.float32)
+    return m
 
 
 @dataclass

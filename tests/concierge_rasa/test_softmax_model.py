@@ -80,3 +80,20 @@ def test_attention_branch_learns_which_token_carries_the_label() -> None:
     weights = np.exp(scores - scores.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)
     assert (weights[:, 5] > 3 / 11).all()
+
+
+def test_sparse_rows_l2_log_is_unit_log_counts():
+    import scipy.sparse
+
+    from concierge_rasa.nlu.softmax_model import sparse_rows_l2_log
+
+    counts = np.array([[0, 2, 0, 1], [0, 0, 0, 0], [5, 0, 0, 0], [1, 1, 1, 1]], dtype=np.int64)
+    whole, first = scipy.sparse.csr_matrix(counts), scipy.sparse.csr_matrix(counts[:1])
+    for matrix in (scipy.sparse.coo_matrix(counts), whole, first):
+        out = sparse_rows_l2_log(matrix)
+        assert scipy.sparse.isspmatrix_csr(out) and out.dtype == np.float32
+        dense = np.log1p(counts[: matrix.shape[0]].astype(np.float64))
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        expected = dense / np.where(norms == 0, 1.0, norms)
+        np.testing.assert_allclose(out.toarray(), expected, rtol=1e-6, atol=1e-7)
+    assert matrix.toarray()[0, 1] == 2  # the input is left as it was
