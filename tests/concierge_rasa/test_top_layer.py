@@ -302,3 +302,19 @@ def test_float32_erf_matches_float64_erf():
     assert np.abs(ours - erf64(grid.astype(np.float32).astype(np.float64))).max() < 1e-6
     assert np.isnan(erf(np.array([np.nan], dtype=np.float32)))[0]
     assert erf(np.zeros((0, 3), dtype=np.float32)).shape == (0, 3)
+
+
+def test_many_sentences_run_in_tensorflow_with_numpys_results(encoder_dir):
+    from concierge_rasa.nlu import top_layer
+
+    stack = get_encoder(encoder_dir).top_layer(2)
+    rng = np.random.default_rng(3)
+    states = [rng.standard_normal((int(n), stack.dim)).astype(np.float32) for n in rng.integers(1, 40, 300)]
+    assert len(states) >= top_layer.TF_MIN_SENTENCES
+    means, pieces = stack.outputs(states)
+    assert stack._tf_forward is not None  # the TensorFlow path ran
+    for i in (0, 7, 299):  # one at a time: numpy
+        one_means, one_pieces = stack.outputs([states[i]])
+        np.testing.assert_allclose(means[i], one_means[0], atol=1e-4)
+        np.testing.assert_allclose(pieces[i], one_pieces[0], atol=1e-4)
+        assert pieces[i].shape == states[i].shape
