@@ -8,10 +8,8 @@ attribute's tokens of all messages go through ``transform`` once and the rows ar
 message: the features are the very same matrices (tests compare them with Rasa's own
 component), in about a second.
 
-Rasa also fingerprints every feature matrix after each training node (its training cache),
-and its fingerprint of a sparse matrix formats every non-zero entry as text. The features
-made here hash the matrix's arrays instead (``HashedSparseFeatures``): the same content
-gives the same fingerprint, any change gives another one.
+Its features fingerprint their arrays (``features.HashedFeatures``): Rasa's own fingerprint
+formats every non-zero entry as text after each training node.
 
 Usage in ``config.yml``: the same keys as Rasa's ``CountVectorsFeaturizer``::
 
@@ -23,7 +21,6 @@ Usage in ``config.yml``: the same keys as Rasa's ``CountVectorsFeaturizer``::
 
 from __future__ import annotations
 
-import hashlib
 from typing import Optional
 
 import numpy as np
@@ -31,32 +28,13 @@ import scipy.sparse
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES
 from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
-from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE
-from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.utils.io import deep_container_fingerprint
 
-
-class HashedSparseFeatures(Features):
-    """Features whose fingerprint hashes the sparse matrix's arrays instead of formatting
-    every entry as text (Rasa's way, which dominated its training-cache bookkeeping)."""
-
-    def fingerprint(self) -> str:
-        """Stable hash of type, origin, attribute and the matrix's shape, indices and values."""
-        if self._cached_fingerprint is None and scipy.sparse.issparse(self.features):
-            coo = self.features.tocoo()
-            digest = hashlib.md5(usedforsecurity=False)
-            digest.update(repr((coo.shape, str(coo.data.dtype))).encode())
-            for array in (coo.row, coo.col, coo.data):
-                digest.update(np.ascontiguousarray(array).tobytes())
-            self._cached_fingerprint = deep_container_fingerprint(
-                [self.type, self.origin, self.attribute, digest.hexdigest()]
-            )
-        return super().fingerprint()
+from concierge_rasa.nlu.features import HashedFeaturesMixin
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
-class BatchedCountVectorsFeaturizer(CountVectorsFeaturizer):
+class BatchedCountVectorsFeaturizer(HashedFeaturesMixin, CountVectorsFeaturizer):
     """``CountVectorsFeaturizer`` with one ``transform`` per attribute for a list of messages."""
 
     def process(self, messages: list[Message]) -> list[Message]:
@@ -112,18 +90,6 @@ class BatchedCountVectorsFeaturizer(CountVectorsFeaturizer):
             for k, i in enumerate(present):
                 sentences[i] = _rows_coo(joined, k, k + 1)
         return sequences, sentences
-
-    def add_features_to_message(
-        self,
-        sequence: Optional[scipy.sparse.spmatrix],
-        sentence: Optional[scipy.sparse.spmatrix],
-        attribute: str,
-        message: Message,
-    ) -> None:
-        """As Rasa's, with features that fingerprint their arrays (``HashedSparseFeatures``)."""
-        for kind, matrix in ((FEATURE_TYPE_SEQUENCE, sequence), (FEATURE_TYPE_SENTENCE, sentence)):
-            if matrix is not None:
-                message.add_features(HashedSparseFeatures(matrix, kind, attribute, self._identifier))
 
 
 def _rows_coo(matrix: scipy.sparse.csr_matrix, start: int, end: int) -> scipy.sparse.coo_matrix:

@@ -49,6 +49,7 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from concierge_rasa.nlu.features import HashedFeaturesMixin
 from concierge_rasa.nlu.onnx_runtime import (
     EncodedBatch,
     EncoderMissingError,
@@ -73,7 +74,7 @@ _TRAINING_ENCODINGS: dict[tuple[int, str], tuple[tuple, dict[str, int], EncodedB
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
-class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
+class OnnxSentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponent):
     """Adds MiniLM (ONNX) dense sequence + sentence features to messages."""
 
     @classmethod
