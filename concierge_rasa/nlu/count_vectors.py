@@ -4,9 +4,11 @@ Why: Rasa's ``CountVectorsFeaturizer.process`` calls sklearn's ``transform`` twi
 (the tokens, then the joined sentence). Each call costs about a millisecond of fixed
 overhead, so featurizing BANKING77's 10,003 training examples with the word and the char
 n-gram featurizers took 47 s of a 400 s ``rasa train`` on a 2-core machine. Here each
-attribute's tokens of all messages go through ``transform`` once and the rows are split per
-message: the features are the very same matrices (tests compare them with Rasa's own
-component), in about a second.
+distinct token of all messages goes through ``transform`` once, a char_wb sentence is the sum
+of its tokens' rows (that analyzer takes n-grams word by word) and the per-message matrices
+are cut from the arrays: the features are the very same matrices (tests compare them with
+Rasa's own component). The char 1-4 featurizer on BANKING77: 9.5 s -> 2.8 s. One message (parse
+time) takes Rasa's own path.
 
 Its features fingerprint their arrays (``features.HashedFeatures``): Rasa's own fingerprint
 formats every non-zero entry as text after each training node.
