@@ -87,3 +87,5 @@ def test_same_features_as_rasa(model_storage, context, tokenizer, config):
     for text, batched in zip(PARSE, batch_ours, strict=True):
         single = ours.process(_messages(tokenizer, [text]))[0]
         assert [x[:3] for x in _features(single)] == [x[:3] for x in _features(batched)]
+        for x, y in zip(_features(single), _features(batched), strict=True):
+            np.testing.assert_array_equal(x[3], y[3])
