@@ -27,6 +27,10 @@ Output folder::
                      featurizer's ``tune_top_layers`` trains a copy of)
     top_layer.npz    the last two transformer layers' weights (float32, [in, out] matrices,
                      ``l0_`` for the second-to-last layer and ``l1_`` for the last)
+    top_layer.onnx   one such layer as a float32 ONNX graph (inputs states [batch, seq, 384]
+                     and mask [batch, seq]; output layer_out), its weights as initializers
+                     named as in top_layer.npz without prefix: the featurizer runs its tuned
+                     layers through it, each session given one layer's tuned weights
     tokenizer.json   the Hugging Face fast tokenizer
     concierge_onnx.json  small config: dims, max length, fingerprint, verification figures
 """
@@ -51,8 +55,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "var" / "models" / "minilm-onnx"
 CONFIG_NAME = "concierge_onnx.json"
 # bump when the graph layout changes (2: layer_means, 3: pre_top_states + top_layer.npz,
-# 4: pre_top2_states and the last two layers in top_layer.npz)
-EXPORT_VERSION = 4
+# 4: pre_top2_states and the last two layers in top_layer.npz, 5: top_layer.onnx)
+EXPORT_VERSION = 5
 TOP_DEPTH = 2  # how many of the last layers the export gives the featurizer to tune
 OUTPUTS = ["token_embeddings", "sentence_embedding", "layer_means", "pre_top_states", "pre_top2_states"]
 CHECK_SENTENCES = [
@@ -102,7 +106,8 @@ def is_current(out: Path, fp: str) -> bool:
         data = json.loads(cfg.read_text())
     except (OSError, ValueError):
         return False
-    files_ok = all((out / name).is_file() for name in ("model.onnx", "tokenizer.json", "top_layer.npz"))
+    files = ("model.onnx", "tokenizer.json", "top_layer.npz", "top_layer.onnx")
+    files_ok = all((out / name).is_file() for name in files)
     return files_ok and data.get("fingerprint") == fp
 
 
@@ -130,6 +135,75 @@ def top_layer_weights(hf_model, index: int = -1) -> dict:  # noqa: ANN001 - a tr
         weights[f"{name}_g"] = norm.weight.detach().numpy().copy()
         weights[f"{name}_b"] = norm.bias.detach().numpy().copy()
     return {k: v.astype("float32") for k, v in weights.items()}
+
+
+def layer_graph(weights: dict, num_heads: int, eps: float):  # noqa: ANN201 - an onnx.ModelProto
+    """One BERT layer as an ONNX graph computing what ``TopLayer._layer`` computes: 12-head
+    self-attention with an additive (mask - 1) * 1e4 bias, residual + LayerNorm, exact (erf)
+    GELU feed-forward, residual + LayerNorm. The weights are initializers under TopLayer's
+    names, so a session can replace them (onnxruntime ``add_initializer``) with a tuned
+    layer's; built node by node rather than traced, so those names are certain."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from concierge_rasa.nlu.top_layer import NAMES
+
+    dim = int(weights["q_w"].shape[0])
+    head = dim // int(num_heads)
+    inits = [numpy_helper.from_array(np.asarray(weights[n], dtype=np.float32), n) for n in NAMES]
+    consts = {
+        "heads_shape": np.array([0, 0, num_heads, head], dtype=np.int64),
+        "merge_shape": np.array([0, 0, dim], dtype=np.int64),
+        "mask_axes": np.array([1, 2], dtype=np.int64),
+        "one": np.array(1.0, dtype=np.float32),
+        "mask_scale": np.array(1e4, dtype=np.float32),
+        "score_scale": np.array(1.0 / np.sqrt(head), dtype=np.float32),
+        "half": np.array(0.5, dtype=np.float32),
+        "inv_sqrt2": np.array(1.0 / np.sqrt(2.0), dtype=np.float32),
+    }
+    inits += [numpy_helper.from_array(v, k) for k, v in consts.items()]
+    nodes = []
+
+    def op(kind: str, inputs: list, out: str, **attrs) -> str:  # noqa: ANN003
+        nodes.append(helper.make_node(kind, inputs, [out], name=out, **attrs))
+        return out
+
+    def lin(x: str, p: str) -> str:
+        return op("Add", [op("MatMul", [x, f"{p}_w"], f"{p}_matmul"), f"{p}_b"], f"{p}_out")
+
+    def heads(p: str, perm: list) -> str:
+        return op("Transpose", [op("Reshape", [lin("states", p), "heads_shape"], f"{p}_heads")], f"{p}_t", perm=perm)
+
+    q, k, v = heads("q", [0, 2, 1, 3]), heads("k", [0, 2, 3, 1]), heads("v", [0, 2, 1, 3])
+    mask = op("Unsqueeze", ["mask", "mask_axes"], "mask_4d")
+    bias = op("Mul", [op("Sub", [mask, "one"], "mask_minus_1"), "mask_scale"], "mask_bias")
+    scores = op("Add", [op("Mul", [op("MatMul", [q, k], "qk"), "score_scale"], "qk_scaled"), bias], "scores")
+    att = op("Softmax", [scores], "attention", axis=-1)
+    ctx = op("Transpose", [op("MatMul", [att, v], "ctx_heads")], "ctx_t", perm=[0, 2, 1, 3])
+    ctx = op("Reshape", [ctx, "merge_shape"], "ctx")
+    res1 = op("Add", ["states", lin(ctx, "ao")], "residual1")
+    x1 = op("LayerNormalization", [res1, "ln1_g", "ln1_b"], "x1", axis=-1, epsilon=float(eps))
+    inner = lin(x1, "i")
+    erf = op("Erf", [op("Mul", [inner, "inv_sqrt2"], "inner_scaled")], "inner_erf")
+    gelu = op("Mul", [op("Mul", [inner, "half"], "inner_half"), op("Add", [erf, "one"], "erf_plus_1")], "gelu")
+    res2 = op("Add", [x1, lin(gelu, "o")], "residual2")
+    out = op("LayerNormalization", [res2, "ln2_g", "ln2_b"], "layer_out", axis=-1, epsilon=float(eps))
+    graph = helper.make_graph(
+        nodes,
+        "bert_layer",
+        [
+            helper.make_tensor_value_info("states", TensorProto.FLOAT, ["batch", "seq", dim]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "seq"]),
+        ],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", "seq", dim])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="concierge")
+    model.ir_version = 8  # opset 17's IR: the Rasa runtime's older onnxruntime reads it
+    onnx.checker.check_model(model)
+    return model
 
 
 def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
@@ -264,12 +338,39 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
         if top_cos < (0.9 if quantize else 0.999):
             raise SystemExit(f"the exported top layers do not match the encoder (min cosine {top_cos:.4f})")
 
+        # the one-layer graph: with its own weights it must give numpy's last layer, and with
+        # the other layer's weights put in its place (as the featurizer does), that layer's
+        import onnx
+
+        top_cfg["graph"] = "top_layer.onnx"
+        graph_path = tmp_dir / top_cfg["graph"]
+        onnx.save(layer_graph(stack[-1], top_cfg["num_heads"], top_cfg["layer_norm_eps"]), str(graph_path))
+        x = np.random.default_rng(0).normal(0.0, 1.0, (3, 9, stack[0]["q_w"].shape[0])).astype(np.float32)
+        m = np.ones((3, 9), dtype=np.float32)
+        m[1, 5:] = 0.0
+        graph_diff = 0.0
+        for w, layer in zip(stack, top.layers):  # noqa: B905
+            options = ort.SessionOptions()
+            # onnxruntime keeps pointers, not copies: the values must outlive the session
+            values = {name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for name, a in w.items()}
+            for name, value in values.items():
+                options.add_initializer(name, value)
+            got = ort.InferenceSession(str(graph_path), options, providers=["CPUExecutionProvider"]).run(
+                None, {"states": x, "mask": m}
+            )[0]
+            want = top._layer(layer, x, m)
+            graph_diff = max(graph_diff, float(np.abs((got - want) * m[..., None]).max()))
+        log(f"one-layer graph with each layer's weights vs numpy: max |diff| {graph_diff:.1e}")
+        if not graph_diff < 1e-3:
+            raise SystemExit(f"the one-layer ONNX graph does not match numpy's layer (max diff {graph_diff:.2g})")
+
         out.mkdir(parents=True, exist_ok=True)
         staging = out / "model.onnx.tmp"
         shutil.copyfile(final_src, staging)
         os.replace(staging, out / "model.onnx")
         tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
         top.save(out / top_cfg["file"])
+        shutil.copyfile(graph_path, out / top_cfg["graph"])
 
     return {
         "dimension": int(hf_model.config.hidden_size),

@@ -131,6 +131,7 @@ class OnnxSentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponen
         self._model_storage = model_storage
         self._resource = resource
         self.tuned = tuned
+        self._graph_for: Optional[TopLayer] = None  # the tuned stack given the export's layer graph
 
     @classmethod
     def create(
@@ -328,6 +329,9 @@ class OnnxSentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponen
     def _batch_features(self, encoded: EncodedBatch) -> tuple[np.ndarray, list[np.ndarray]]:
         """Sentence features and per-word-piece vectors of one encoded batch."""
         layers, tuned, pieces = self._layers, self.tuned, encoded.tokens
+        if tuned is not None and tuned is not self._graph_for:
+            tuned.use_graph(self.encoder.top_layer_graph)  # onnxruntime when the export has the graph
+            self._graph_for = tuned
         if tuned is None:
             return (encoded.sentence if not layers else layer_sentence_features(encoded.layers, layers)), pieces
         tuned_pieces = bool(self._config.get("sequence_features", True)) and bool(

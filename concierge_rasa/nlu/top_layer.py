@@ -20,14 +20,19 @@ residual + LayerNorm, GELU (exact, erf) feed-forward, residual + LayerNorm.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from concierge_rasa.nlu.softmax_model import pad_sequences
+
+logger = logging.getLogger(__name__)
 
 NAMES = (
     "q_w", "q_b", "k_w", "k_b", "v_w", "v_b", "ao_w", "ao_b",
@@ -153,6 +158,9 @@ class TopLayer:
         self.eps = float(eps)
         self.dim = int(self.layers[0]["q_w"].shape[0])
         self._tf_forward = None  # built on first use by a large outputs() call
+        self._graph: Optional[Path] = None  # use_graph(): forward() through onnxruntime
+        self._graph_sessions: dict[str, list] = {}
+        self._graph_lock = threading.Lock()
 
     @property
     def depth(self) -> int:
@@ -168,7 +176,24 @@ class TopLayer:
         """The stack's top ``depth`` layers (the same arrays, not copies)."""
         if not 1 <= int(depth) <= self.depth:
             raise ValueError(f"a stack of {self.depth} layer(s) has no top {depth}")
-        return TopLayer(self.layers[-int(depth) :], self.num_heads, self.eps)
+        stack = TopLayer(self.layers[-int(depth) :], self.num_heads, self.eps)
+        stack._graph = self._graph
+        return stack
+
+    def use_graph(self, path: Optional[os.PathLike]) -> TopLayer:
+        """Runs ``forward`` through onnxruntime: ``path`` is one BERT layer as an ONNX graph
+        (the export's ``top_layer.onnx``), and each layer of the stack gets a session of it
+        with its own weights in place of the graph's. ``None`` = numpy again.
+
+        Why: this is the per-message parse path. numpy (OpenBLAS) re-packs each weight matrix
+        on every skinny [words x 384] x [384 x 1536] product; onnxruntime packs them once, at
+        load: the two tuned layers took 1.2 ms instead of 2.8 ms for an 18-piece message. Both
+        compute the same function (~3e-6 apart); the first session checks that against numpy
+        and falls back to numpy, with a warning, if the graph does not match."""
+        with self._graph_lock:
+            self._graph = Path(path) if path is not None else None
+            self._graph_sessions = {}
+        return self
 
     @classmethod
     def load(cls, path: os.PathLike, num_heads: int, eps: float = 1e-12) -> TopLayer:
@@ -194,11 +219,62 @@ class TopLayer:
 
     def forward(self, x: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
         """[n, len, dim] states and [n, len] mask -> each layer's output states, bottom first."""
+        sessions = self._sessions("single" if len(x) <= 4 else "batch") if self._graph is not None else None
+        if sessions is not None:
+            x, mask = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(mask, dtype=np.float32)
         outs = []
-        for w in self.layers:
-            x = self._layer(w, x, mask)
+        for i, w in enumerate(self.layers):
+            if sessions is not None:
+                x = sessions[i].run(None, {"states": x, "mask": mask})[0]
+            else:
+                x = self._layer(w, x, mask)
             outs.append(x)
         return outs
+
+    def _sessions(self, kind: str) -> Optional[list]:
+        """One onnxruntime session per layer ("single": one thread, for a parsed message;
+        "batch": all cores), made on first use; None when the graph cannot serve."""
+        with self._graph_lock:
+            if kind in self._graph_sessions:
+                return self._graph_sessions[kind][0]
+            graph = self._graph
+            if graph is None:
+                return None
+            from concierge_rasa.nlu.onnx_runtime import ort_session
+
+            try:
+                import onnxruntime as ort
+
+                # the OrtValues only view the arrays: both stay referenced beside the sessions
+                values = [
+                    {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(w[n])) for n in NAMES}
+                    for w in self.layers
+                ]
+                threads = 1 if kind == "single" else 0
+                sessions = [ort_session(graph, threads, spinning=kind != "single", initializers=v) for v in values]
+                self._check_graph(sessions)
+            except Exception as exc:  # noqa: BLE001 - any failure leaves numpy's path, which is exact
+                logger.warning(f"top layers: the ONNX graph {graph} cannot run them ({exc}); using numpy instead")
+                self._graph = None
+                self._graph_sessions = {}
+                return None
+            self._graph_sessions[kind] = [sessions, values]
+            return sessions
+
+    def _check_graph(self, sessions: list) -> None:
+        """Raises unless the sessions give numpy's outputs on a small padded batch (a graph
+        whose weights were not all replaced, or a different layer, would not)."""
+        rng = np.random.default_rng(0)
+        x = rng.normal(0.0, 1.0, (2, 7, self.dim)).astype(np.float32)
+        mask = np.ones((2, 7), dtype=np.float32)
+        mask[1, 4:] = 0.0
+        for session, w in zip(sessions, self.layers):  # noqa: B905
+            got = session.run(None, {"states": x, "mask": mask})[0]
+            want = self._layer(w, x, mask)
+            diff = float(np.abs((got - want) * mask[..., None]).max())
+            if not diff < 1e-3:
+                raise ValueError(f"its output differs from numpy's by {diff:.2g}")
+            x = want
 
     def _layer(self, w: dict[str, np.ndarray], x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         h = self.num_heads

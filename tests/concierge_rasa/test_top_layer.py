@@ -239,7 +239,8 @@ def test_two_layer_stack_reproduces_the_encoders_last_two_layers(encoder_dir, tm
     stack.save(tmp_path / "stack.npz")
     again = TopLayer.load(tmp_path / "stack.npz", stack.num_heads, stack.eps)
     assert again.depth == 2
-    np.testing.assert_array_equal(again.outputs(out.pre_top)[0], means)
+    np.testing.assert_allclose(again.outputs(out.pre_top)[0], means, atol=1e-5)  # numpy vs the graph
+    np.testing.assert_array_equal(again.use_graph(encoder.top_layer_graph).outputs(out.pre_top)[0], means)
     with pytest.raises(ValueError, match="no top 3"):
         stack.last(3)
 
@@ -249,6 +250,10 @@ def test_featurizer_tunes_the_last_two_layers(encoder_dir, model_storage, contex
     frozen = {"sentence_layers": [4, 5, 6]}
     loaded, rows = _trained_and_parsed(context, model_storage, tokenizer, "onnx_tuned_two", config, frozen, frozen=True)
     assert loaded.tuned.depth == 2
+    # the loaded tuned layers run through the export's one-layer graph (onnxruntime)
+    graph = get_encoder(encoder_dir).top_layer_graph
+    assert graph is not None and loaded.tuned._graph == graph
+    assert "single" in loaded.tuned._graph_sessions
     for message, parsed, plain in rows:
         a = message.get_dense_features(TEXT)[1].features
         b = parsed.get_dense_features(TEXT)[1].features
@@ -313,8 +318,55 @@ def test_many_sentences_run_in_tensorflow_with_numpys_results(encoder_dir):
     assert len(states) >= top_layer.TF_MIN_SENTENCES
     means, pieces = stack.outputs(states)
     assert stack._tf_forward is not None  # the TensorFlow path ran
-    for i in (0, 7, 299):  # one at a time: numpy
+    for i in (0, 7, 299):  # one at a time: onnxruntime (the export's layer graph)
         one_means, one_pieces = stack.outputs([states[i]])
         np.testing.assert_allclose(means[i], one_means[0], atol=1e-4)
         np.testing.assert_allclose(pieces[i], one_pieces[0], atol=1e-4)
         assert pieces[i].shape == states[i].shape
+
+
+def _perturbed(stack: TopLayer, seed: int = 5) -> TopLayer:
+    """The stack with every weight moved, as tuning moves it (not the export's own weights)."""
+    rng = np.random.default_rng(seed)
+    layers = [{n: a + rng.normal(0.0, 0.02, a.shape).astype(np.float32) for n, a in w.items()} for w in stack.layers]
+    return TopLayer(layers, stack.num_heads, stack.eps)
+
+
+def test_tuned_layers_run_through_the_onnx_graph_with_numpys_results(encoder_dir):
+    encoder = get_encoder(encoder_dir)
+    assert encoder.top_layer_graph is not None and encoder.top_layer_graph.name == "top_layer.onnx"
+    assert encoder.top_layer(2)._graph == encoder.top_layer_graph
+    texts = ["where is my order #104233 ?", "hello", "a much longer message about a parcel that never arrived"]
+    states = encoder.encode(texts, with_tokens=False, with_pre_top=2).pre_top
+    tuned = _perturbed(encoder.top_layer(2))
+    numpy_means, numpy_pieces = tuned.outputs(states)
+    tuned.use_graph(encoder.top_layer_graph)
+    for batch in ([states[0]], states, states * 3):  # one message ("single"), padded batches ("batch" above 4)
+        means, pieces = tuned.outputs(batch)
+        want = np.concatenate([numpy_means] * (len(batch) // 3 or 1))[: len(batch)]
+        np.testing.assert_allclose(means, want, atol=1e-4)
+        for got, want in zip(pieces, numpy_pieces * 3):  # noqa: B905
+            np.testing.assert_allclose(got, want, atol=1e-4)
+    assert set(tuned._graph_sessions) == {"single", "batch"}  # the graph served, no fallback
+    # the tuned weights, not the graph's own (the export's last layer), were used
+    assert not np.allclose(means[:3], encoder.top_layer(2).outputs(states)[0], atol=1e-3)
+    tuned.use_graph(None)
+    assert tuned._graph is None and tuned._graph_sessions == {}
+
+
+@pytest.mark.parametrize("graph", ["garbage", "wrong_graph"])
+def test_a_graph_that_cannot_serve_falls_back_to_numpy(encoder_dir, tmp_path, caplog, graph):
+    encoder = get_encoder(encoder_dir)
+    if graph == "garbage":
+        path = tmp_path / "top_layer.onnx"
+        path.write_bytes(b"\x00not an onnx graph" * 10)
+    else:
+        path = encoder_dir / "model.onnx"  # a real graph, but not one layer (other inputs)
+    states = encoder.encode(["where is my parcel"], with_tokens=False, with_pre_top=2).pre_top
+    tuned = _perturbed(encoder.top_layer(2))
+    want = tuned.use_graph(None).outputs(states)[0]
+    with caplog.at_level("WARNING", logger="concierge_rasa.nlu.top_layer"):
+        got = tuned.use_graph(path).outputs(states)[0]
+    np.testing.assert_array_equal(got, want)
+    assert tuned._graph is None
+    assert "using numpy instead" in caplog.text
