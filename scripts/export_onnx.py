@@ -349,15 +349,12 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
         m = np.ones((3, 9), dtype=np.float32)
         m[1, 5:] = 0.0
         graph_diff = 0.0
+        from concierge_rasa.nlu.onnx_runtime import ort_session
+
         for w, layer in zip(stack, top.layers):  # noqa: B905
-            options = ort.SessionOptions()
             # onnxruntime keeps pointers, not copies: the values must outlive the session
             values = {name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for name, a in w.items()}
-            for name, value in values.items():
-                options.add_initializer(name, value)
-            got = ort.InferenceSession(str(graph_path), options, providers=["CPUExecutionProvider"]).run(
-                None, {"states": x, "mask": m}
-            )[0]
+            got = ort_session(graph_path, 0, initializers=values).run(None, {"states": x, "mask": m})[0]
             want = top._layer(layer, x, m)
             graph_diff = max(graph_diff, float(np.abs((got - want) * m[..., None]).max()))
         log(f"one-layer graph with each layer's weights vs numpy: max |diff| {graph_diff:.1e}")
