@@ -345,21 +345,12 @@ def export(model_name: str, out: Path, quantize: bool, max_length: int) -> dict:
         top_cfg["graph"] = "top_layer.onnx"
         graph_path = tmp_dir / top_cfg["graph"]
         onnx.save(layer_graph(stack[-1], top_cfg["num_heads"], top_cfg["layer_norm_eps"]), str(graph_path))
-        x = np.random.default_rng(0).normal(0.0, 1.0, (3, 9, stack[0]["q_w"].shape[0])).astype(np.float32)
-        m = np.ones((3, 9), dtype=np.float32)
-        m[1, 5:] = 0.0
-        graph_diff = 0.0
-        from concierge_rasa.nlu.onnx_runtime import ort_session
-
-        for w, layer in zip(stack, top.layers):  # noqa: B905
-            # onnxruntime keeps pointers, not copies: the values must outlive the session
-            values = {name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for name, a in w.items()}
-            got = ort_session(graph_path, 0, initializers=values).run(None, {"states": x, "mask": m})[0]
-            want = top._layer(layer, x, m)
-            graph_diff = max(graph_diff, float(np.abs((got - want) * m[..., None]).max()))
+        sessions, _values = top.graph_sessions(graph_path)  # the featurizer's own sessions and check
+        try:
+            graph_diff = top.check_graph(sessions)
+        except ValueError as exc:
+            raise SystemExit(f"the one-layer ONNX graph does not match numpy's layer: {exc}") from exc
         log(f"one-layer graph with each layer's weights vs numpy: max |diff| {graph_diff:.1e}")
-        if not graph_diff < 1e-3:
-            raise SystemExit(f"the one-layer ONNX graph does not match numpy's layer (max diff {graph_diff:.2g})")
 
         out.mkdir(parents=True, exist_ok=True)
         staging = out / "model.onnx.tmp"

@@ -240,19 +240,9 @@ class TopLayer:
             graph = self._graph
             if graph is None:
                 return None
-            from concierge_rasa.nlu.onnx_runtime import ort_session
-
             try:
-                import onnxruntime as ort
-
-                # the OrtValues only view the arrays: both stay referenced beside the sessions
-                values = [
-                    {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(w[n])) for n in NAMES}
-                    for w in self.layers
-                ]
-                threads = 1 if kind == "single" else 0
-                sessions = [ort_session(graph, threads, spinning=kind != "single", initializers=v) for v in values]
-                self._check_graph(sessions)
+                sessions, values = self.graph_sessions(graph, single=kind == "single")
+                self.check_graph(sessions)
             except Exception as exc:  # noqa: BLE001 - any failure leaves numpy's path, which is exact
                 logger.warning(f"top layers: the ONNX graph {graph} cannot run them ({exc}); using numpy instead")
                 self._graph = None
@@ -261,20 +251,35 @@ class TopLayer:
             self._graph_sessions[kind] = [sessions, values]
             return sessions
 
-    def _check_graph(self, sessions: list) -> None:
-        """Raises unless the sessions give numpy's outputs on a small padded batch (a graph
-        whose weights were not all replaced, or a different layer, would not)."""
+    def graph_sessions(self, graph: os.PathLike, single: bool = False) -> tuple[list, list]:
+        """One onnxruntime session of the one-layer ``graph`` per layer, each with that layer's
+        weights in place of the graph's, and the OrtValues holding them: onnxruntime only
+        points at them, so they must be kept as long as the sessions."""
+        import onnxruntime as ort
+
+        from concierge_rasa.nlu.onnx_runtime import ort_session
+
+        values = [{n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(w[n])) for n in NAMES} for w in self.layers]
+        threads = 1 if single else 0
+        return [ort_session(graph, threads, spinning=not single, initializers=v) for v in values], values
+
+    def check_graph(self, sessions: list) -> float:
+        """The largest difference between the sessions' outputs and numpy's on a small padded
+        batch; raises over 1e-3 (a graph whose weights were not all replaced, or a different
+        layer, would be that far off)."""
         rng = np.random.default_rng(0)
         x = rng.normal(0.0, 1.0, (2, 7, self.dim)).astype(np.float32)
         mask = np.ones((2, 7), dtype=np.float32)
         mask[1, 4:] = 0.0
+        worst = 0.0
         for session, w in zip(sessions, self.layers):  # noqa: B905
             got = session.run(None, {"states": x, "mask": mask})[0]
             want = self._layer(w, x, mask)
-            diff = float(np.abs((got - want) * mask[..., None]).max())
-            if not diff < 1e-3:
-                raise ValueError(f"its output differs from numpy's by {diff:.2g}")
+            worst = max(worst, float(np.abs((got - want) * mask[..., None]).max()))
+            if not worst < 1e-3:
+                raise ValueError(f"its output differs from numpy's by {worst:.2g}")
             x = want
+        return worst
 
     def _layer(self, w: dict[str, np.ndarray], x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         h = self.num_heads
