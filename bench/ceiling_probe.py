@@ -225,13 +225,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with open(data / "banking77" / "train.csv", newline="", encoding="utf-8") as fh:
         rows = [(r["text"], r["category"]) for r in csv.DictReader(fh)]
-    folds = np.array_split(np.random.default_rng(0).permutation(len(rows)), 5)[: max(0, min(5, args.folds))]
     clinc = json.loads((data / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
     c_rows = [tuple(x) for x in clinc["train"] + clinc["oos_train"]]
     c_val = [tuple(x) for x in clinc["val"] + clinc["oos_val"]]
     if args.limit:  # a smoke run of the script itself; its figures mean nothing
         rows, c_rows, c_val = rows[:: max(1, len(rows) // args.limit)], c_rows[::10], c_val[::10]
-        folds = np.array_split(np.random.default_rng(0).permutation(len(rows)), 5)[: max(0, min(5, args.folds))]
+    folds = np.array_split(np.random.default_rng(0).permutation(len(rows)), 5)[: max(0, min(5, args.folds))]
 
     config_knn = (float(knn["knn_weight"]), float(knn["knn_temperature"]), knn["knn_null_similarity"])
 
@@ -328,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         np.arange(len(c_rows), len(all_rows)),
     )
 
+    figures = FIGURES if bank_res else FIGURES[1:]  # --folds 0: CLINC150 only
+
     def scored(variant: str, knn_point: tuple) -> dict:
         """Validation figures of one variant at one kNN blend (bench-knn's criterion: the mean)."""
         folds_acc = [
@@ -348,7 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         row["mean"] = round(float(np.mean([row[f] for f in figures])), 2)
         return row
 
-    figures = FIGURES if bank_res else FIGURES[1:]  # --folds 0: CLINC150 only
     results = {v: scored(v, config_knn) for v in variants}
     base = results["baseline"]
     for v in variants:
