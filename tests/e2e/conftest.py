@@ -66,17 +66,29 @@ class Servers:
         return "\n".join(m.get("text", "") for m in self.say(sender, text, metadata))
 
 
-@pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    if not MODEL.exists():
-        pytest.fail(f"{MODEL} is missing: run `make train` first (make test does it).")
+def start_servers(
+    tmp: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    credentials: str = "credentials.yml",
+    endpoints: str = "endpoints.yml",
+    seed_kwargs: dict | None = None,
+    model: Path | None = None,
+) -> Iterator[Servers]:
+    """Seeds a database in ``tmp`` and starts the real action and Rasa servers on free ports.
+
+    A generator: tests of other features build their own module fixture on it with their own
+    environment, credentials or endpoints (``yield from start_servers(...)``).
+    """
+    model = model or Path(os.environ.get("CONCIERGE_TEST_MODEL") or MODEL)
+    if not model.exists():
+        pytest.fail(f"{model} is missing: run `make train` first (make test does it).")
     if not RASA.exists():
         pytest.fail(f"{RASA} is missing: run `make setup` first (make test does it).")
     from bot.seed import seed
 
-    tmp = tmp_path_factory.mktemp("e2e")
     db_url = f"sqlite:///{tmp / 'concierge.db'}"
-    seed(db_url, progress=None, seed=7, customers=80, products=320, orders=800)
+    seed(db_url, progress=None, **(seed_kwargs or {"seed": 7, "customers": 80, "products": 320, "orders": 800}))
     action_port, rasa_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -86,6 +98,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        **(extra_env or {}),
     }
     action_log, rasa_log = tmp / "actions.log", tmp / "rasa.log"
     action_cmd = [sys.executable, "-m", "bot.action_server", "--port", str(action_port)]
@@ -95,13 +108,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             str(RASA),
             "run",
             "-m",
-            str(MODEL),
+            str(model),
             "--port",
             str(rasa_port),
             "--endpoints",
-            "endpoints.yml",
+            endpoints,
             "--credentials",
-            "credentials.yml",
+            credentials,
             "-i",
             "127.0.0.1",
         ],
@@ -125,3 +138,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    yield from start_servers(tmp_path_factory.mktemp("e2e"))
