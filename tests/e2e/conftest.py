@@ -74,11 +74,13 @@ def start_servers(
     endpoints: str = "endpoints.yml",
     seed_kwargs: dict | None = None,
     model: Path | None = None,
+    rasa_args: list[str] | None = None,
 ) -> Iterator[Servers]:
     """Seeds a database in ``tmp`` and starts the real action and Rasa servers on free ports.
 
     A generator: tests of other features build their own module fixture on it with their own
-    environment, credentials or endpoints (``yield from start_servers(...)``).
+    environment, credentials or endpoints (``yield from start_servers(...)``); ``rasa_args`` are
+    added to ``rasa run`` (e.g. ``["--enable-api", "--auth-token", token]``).
     """
     model = model or Path(os.environ.get("CONCIERGE_TEST_MODEL") or MODEL)
     if not model.exists():
@@ -117,6 +119,7 @@ def start_servers(
             credentials,
             "-i",
             "127.0.0.1",
+            *(rasa_args or []),
         ],
         cwd=ROOT,
         env=env,
