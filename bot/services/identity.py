@@ -1,17 +1,14 @@
 """Who is the customer? Signed website tokens and in-chat order-number + email verification.
 
-Token format (ARCHITECTURE.md): ``base64url(json payload) + "." + base64url(HMAC-SHA256(secret, payload))``
-with payload ``{"cid": <customer id>, "exp": <unix seconds>}``; base64url without padding.
+Token format (ARCHITECTURE.md, Identity): ``base64url(json payload) + "." + base64url(HMAC-SHA256(secret, payload))``
+with payload ``{"cid": <customer id>, "exp": <unix seconds>, "kid": <key id>}``; base64url without padding.
+The format lives in ``concierge_rasa.security`` (standard library only) because the Rasa channels
+check tokens too, before a message is stored; this module adds the settings and the database.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
-import json
-import time
 
 from sqlalchemy.orm import Session
 
@@ -19,31 +16,20 @@ from bot.db import customers as customers_repo
 from bot.db import orders as orders_repo
 from bot.services.orders import normalize_order_number
 from bot.services.types import CustomerInfo
+from concierge_rasa import security
 
-MAX_TOKEN_LENGTH = 1024
+MAX_TOKEN_LENGTH = security.MAX_TOKEN_CHARS
 MAX_EMAIL_LENGTH = 254
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+def keyring(secret: str | bytes | None = None) -> security.Keyring:
+    """The signing keys: ``secret`` alone when given, else the settings' current and previous secrets."""
+    if secret is not None:
+        return security.Keyring.of(secret)
+    from bot.settings import get_settings
 
-
-def _b64decode(text: str) -> bytes:
-    if not text or not all(c.isalnum() or c in "-_=" for c in text):
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _secret_bytes(secret: str | bytes | None) -> bytes:
-    if secret is None:
-        from bot.settings import get_settings
-
-        secret = get_settings().identity_secret
-    return secret.encode("utf-8") if isinstance(secret, str) else secret
-
-
-def _now(now: float | int | None) -> int:
-    return int(time.time() if now is None else now)
+    settings = get_settings()
+    return security.Keyring.of(settings.identity_secret, settings.identity_secret_previous)
 
 
 def sign_token(
@@ -52,51 +38,40 @@ def sign_token(
     secret: str | bytes | None = None,
     now: float | int | None = None,
 ) -> str:
-    """Token the shop website passes as ``customer_token`` metadata for a logged-in customer."""
-    if isinstance(customer_id, bool) or not isinstance(customer_id, int) or customer_id <= 0:
-        raise ValueError("customer_id must be a positive integer")
+    """Token the shop website passes as ``customer_token`` metadata for a logged-in customer.
+
+    Signed with the current secret (its key id inside); lasts ``ttl_s`` seconds, by default
+    the settings' ``token_ttl_s`` (one hour).
+    """
     if ttl_s is None:
         from bot.settings import get_settings
 
         ttl_s = get_settings().token_ttl_s
-    payload = json.dumps(
-        {"cid": customer_id, "exp": _now(now) + int(ttl_s)}, separators=(",", ":"), sort_keys=True
-    ).encode("utf-8")
-    signature = hmac.new(_secret_bytes(secret), payload, hashlib.sha256).digest()
-    return f"{_b64encode(payload)}.{_b64encode(signature)}"
+    return security.sign_token(customer_id, int(ttl_s), keyring(secret).current, now=now)
 
 
 def verify_token(
     token: object, secret: str | bytes | None = None, now: float | int | None = None
 ) -> int | None:
-    """Customer id of a valid, unexpired token; None for anything else (never raises)."""
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+    """Customer id of a valid, unexpired token (current or previous key); None otherwise (never raises).
+
+    The signature only: whether the customer still exists is :func:`customer_from_token`'s job.
+    """
+    checked = security.verify_token(token, keyring(secret), now=now)
+    return checked[0] if checked else None
+
+
+def customer_from_token(session: Session, token: object, now: float | int | None = None) -> int | None:
+    """Customer id of a valid token whose customer is still active (deleted customers are refused)."""
+    customer_id = verify_token(token, now=now)
+    return active_customer_id(session, customer_id)
+
+
+def active_customer_id(session: Session, customer_id: object) -> int | None:
+    """``customer_id`` when it names an active customer, else None."""
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
         return None
-    parts = token.strip().split(".")
-    if len(parts) != 2:
-        return None
-    try:
-        payload = _b64decode(parts[0])
-        signature = _b64decode(parts[1])
-    except (ValueError, binascii.Error):
-        return None
-    expected = hmac.new(_secret_bytes(secret), payload, hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, signature):
-        return None
-    try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    cid, exp = data.get("cid"), data.get("exp")
-    if isinstance(cid, bool) or not isinstance(cid, int) or cid <= 0:
-        return None
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        return None
-    if _now(now) >= exp:
-        return None
-    return cid
+    return customer_id if customers_repo.get_active(session, customer_id) is not None else None
 
 
 def verify_order_email(session: Session, order_number: object, email: object) -> int | None:

@@ -17,6 +17,8 @@ def clean_env(monkeypatch, tmp_path):
         "CONCIERGE_MODELS_DIR",
         "CONCIERGE_REFUND_WINDOW_DAYS",
         "CONCIERGE_TOKEN_TTL_S",
+        "CONCIERGE_IDENTITY_SECRET_PREVIOUS",
+        "CONCIERGE_ACTION_TOKEN",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CONCIERGE_VAR_DIR", str(tmp_path / "var"))
@@ -55,17 +57,17 @@ def test_identity_key_created_once_with_0600(clean_env):
 
 
 def test_identity_secret_from_env(clean_env, monkeypatch):
-    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "s3cr3t-value")
-    assert load_settings().identity_secret == "s3cr3t-value"
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "s3cr3t-value-long-enough-for-hmac-sha256")
+    assert load_settings().identity_secret == "s3cr3t-value-long-enough-for-hmac-sha256"
     assert not (clean_env / "identity.key").exists()
 
 
 def test_repr_hides_secrets(clean_env, monkeypatch):
-    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "s3cr3t-value")
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "s3cr3t-value-long-enough-for-hmac-sha256")
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://app:hunter2@db.example:5432/shop")
     s = load_settings()
     text = repr(s) + str(s)
-    assert "s3cr3t-value" not in text
+    assert "s3cr3t-value-long-enough-for-hmac-sha256" not in text
     assert "hunter2" not in text
     assert "db.example" in text
 
@@ -81,3 +83,23 @@ def test_bad_int_env(clean_env, monkeypatch):
         load_settings()
     monkeypatch.setenv("CONCIERGE_REFUND_WINDOW_DAYS", "14")
     assert load_settings().refund_window_days == 14
+
+
+def test_short_secrets_refused(clean_env, monkeypatch):
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "short")
+    with pytest.raises(ValueError, match="CONCIERGE_IDENTITY_SECRET is 5 characters long; it must have at least 32"):
+        load_settings()
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", "x" * 40)
+    monkeypatch.setenv("CONCIERGE_ACTION_TOKEN", "y" * 31)
+    with pytest.raises(ValueError, match="CONCIERGE_ACTION_TOKEN"):
+        load_settings()
+
+
+def test_action_token_generated_once_and_masked(clean_env, monkeypatch):
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET_PREVIOUS", "p" * 40)
+    s1 = load_settings()
+    assert len(s1.action_token) >= 32
+    assert stat.S_IMODE(os.stat(clean_env / "action.key").st_mode) == 0o600
+    assert load_settings().action_token == s1.action_token
+    assert s1.action_token not in repr(s1) and "p" * 40 not in repr(s1)
+    assert s1.token_ttl_s == 3600

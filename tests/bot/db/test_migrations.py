@@ -28,6 +28,8 @@ def test_expected_tables():
         "support_tickets",
         "interactions",
         "feedback",
+        "security_counters",
+        "chat_verifications",
     } == EXPECTED
 
 
