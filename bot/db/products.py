@@ -84,3 +84,14 @@ def category_units_for_customer(session: Session, customer_id: int) -> list[tupl
         .order_by(units.desc(), Product.category)
     )
     return [(c, int(n)) for c, n in session.execute(stmt)]
+
+
+def page(session: Session, category: str | None, offset: int, limit: int) -> tuple[list[Product], int]:
+    """One page of the catalogue (by category, then name) and the number of matching products."""
+    stmt = select(Product)
+    count = select(func.count(Product.id))
+    if category:
+        stmt = stmt.where(func.lower(Product.category) == category.strip().lower())
+        count = count.where(func.lower(Product.category) == category.strip().lower())
+    rows = session.scalars(stmt.order_by(Product.category, Product.name, Product.id).offset(offset).limit(limit))
+    return list(rows), int(session.scalar(count) or 0)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import products as products_repo
 from bot.services._convert import product_info
-from bot.services.types import ProductInfo
+from bot.services.types import ProductInfo, ProductPage
 
 MAX_QUERY = 100
 
@@ -51,3 +51,14 @@ def get_product(session: Session, product_id: int) -> ProductInfo | None:
         return None
     product = products_repo.get(session, product_id)
     return product_info(product) if product is not None else None
+
+
+def list_products(session: Session, category: str | None = None, page: int = 1, per_page: int = 24) -> ProductPage:
+    """The shop's product list, a page at a time; an unknown category or page gives an empty page."""
+    per_page = max(1, min(int(per_page), 100))
+    if category is not None and (not isinstance(category, str) or len(category) > MAX_QUERY):
+        return ProductPage([], 0, 1, 1, None)
+    page = max(1, int(page))
+    rows, total = products_repo.page(session, category or None, (page - 1) * per_page, per_page)
+    pages = max(1, -(-total // per_page))
+    return ProductPage([product_info(p) for p in rows], total, page, pages, category or None)

@@ -90,6 +90,8 @@ class TicketInfo:
     category: str
     status: str
     priority: str
+    #: True when the conversation's open ticket was reused instead of opening another
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,14 @@ class Eligibility:
     eligible: bool
     code: str
     message: str
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    """One page of the shop's catalogue (``page`` counts from 1)."""
+
+    items: list[ProductInfo]
+    total: int
+    page: int
+    pages: int
+    category: str | None = None

@@ -49,3 +49,18 @@ def test_get_product(session):
     assert p.id == 1 and p.sku.startswith("CAM-") and p.description
     assert catalog.get_product(session, 999_999) is None
     assert catalog.get_product(session, "1") is None
+
+
+def test_list_products_pages_through_the_whole_catalogue(session):
+    total = session.query(m.Product).count()
+    first = catalog.list_products(session, per_page=50)
+    assert first.total == total and first.page == 1 and first.pages == -(-total // 50)
+    seen = []
+    for n in range(1, first.pages + 1):
+        seen += [p.id for p in catalog.list_products(session, page=n, per_page=50).items]
+    assert sorted(seen) == sorted(p.id for p in session.query(m.Product))  # every product once
+    cams = catalog.list_products(session, category="Cameras", per_page=100)
+    assert cams.items and all(p.category == "cameras" for p in cams.items) and cams.category == "Cameras"
+    assert catalog.list_products(session, page=10_000).items == []
+    assert catalog.list_products(session, category="x" * 10_000).items == []
+    assert catalog.list_products(session, category="no such").total == 0

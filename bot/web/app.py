@@ -1,0 +1,97 @@
+"""The web application: ``create_app()`` wires the middleware and one router per feature.
+
+Routers: shop (catalogue, product pages, demo log-in), widget (rasa-webchat bundle, customer
+tokens), images (product pictures). The agent console will join them here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from bot.settings import Settings, get_settings
+from bot.web import images, shop, widget
+from bot.web.deps import TEMPLATES
+from bot.web.security import content_security_policy
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "concierge_session"
+SESSION_MAX_AGE_S = 7 * 24 * 3600
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    """A JSON error for API callers, a shop-styled page for people (never a stack trace)."""
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return TEMPLATES.TemplateResponse(
+        request, "shop/error.html", {"status": status, "message": message}, status_code=status
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The web app for ``settings`` (default: the process settings)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Concierge", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    csp = content_security_policy(settings)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's signature
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret,
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE_S,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed"):
+            message = exc.detail
+        else:
+            message = {404: "We couldn't find that page.", 405: "That isn't allowed here."}.get(
+                exc.status_code, "Something went wrong."
+            )
+        return _error_page(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        status = 422 if _wants_json(request) else 400
+        return _error_page(request, status, "That request doesn't look right.")
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return _error_page(request, 500, "Something went wrong on our side. Please try again.")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(shop.router)
+    app.include_router(widget.router)
+    app.include_router(images.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+__all__ = ["create_app"]
