@@ -14,7 +14,10 @@ from actions.common import SafeAction, in_transaction, resolve_identity
 from bot.services import catalog, faq
 from bot.services import orders as order_service
 from bot.services.types import format_money
+from bot.settings import get_settings
 
+# Channels whose widget renders a carousel of product cards (rasa-webchat over socket.io).
+CARD_CHANNELS = frozenset({"socketio"})
 LAST_ORDER_RE = re.compile(r"\b(last|previous|recent) (order|purchase)\b|\bi (just )?(bought|ordered)\b", re.I)
 
 
@@ -43,8 +46,33 @@ class ActionProductQuestion(SafeAction):
         return []
 
 
+def product_carousel(recs: list, shop_url: str) -> dict:
+    """rasa-webchat's carousel (a generic template): picture, price, reason and a link per product."""
+    elements = []
+    for r in recs:
+        url = f"{shop_url}/products/{r.product_id}"
+        elements.append(
+            {
+                "title": r.name,
+                "subtitle": f"{format_money(r.price)} · {r.reason}",
+                "image_url": f"{shop_url}/images/products/{r.product_id}.svg",
+                "default_action": {"type": "web_url", "url": url},
+                "buttons": [
+                    {"type": "web_url", "url": url, "title": "View product"},
+                    {
+                        "type": "postback",
+                        "title": "Tell me more",
+                        "payload": "/product_question" + json.dumps({"product": r.name[:60]}),
+                    },
+                ],
+            }
+        )
+    return {"type": "template", "payload": {"template_type": "generic", "elements": elements}}
+
+
 class ActionRecommend(SafeAction):
-    """3-5 products with price and a one-phrase reason, as buttons where the channel has them."""
+    """3-5 products with price and a one-phrase reason: product cards in the website's widget,
+    elsewhere a text list with buttons (REST clients and messaging apps)."""
 
     def name(self) -> str:
         return "action_recommend"
@@ -79,6 +107,10 @@ class ActionRecommend(SafeAction):
             return ident.events
         lines = [f"- {r.name}, {format_money(r.price)} ({r.reason})" for r in recs[:5]]
         intro = "Here are a few things you might like:" if ident.customer_id else "Here are some popular picks:"
+        if tracker.get_latest_input_channel() in CARD_CHANNELS:  # product cards in the website's widget
+            dispatcher.utter_message(text=intro)
+            dispatcher.utter_message(attachment=product_carousel(recs[:5], get_settings().shop_url))
+            return ident.events
         dispatcher.utter_message(
             text=intro + "\n" + "\n".join(lines),
             buttons=[

@@ -164,3 +164,30 @@ async def test_recommend_bad_input_is_polite(rec_service, db_url, domain, dispat
     await ActionRecommend().run(dispatcher, tracker, domain)
     assert_polite(dispatcher.messages[0]["text"])
     assert len(dispatcher.messages) == 1
+
+
+async def test_recommend_in_the_website_widget_sends_product_cards(rec_service, db_url, domain, dispatcher):
+    """Over socket.io (rasa-webchat) the products come as a carousel linking to the shop."""
+    from bot.settings import get_settings
+
+    tracker = make_tracker(
+        domain, text="recommend some coffee", intent="recommend_products", entities=[ent("category", "coffee")]
+    )
+    next(e for e in reversed(tracker.events) if e["event"] == "user")["input_channel"] = "socketio"
+    await ActionRecommend().run(dispatcher, tracker, domain)
+    intro, cards = dispatcher.messages
+    assert intro["text"] == "Here are some popular picks:" and not intro.get("buttons")
+    payload = cards["attachment"]["payload"]
+    assert cards["attachment"]["type"] == "template" and payload["template_type"] == "generic"
+    with session_scope() as s:
+        expected = rec_service.popular_in_category(s, "coffee", None, 5)
+    assert 3 <= len(payload["elements"]) == len(expected) <= 5
+    shop = get_settings().shop_url
+    for card, rec in zip(payload["elements"], expected, strict=True):
+        assert card["title"] == rec.name
+        assert card["subtitle"] == f"${rec.price:,.2f} · {rec.reason}"
+        assert card["image_url"] == f"{shop}/images/products/{rec.product_id}.svg"
+        view, more = card["buttons"]
+        assert view == {"type": "web_url", "url": f"{shop}/products/{rec.product_id}", "title": "View product"}
+        assert card["default_action"] == {"type": "web_url", "url": view["url"]}
+        assert more["type"] == "postback" and more["payload"].startswith("/product_question{")
