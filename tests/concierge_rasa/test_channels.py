@@ -101,3 +101,47 @@ def test_counting_channel_keeps_the_texts_it_forwards() -> None:
     run(counter.send_response("s1", {"image": "x.png"}))
     assert counter.count == 3 and counter.texts == ["first", "second"]
     assert [m.get("text") for m in out.messages] == ["first", "second", None]
+
+
+def test_socket_session_id_accepts_only_short_printable_ids() -> None:
+    assert channels.socket_session_id("3f2a9c0d1e") == "3f2a9c0d1e"
+    assert channels.socket_session_id("  web-42:alice@shop.example ") == "web-42:alice@shop.example"
+    assert channels.socket_session_id("x" * channels.MAX_SENDER_CHARS) == "x" * channels.MAX_SENDER_CHARS
+    for bad in ("x" * (channels.MAX_SENDER_CHARS + 1), "", "a b", "a\nb", "ü", "../../etc", None, 42, ["a"], b"abc"):
+        assert channels.socket_session_id(bad) is None, bad
+
+
+def test_socket_metadata_reads_objects_and_json_text_only() -> None:
+    assert channels.socket_metadata({"customer_token": "t"}) == {"customer_token": "t"}
+    assert channels.socket_metadata('{"customer_token": "t"}') == {"customer_token": "t"}
+    assert channels.socket_metadata(b'{"customer_token": "t"}') == {"customer_token": "t"}
+    for bad in (None, "", "{broken", "[1, 2]", '"text"', b"\xff\xfe", ["a"], 7, "[" * 100_000):
+        assert channels.socket_metadata(bad) == {}, str(bad)[:20]
+    too_long = '{"k": "' + "v" * channels.MAX_METADATA_JSON_CHARS + '"}'
+    assert channels.socket_metadata(too_long) == {}
+
+
+def test_parse_user_uttered_reads_rasa_webchat_payloads() -> None:
+    payload = {"message": " where is\x00 my order? ", "session_id": "abc", "customData": {"customer_token": "t"}}
+    got = channels.parse_user_uttered(payload, "customData")
+    assert got == channels.SocketUtterance("where is my order?", "abc", {"customer_token": "t"})
+    assert channels.parse_user_uttered({}, "customData") == channels.SocketUtterance("", None, {})
+    assert channels.parse_user_uttered({"message": b"hi", "session_id": "x y"}, "customData").text == "hi"
+    assert channels.parse_user_uttered({"message": 190001}, "metadata").text == "190001"
+    long = channels.parse_user_uttered({"message": "a" * 100_000}, "customData")
+    assert len(long.text) == channels.MAX_TEXT_CHARS
+    for bad in (None, "hi", b"hi", ["hi"], 3, {"message": {"text": "hi"}}, {"message": ["hi"]}):
+        assert channels.parse_user_uttered(bad, "customData") is None, bad
+
+
+def test_socketio_jwt_check_keeps_rasas_rule() -> None:
+    import jwt
+
+    key = "k" * 32
+    open_channel = channels.ConciergeSocketIOInput()
+    assert open_channel.authorised(None) is True
+    locked = channels.ConciergeSocketIOInput.from_credentials({"jwt_key": key})
+    assert locked.authorised({"token": jwt.encode({"user": "shop"}, key, algorithm="HS256")}) is True
+    assert locked.authorised({"token": jwt.encode({"user": "shop"}, "x" * 32, algorithm="HS256")}) is False
+    for bad in (None, {}, {"token": ""}, {"token": 5}, {"token": "not-a-jwt"}, "token", ["token"]):
+        assert locked.authorised(bad) is False, bad
