@@ -24,7 +24,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling clean
+        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling clean
 
 help:
 	@echo "make run      set up everything that is missing and start the assistant (Ctrl-C stops it)"
@@ -48,7 +48,22 @@ $(RVENV)/.installed: constraints/rasa.lock
 	$(RPY) -m pip install -q -r constraints/rasa.lock
 	@touch $@
 
-setup: $(VENV)/.installed $(RVENV)/.installed
+setup: $(VENV)/.installed $(RVENV)/.installed web
+
+# ---------------------------------------------------------------- web widget (rasa-webchat from npm, served locally)
+WEB_STAMP := node_modules/.installed
+$(WEB_STAMP): package.json package-lock.json
+	@echo "==> chat widget (npm ci)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web: $(WEB_STAMP)
+
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here)
+browser:
+	@[ -x /usr/bin/chromium ] || { echo "==> installing chromium (apt)"; \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update && $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y chromium; }
+	@[ -x /usr/bin/chromium ] || { echo "chromium is missing: apt-get install -y chromium" >&2; exit 1; }
 
 # ---------------------------------------------------------------- database
 migrate: $(VENV)/.installed
@@ -105,10 +120,13 @@ test-stories: $(MODEL)
 test-unit: $(VENV)/.installed models
 	$(PY) -m pytest -q --ignore=tests/concierge_rasa
 
-test: setup lint validate models $(MODEL)
+test: setup browser lint validate models $(MODEL)
 	@$(MAKE) --no-print-directory test-rasa test-stories test-unit
 
 # ---------------------------------------------------------------- benchmarks (not tests)
+bench-widget: setup browser db models $(MODEL)
+	$(PY) bench/widget_latency.py
+
 bench-latency: setup db models $(MODEL)
 	$(PY) bench/latency.py
 

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RASA_PORT="${RASA_PORT:-5005}"
 ACTION_PORT="${ACTION_PORT:-5055}"
+WEB_PORT="${WEB_PORT:-8000}"
+export RASA_PORT WEB_PORT  # the web app and the action server derive their public URLs from them
+# origins allowed to reach the Rasa server from a browser (the shop page): CONCIERGE_CORS_ORIGINS="https://a https://b"
+read -r -a CORS_ORIGINS <<<"${CONCIERGE_CORS_ORIGINS:-*}"
 MODEL="${MODEL:-models/concierge.tar.gz}"
 mkdir -p var/logs
 export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
@@ -36,19 +40,28 @@ fi
 
 echo "==> starting Rasa server on :${RASA_PORT}"
 .venv-rasa/bin/rasa run -m "$MODEL" -i "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" --endpoints endpoints.yml \
-  --credentials credentials.yml --cors "*" --log-file var/logs/rasa.log &
+  --credentials credentials.yml --cors "${CORS_ORIGINS[@]}" --log-file var/logs/rasa.log &
 pids+=($!)
 for _ in $(seq 1 240); do
   if curl -fsS "http://127.0.0.1:${RASA_PORT}/" >/dev/null 2>&1; then break; fi
   if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "Rasa server failed to start; see var/logs/rasa.log" >&2; exit 1; fi
   sleep 0.5
 done
+echo "==> starting the web app (shop + chat widget) on :${WEB_PORT} (log: var/logs/web.log)"
+.venv/bin/python -m bot.web --port "$WEB_PORT" >var/logs/web.log 2>&1 &
+pids+=($!)
+for _ in $(seq 1 60); do
+  if curl -fsS "http://127.0.0.1:${WEB_PORT}/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[2]}" 2>/dev/null; then echo "web app failed to start; see var/logs/web.log" >&2; tail -20 var/logs/web.log >&2; exit 1; fi
+  sleep 0.5
+done
 cat <<MSG
 
-Concierge is running. Press Ctrl-C to stop both servers.
+Concierge is running. Press Ctrl-C to stop all its servers.
   REST channel     POST http://localhost:${RASA_PORT}/webhooks/rest/webhook   {"sender": "me", "message": "hi"}
   socket.io        http://localhost:${RASA_PORT}/socket.io   (chat widgets such as rasa-webchat)
   action server    http://localhost:${ACTION_PORT}/health
+  shop + widget    http://127.0.0.1:${WEB_PORT}/   (sign in as a demo customer and open the chat)
   try:  curl -s localhost:${RASA_PORT}/webhooks/rest/webhook -d '{"sender":"demo","message":"where is my order 190001?"}'
         then the same with "alice.martin@example.com" (demo customers: README)
 
