@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from rasa_sdk.types import DomainDict
 
 from bot.db.session import session_scope
 from bot.services import identity as identity_service
+from bot.services import verification as verification_service
 from bot.services.errors import NotAllowed, NotFound, ServiceError
 from bot.services.orders import normalize_order_number
+from concierge_rasa.security import verify_claims
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,28 +68,51 @@ def latest_user_metadata(tracker: Tracker) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def resolve_identity(tracker: Tracker) -> Identity:
-    """A signed website token on the current message wins; then an in-chat verification.
+def server_claims(tracker: Tracker) -> dict[str, Any]:
+    """What the Concierge channel vouched for on the latest message (signed): the client's
+    address key, the session id it issued to that client, the customer of a checked token.
+    Empty when the message came some other way or the claims were not genuine."""
+    return verify_claims(latest_user_metadata(tracker), identity_service.keyring()) or {}
 
-    A token identity lasts only while the website keeps sending a valid token, so a
-    conversation id alone never grants access to a customer's data.
+
+def _identity_lookup(
+    session: Any, claims: dict[str, Any], token: Any, conversation: str
+) -> tuple[int | None, str | None]:
+    cid, exp = claims.get("cid"), claims.get("exp")
+    if isinstance(exp, int | float) and not isinstance(exp, bool) and time.time() < exp:
+        customer_id = identity_service.active_customer_id(session, cid)
+        if customer_id is not None:
+            return customer_id, "token"
+    if token:  # channels that leave the token in place (rasa shell, tests): same check
+        customer_id = identity_service.customer_from_token(session, token)
+        if customer_id is not None:
+            return customer_id, "token"
+    session_id = claims.get("session") if isinstance(claims.get("session"), str) else ""
+    customer_id = verification_service.chat_verified_customer(session, conversation, session_id)
+    return (customer_id, "chat") if customer_id is not None else (None, None)
+
+
+def resolve_identity(tracker: Tracker) -> Identity:
+    """A website token checked by the channel (or on the message) wins; then an in-chat verification.
+
+    The slots only mirror the answer: a token identity lasts while the website keeps sending a
+    valid token for an active customer, and a chat verification lives in the database, bound to
+    the conversation and to the session the channel issued to that client (ending after
+    ``session_idle_s`` of silence). So neither a sender id nor a slot set some other way
+    (``/intent{...}``) grants access to a customer's data.
     """
     slot_id = tracker.get_slot("verified_customer_id")
     slot_by = tracker.get_slot("verified_by")
     token = latest_user_metadata(tracker).get("customer_token")
-    if token:
-        customer_id = identity_service.verify_token(token)
-        if customer_id is not None:
-            events: list[EventType] = []
-            if slot_id != str(customer_id) or slot_by != "token":
-                events = [SlotSet("verified_customer_id", str(customer_id)), SlotSet("verified_by", "token")]
-            return Identity(customer_id, "token", events)
-    if slot_id and slot_by == "chat":
-        try:
-            return Identity(int(slot_id), "chat")
-        except (TypeError, ValueError):
-            pass
-    if slot_id:
+    claims = server_claims(tracker)
+    with session_scope() as session:
+        customer_id, by = _identity_lookup(session, claims, token, conversation_id(tracker))
+    if customer_id is not None:
+        events: list[EventType] = []
+        if slot_id != str(customer_id) or slot_by != by:
+            events = [SlotSet("verified_customer_id", str(customer_id)), SlotSet("verified_by", by)]
+        return Identity(customer_id, by, events)
+    if slot_id or slot_by:
         return Identity(None, None, [SlotSet("verified_customer_id", None), SlotSet("verified_by", None)])
     return Identity(None)
 
@@ -237,12 +263,25 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         self, number: str, email: str, tracker: Tracker, dispatcher: CollectingDispatcher
     ) -> dict[str, Any]:
         email = email.strip()[:254]
-        attempts = int(tracker.get_slot("verification_attempts") or 0)
-        # once locked, no more checks in this conversation: restarting the form must not allow more guesses
-        if attempts >= MAX_VERIFICATION_ATTEMPTS:
-            customer_id = None
-        else:
-            customer_id = await in_transaction(identity_service.verify_order_email, number, email)
+        try:
+            attempts = int(tracker.get_slot("verification_attempts") or 0)
+        except (TypeError, ValueError):
+            attempts = MAX_VERIFICATION_ATTEMPTS
+        # once locked, no more checks in this conversation: restarting the form must not allow more guesses;
+        # across conversations the database counts failures per order number and client address
+        check = verification_service.ChatCheck(None)
+        if attempts < MAX_VERIFICATION_ATTEMPTS:
+            claims = server_claims(tracker)
+            client = claims.get("client") if isinstance(claims.get("client"), str) else None
+            session_id = claims.get("session") if isinstance(claims.get("session"), str) else ""
+            check = await in_transaction(
+                verification_service.verify_in_chat, conversation_id(tracker), session_id, client, number, email
+            )
+        customer_id = check.customer_id
+        if customer_id is None and check.wait_s > 0:
+            dispatcher.utter_message(text=verification_service.wait_message(check.wait_s))
+            stop_form()
+            return {"order_number": None, "email": None, "verification_attempts": attempts + int(check.checked)}
         if customer_id is None:
             attempts += 1
             if attempts >= MAX_VERIFICATION_ATTEMPTS:

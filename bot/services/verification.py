@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from bot.db import security as security_repo
 from bot.db import tickets as tickets_repo
 from bot.db.base import utcnow
+from bot.services import identity as identity_service
 from bot.services.identity import active_customer_id
+from bot.services.orders import normalize_order_number
 from bot.settings import Settings, get_settings
 
 ORDER, CLIENT, TICKET_CLIENT = "verify_order", "verify_client", "ticket_client"
@@ -176,3 +178,37 @@ TICKET_LIMIT_MESSAGE = (
     "I've already passed your request to our support team, and they'll get back to you. "
     "To keep things tidy I can't open more tickets from this chat right now."
 )
+
+
+@dataclass(frozen=True)
+class ChatCheck:
+    """Outcome of one in-chat verification: the customer, or how long to wait before the next try."""
+
+    customer_id: int | None
+    wait_s: int = 0
+    checked: bool = True
+
+
+def verify_in_chat(
+    session: Session,
+    conversation_id: str,
+    session_id: str | None,
+    client: str | None,
+    order_number: str,
+    email: str,
+) -> ChatCheck:
+    """Order number + email check under the limits; on success binds the customer to this session.
+
+    While the order or the client address is paused nothing is checked at all, so a paused
+    attacker learns nothing, not even from the right email.
+    """
+    key = normalize_order_number(order_number) or str(order_number).strip()[:32]
+    wait = verification_wait(session, key, client)
+    if not wait.allowed:
+        return ChatCheck(None, wait.seconds, checked=False)
+    customer_id = identity_service.verify_order_email(session, order_number, email)
+    if customer_id is None:
+        return ChatCheck(None, record_failure(session, key, client).seconds)
+    record_success(session, key)
+    bind_chat_verification(session, conversation_id, session_id, customer_id)
+    return ChatCheck(customer_id)

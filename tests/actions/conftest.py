@@ -42,6 +42,29 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_security_state(request: pytest.FixtureRequest) -> None:
+    """Chat verifications and failure counters live in the database: each test starts without them."""
+    if "db_url" not in request.fixturenames:
+        return
+    request.getfixturevalue("db_url")
+    from bot.db.models import ChatVerification, SecurityCounter
+    from bot.db.session import session_scope
+
+    with session_scope() as session:
+        session.query(ChatVerification).delete()
+        session.query(SecurityCounter).delete()
+
+
+def chat_verify(customer_id: int, sender_id: str = "conv-test", session_id: str = "") -> None:
+    """What a successful in-chat verification leaves behind (the binding in the database)."""
+    from bot.db.session import session_scope
+    from bot.services.verification import bind_chat_verification
+
+    with session_scope() as session:
+        bind_chat_verification(session, sender_id, session_id, customer_id)
+
+
 def load_domain() -> dict[str, Any]:
     with DOMAIN_PATH.open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
 from actions.common import (
@@ -27,6 +28,7 @@ from tests.actions.conftest import (
     CARLA,
     EMAILS,
     assert_polite,
+    chat_verify,
     expired_token_for,
     forged_token_for,
     make_tracker,
@@ -95,8 +97,16 @@ def test_forged_token_clears_a_token_identity(db_url, domain):
 
 
 def test_chat_verification_lasts_for_the_conversation(db_url, domain):
+    chat_verify(3)
     ident = resolve_identity(make_tracker(domain, slots={"verified_customer_id": "3", "verified_by": "chat"}))
     assert (ident.customer_id, ident.by, ident.events) == (3, "chat", [])
+
+
+def test_chat_slots_alone_grant_nothing(db_url, domain):
+    """Slots set some other way (``/intent{...}``, a hand-made tracker) are not a verification."""
+    ident = resolve_identity(make_tracker(domain, slots={"verified_customer_id": "3", "verified_by": "chat"}))
+    assert ident.customer_id is None
+    assert slot_values(ident.events) == {"verified_customer_id": None, "verified_by": None}
 
 
 def test_token_wins_over_chat_verification(db_url, domain):
@@ -381,3 +391,39 @@ async def test_wrong_pair_in_one_message_counts_one_attempt(db_url, domain, disp
     assert slots["order_number"] is None
     assert slots["verification_attempts"] == 1
     assert "couldn't match" in one_text(dispatcher)
+
+
+async def test_new_sender_ids_do_not_reset_the_order_lock(db_url, domain):
+    """Failures count per order number in the database: the 4th guess from a 4th conversation waits."""
+    for i in range(3):
+        d = CollectingDispatcher()
+        tracker = form_tracker(domain, "email", {"email": f"guess{i}@example.com"},
+                               slots={"order_number": "190001"}, sender_id=f"attacker-{i}")
+        await ValidateTrackOrderForm().run(d, tracker, domain)
+        assert "couldn't match" in one_text(d) or "can't go on" in one_text(d) or "paused" in one_text(d)
+    d = CollectingDispatcher()
+    tracker = form_tracker(domain, "email", {"email": EMAILS[ALICE]}, slots={"order_number": "190001"},
+                           sender_id="attacker-fresh")
+    events = await ValidateTrackOrderForm().run(d, tracker, domain)
+    assert "verified_customer_id" not in slot_values(events)  # even the right email is not checked now
+    text = one_text(d)
+    assert "paused" in text and "try again in" in text and "human" in text
+    assert_polite(text)
+
+
+async def test_chat_verification_binds_to_the_session_in_signed_claims(db_url, domain, dispatcher):
+    from bot.services.identity import keyring
+    from concierge_rasa.security import CLAIMS_KEY, sign_claims
+
+    claims = {CLAIMS_KEY: sign_claims({"client": "ip:x", "session": "sid-1"}, keyring())}
+    tracker = form_tracker(domain, "email", {"email": EMAILS[CARLA]}, slots={"order_number": "190008"},
+                           metadata=claims, sender_id="conv-claims")
+    slots = slot_values(await ValidateTrackOrderForm().run(dispatcher, tracker, domain))
+    assert slots["verified_customer_id"] == str(CARLA)
+    same = make_tracker(domain, metadata=claims, sender_id="conv-claims")
+    assert resolve_identity(same).customer_id == CARLA
+    other = {CLAIMS_KEY: sign_claims({"client": "ip:x", "session": "sid-2"}, keyring())}
+    assert resolve_identity(make_tracker(domain, metadata=other, sender_id="conv-claims")).customer_id is None
+    assert resolve_identity(make_tracker(domain, sender_id="conv-claims")).customer_id is None
+    forged = {CLAIMS_KEY: {**claims[CLAIMS_KEY], "cid": ALICE, "exp": 9e9}}
+    assert resolve_identity(make_tracker(domain, metadata=forged, sender_id="x")).customer_id is None

@@ -26,6 +26,7 @@ from tests.actions.conftest import (
     CARLA,
     EMAILS,
     assert_polite,
+    chat_verify,
     make_tracker,
     one_text,
     slot_values,
@@ -83,6 +84,7 @@ async def test_track_unverified_says_nothing_more(db_url, domain, dispatcher):
 
 
 async def test_track_chat_verified_foreign_order_is_not_found(db_url, domain, dispatcher):
+    chat_verify(1)
     tracker = make_tracker(domain, slots={"order_number": "190005", "verified_customer_id": "1", "verified_by": "chat"})
     assert await ActionTrackOrder().run(dispatcher, tracker, domain) == []
     text = one_text(dispatcher)

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 
 from bot.db import models as m
+from bot.db import tickets as tickets_repo
 from bot.db.base import utcnow
 from bot.services import verification as v
-from bot.services.tickets import create_ticket
 from bot.settings import get_settings
 
 
@@ -100,11 +100,11 @@ def test_chat_verification_of_deleted_customer_and_end(session, limits):
 def test_ticket_caps_per_conversation_and_client(session, limits):
     assert v.ticket_allowed(session, "t-conv", "ip:t")
     for _ in range(2):
-        create_ticket(session, "t-conv", "support", "help")
+        tickets_repo.create(session, conversation_id="t-conv", category="support", subject="help")
         v.record_ticket(session, "ip:t")
     assert not v.ticket_allowed(session, "t-conv", "ip:t")  # conversation cap
     assert v.ticket_allowed(session, "t-conv-2", "ip:t")
-    create_ticket(session, "t-conv-2", "support", "help")
+    tickets_repo.create(session, conversation_id="t-conv-2", category="support", subject="help")
     v.record_ticket(session, "ip:t")
     assert not v.ticket_allowed(session, "t-conv-3", "ip:t")  # client cap for the day
     assert v.ticket_allowed(session, "t-conv-3", "ip:u")
