@@ -19,6 +19,7 @@ RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export ACTION_ENDPOINT_URL ?= http://127.0.0.1:$(ACTION_PORT)/webhook
+export CONCIERGE_ACTION_TOKEN ?= $(shell scripts/action_token.sh)
 
 RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)

@@ -66,7 +66,11 @@ def create_concierge_app(action_executor: Any, **kwargs: Any) -> Any:
     from rasa_sdk.endpoint import create_app_for_serve
     from sanic import response
 
+    from bot.internal_auth import install_guard
+    from bot.settings import get_settings
+
     app = create_app_for_serve(action_executor, **kwargs)
+    install_guard(app, get_settings().action_token)  # closed to callers without the shared token
 
     def _body(request: Any) -> dict | None:
         try:

@@ -13,6 +13,17 @@ MODEL="${MODEL:-models/concierge.tar.gz}"
 mkdir -p var/logs
 export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
 export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
+# Rasa -> action server shared secret (both processes read it; README "Security")
+CONCIERGE_ACTION_TOKEN="$(scripts/action_token.sh)"
+export CONCIERGE_ACTION_TOKEN
+# Rasa's HTTP API (conversations, tracker edits) only with a token and on localhost: RASA_API_TOKEN=... enables it
+rasa_api=()
+if [ -n "${RASA_API_TOKEN:-}" ]; then
+  case "${RASA_HOST:-127.0.0.1}" in
+    127.0.0.1|localhost|::1) rasa_api=(--enable-api --auth-token "$RASA_API_TOKEN") ;;
+    *) echo "Refusing to expose Rasa's HTTP API on ${RASA_HOST}: keep RASA_HOST on localhost (README, Security)" >&2; exit 1 ;;
+  esac
+fi
 
 pids=()
 cleanup() {
@@ -40,7 +51,8 @@ fi
 
 echo "==> starting Rasa server on :${RASA_PORT}"
 .venv-rasa/bin/rasa run -m "$MODEL" -i "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" --endpoints endpoints.yml \
-  --credentials credentials.yml --cors "${CORS_ORIGINS[@]}" --log-file var/logs/rasa.log &
+  --credentials credentials.yml --cors "${CORS_ORIGINS[@]}" --log-file var/logs/rasa.log \
+  ${rasa_api[@]+"${rasa_api[@]}"} &
 pids+=($!)
 for _ in $(seq 1 240); do
   if curl -fsS "http://127.0.0.1:${RASA_PORT}/" >/dev/null 2>&1; then break; fi

@@ -21,7 +21,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "concierge.tar.gz"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
-SECRET = "e2e-identity-secret"
+SECRET = "e2e-identity-secret-at-least-32-characters"  # settings refuse shorter secrets
+ACTION_TOKEN = "e2e-action-server-token-at-least-32-characters"
 
 
 def free_port() -> int:
@@ -100,6 +101,15 @@ def start_servers(
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        # Rasa -> action server shared secret (endpoints.yml sends it; README "Security")
+        "CONCIERGE_ACTION_TOKEN": ACTION_TOKEN,
+        # every test client is 127.0.0.1: per-address limits high unless a test sets its own
+        "CONCIERGE_RATE_CLIENT_PER_MIN": "100000",
+        "CONCIERGE_RATE_CLIENT_BURST": "100000",
+        "CONCIERGE_RATE_SENDER_PER_MIN": "100000",
+        "CONCIERGE_RATE_SENDER_BURST": "100000",
+        "CONCIERGE_VERIFY_CLIENT_MAX_FAILURES": "100000",
+        "CONCIERGE_TICKETS_PER_CLIENT_DAY": "100000",
         **(extra_env or {}),
     }
     action_log, rasa_log = tmp / "actions.log", tmp / "rasa.log"

@@ -1,0 +1,120 @@
+"""The action server's gate: only the Rasa server (holder of the shared secret) may call it.
+
+Why: an action call carries the whole tracker, so whoever can post one can claim any slot
+and any metadata. Every route but ``GET /health`` needs ``Authorization: Bearer <token>``
+(endpoints.yml sends it; the token is ``Settings.action_token``: CONCIERGE_ACTION_TOKEN or
+var/action.key), compared in constant time. Well-formed calls only reach rasa_sdk: a body that
+is not a JSON action call gets a 400 with a short reason, never a server error or a trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import zlib
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/health"})
+MAX_BODY_BYTES = 8 * 1024 * 1024  # trackers of long conversations are large; far beyond is abuse
+MAX_JSON_DEPTH = 64
+
+
+def bearer_ok(header: Any, token: str) -> bool:
+    """True when ``header`` is exactly ``Bearer <token>`` (constant-time comparison)."""
+    if not isinstance(header, str) or not token:
+        return False
+    expected = f"Bearer {token}".encode()
+    return hmac.compare_digest(header.strip().encode("utf-8", "replace"), expected)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, stopping once past ``limit`` (no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def action_call_problem(body: bytes, content_encoding: str | None) -> str | None:
+    """Why ``body`` is not an action call rasa_sdk can run; None when it is."""
+    if len(body) > MAX_BODY_BYTES:
+        return "body too large"
+    if (content_encoding or "").lower() == "deflate":
+        try:
+            inflater = zlib.decompressobj()
+            body = inflater.decompress(body, MAX_BODY_BYTES)
+            if inflater.unconsumed_tail:
+                return "body too large"
+        except zlib.error:
+            return "body is not valid deflate data"
+    try:
+        call = json.loads(body)
+    except (ValueError, RecursionError):
+        return "body is not JSON"
+    if not isinstance(call, dict):
+        return "expected a JSON object"
+    if _depth(call, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return "body is nested too deeply"
+    if not isinstance(call.get("next_action"), str) or not call["next_action"]:
+        return "'next_action' must be a non-empty string"
+    tracker, domain = call.get("tracker"), call.get("domain", {})
+    if not isinstance(tracker, dict) or not isinstance(tracker.get("sender_id"), str):
+        return "'tracker' must be an object with a 'sender_id'"
+    if not isinstance(domain, dict):
+        return "'domain' must be an object"
+    checks = {
+        "slots": dict,
+        "events": list,
+        "latest_message": dict,
+        "active_loop": dict,
+    }
+    for key, kind in checks.items():
+        if tracker.get(key) is not None and not isinstance(tracker[key], kind):
+            return f"'tracker.{key}' has the wrong type"
+    if any(not isinstance(e, dict) for e in tracker.get("events") or []):
+        return "'tracker.events' must hold objects"
+    for key in ("slots", "responses", "forms"):
+        if domain.get(key) is not None and not isinstance(domain[key], dict):
+            return f"'domain.{key}' has the wrong type"
+    if call.get("version") is not None and not isinstance(call["version"], str):
+        return "'version' must be a string"
+    return None
+
+
+def install_guard(app: Any, token: str) -> None:
+    """Adds the authentication and request checks to a rasa_sdk Sanic app."""
+    from sanic import response
+
+    if not token:
+        raise ValueError("the action server needs a token (CONCIERGE_ACTION_TOKEN or var/action.key)")
+
+    @app.on_request
+    async def guard(request: Any) -> Any:
+        if request.path in OPEN_PATHS and request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        if not bearer_ok(request.headers.get("authorization"), token):
+            return response.json({"error": "unauthorized"}, status=401)
+        if request.path == "/webhook" and request.method == "POST":
+            problem = action_call_problem(request.body or b"", request.headers.get("content-encoding"))
+            if problem:
+                return response.json({"error": f"invalid action call: {problem}"}, status=400)
+        return None
+
+    async def server_error(request: Any, exception: Exception) -> Any:
+        status = getattr(exception, "status_code", 500) or 500
+        if status >= 500:
+            logger.error("Request %s %s failed", request.method, request.path, exc_info=exception)
+            return response.json({"error": "internal error"}, status=500)
+        return response.json({"error": str(getattr(exception, "message", "") or "bad request")[:200]}, status=status)
+
+    app.error_handler.add(Exception, server_error)
