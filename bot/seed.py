@@ -802,6 +802,11 @@ def seed(
     say(f"generating {orders} orders over {HISTORY_DAYS} days ...")
     gen.history(orders, favourites)
     gen.demo_orders(customers)
+    say("generating support history (complaints, ratings, chats) ...")
+    from bot.seed_feedback import generate as generate_support
+
+    names = {p["id"]: p["name"] for p in gen.rows["products"]}
+    support = generate_support(gen.rows, names, now, seed)
     say(f"generated in {time.perf_counter() - started:.1f}s; writing ...")
     with engine.begin() as conn:
         if existing:
@@ -813,6 +818,10 @@ def seed(
             for start in range(0, len(rows), 5000):
                 conn.execute(insert(table), rows[start : start + 5000])
             setattr(stats, name, len(rows))
+            say(f"  {name}: {len(rows)} rows")
+        for name, rows in support.items():
+            for start in range(0, len(rows), 5000):
+                conn.execute(insert(m.Base.metadata.tables[name]), rows[start : start + 5000])
             say(f"  {name}: {len(rows)} rows")
         _reset_sequences(conn)
     stats.seconds = time.perf_counter() - started
