@@ -51,8 +51,10 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.features import HashedFeaturesMixin
 from concierge_rasa.nlu.onnx_runtime import (
+    FROZEN_ENCODING,
     EncodedBatch,
     EncoderMissingError,
+    FrozenEncoding,
     OnnxSentenceEncoder,
     align_to_tokens,
     get_encoder,
@@ -285,14 +287,16 @@ class OnnxSentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponen
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:
-        """Featurizes messages at inference time."""
-        self._featurize(messages)
+        """Featurizes messages at inference time (leaving each message's frozen encoding for
+        later components, the sentiment head: one encoder pass serves both)."""
+        self._featurize(messages, keep_frozen=True)
         return messages
 
     def _featurize(
         self,
         messages: list[Message],
         shared: Optional[tuple[tuple, dict[str, int], EncodedBatch]] = None,
+        keep_frozen: bool = False,
     ) -> None:
         jobs: list[tuple[Message, str, str, list[tuple[int, int]]]] = []
         for message in messages:
@@ -325,6 +329,10 @@ class OnnxSentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponen
             self.add_features_to_message(
                 sequence=sequence, sentence=sentences[k : k + 1], attribute=attribute, message=message
             )
+            if keep_frozen and attribute == TEXT:
+                layers = batches[b].layers
+                frozen = FrozenEncoding(batches[b].sentence[k], None if layers is None else layers[k])
+                message.set(FROZEN_ENCODING, frozen)
 
     def _batch_features(self, encoded: EncodedBatch) -> tuple[np.ndarray, list[np.ndarray]]:
         """Sentence features and per-word-piece vectors of one encoded batch."""

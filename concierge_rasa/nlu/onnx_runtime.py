@@ -88,6 +88,20 @@ class EncodedBatch:
     pre_top: Optional[list[np.ndarray]] = None
 
 
+# Message.data key under which OnnxSentenceFeaturizer leaves a parsed message's frozen encoding
+# for later components (the sentiment head); not part of the parse output, and taken by its user.
+FROZEN_ENCODING = "concierge_frozen_encoding"
+
+
+@dataclass
+class FrozenEncoding:
+    """One message's frozen encoder outputs: the sentence embedding and, when the featurizer
+    asked for them, the per-layer means (before any tuned layer replaces some)."""
+
+    sentence: np.ndarray  # [dim], L2-normalised
+    layers: Optional[np.ndarray] = None  # [num_layers + 1, dim]
+
+
 class OnnxSentenceEncoder:
     """all-MiniLM-L6-v2 as exported by ``scripts/export_onnx.py``."""
 
