@@ -38,6 +38,19 @@ def create(
     return ticket
 
 
+OPEN_STATUSES = ("open", "pending")
+
+
+def open_for_conversation(session: Session, conversation_id: str) -> SupportTicket | None:
+    """The conversation's oldest ticket that is still open or pending, if any."""
+    return session.scalars(
+        select(SupportTicket)
+        .where(SupportTicket.conversation_id == conversation_id, SupportTicket.status.in_(OPEN_STATUSES))
+        .order_by(SupportTicket.id)
+        .limit(1)
+    ).first()
+
+
 def for_conversation(session: Session, conversation_id: str) -> list[SupportTicket]:
     return list(
         session.scalars(
