@@ -33,12 +33,13 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from aiogram.bot.api import TelegramAPIServer, check_token
 from aiogram.utils.exceptions import ValidationError
@@ -210,30 +211,43 @@ class ReplayGuard:
 
 
 class OptionMemory:
-    """The options last offered to each recipient, so a numbered reply ("2") on SMS or a short
-    Telegram callback id maps back to the button's payload. Bounded, in memory."""
+    """The buttons last offered, so a numbered reply ("2") on SMS or a short Telegram callback id
+    maps back to the button's payload. Bounded, in memory, forgotten after ``ttl_s``."""
 
-    def __init__(self, max_recipients: int = 10_000, ttl_s: float = 3600.0) -> None:
-        self.max_recipients = max_recipients
+    def __init__(self, max_keys: int = 10_000, ttl_s: float = 3600.0) -> None:
+        self.max_keys = max_keys
         self.ttl_s = ttl_s
-        self._options: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
+        self._options: OrderedDict[str, tuple[float, list[tuple[str, str]]]] = OrderedDict()
 
-    def remember(self, recipient: str, payloads: list[str]) -> None:
-        self._options.pop(recipient, None)
-        self._options[recipient] = (time.monotonic() + self.ttl_s, list(payloads))
-        while len(self._options) > self.max_recipients:
+    def remember(self, key: str, buttons: list[tuple[str, str]]) -> None:
+        """``buttons``: (title, payload) pairs in the order they were shown."""
+        self._options.pop(key, None)
+        self._options[key] = (time.monotonic() + self.ttl_s, list(buttons))
+        while len(self._options) > self.max_keys:
             self._options.popitem(last=False)
 
-    def pick(self, recipient: str, choice: str) -> Optional[str]:
-        """The payload of option ``choice`` (1-based) last offered to ``recipient``, if any."""
-        entry = self._options.get(recipient)
+    def pick(self, key: str, reply: str, *, consume: bool = False) -> Optional[str]:
+        """The payload the reply chose: a button's exact title, else its 1-based number (unless
+        the titles are numbers themselves, like a 1-5 rating). ``consume`` forgets the options:
+        on SMS they answer only the very next message."""
+        entry = self._options.pop(key, None) if consume else self._options.get(key)
         if not entry or entry[0] < time.monotonic():
             return None
-        choice = choice.strip().rstrip(".)")
-        if not choice.isdigit():
+        wanted = reply.strip().casefold()
+        for title, payload in entry[1]:
+            if title.strip().casefold() == wanted:
+                return payload
+        choice = wanted.rstrip(".)")
+        if not choice.isdigit() or numeric_titles([t for t, _ in entry[1]]):
             return None
         index = int(choice) - 1
-        return entry[1][index] if 0 <= index < len(entry[1]) else None
+        return entry[1][index][1] if 0 <= index < len(entry[1]) else None
+
+
+def numeric_titles(titles: Iterable[str]) -> bool:
+    """True when every title is a number (then numbering the options would be ambiguous)."""
+    titles = list(titles)
+    return bool(titles) and all(t.strip().isdigit() for t in titles)
 
 
 def _title(button: Mapping[str, Any], limit: int) -> str:
@@ -370,7 +384,7 @@ class ConciergeSlackInput(SlackInput):
 # ------------------------------------------------------------------ Telegram
 class ConciergeTelegramOutput(TelegramOutput):
     """Telegram output through the configured Bot API server. Payloads longer than Telegram's
-    64-byte ``callback_data`` travel as option numbers (``#2``) mapped back on the click."""
+    64-byte ``callback_data`` travel as ``#<set>.<number>`` and are mapped back on the click."""
 
     def __init__(
         self, access_token: str, api_url: str = TELEGRAM_API_URL, options: Optional[OptionMemory] = None
@@ -389,11 +403,17 @@ class ConciergeTelegramOutput(TelegramOutput):
         **kwargs: Any,
     ) -> None:
         payloads = [str(b.get("payload", "")) for b in buttons]
-        self.options.remember(str(recipient_id), payloads)
-        short = [
-            {**b, "title": _title(b, 64), "payload": p if len(p.encode("utf-8")) <= 64 else f"#{i}"}
-            for i, (b, p) in enumerate(zip(buttons, payloads, strict=True), start=1)
-        ]
+        short = buttons
+        if any(len(p.encode("utf-8")) > 64 for p in payloads):
+            tag = secrets.token_hex(4)  # names this set of buttons: an old keyboard's taps stay right
+            self.options.remember(
+                f"{recipient_id}:{tag}", [(_title(b, 64), p) for b, p in zip(buttons, payloads, strict=True)]
+            )
+            short = [
+                {**b, "payload": p if len(p.encode("utf-8")) <= 64 else f"#{tag}.{i}"}
+                for i, (b, p) in enumerate(zip(buttons, payloads, strict=True), start=1)
+            ]
+        short = [{**b, "title": _title(b, 64)} for b in short]
         await super().send_text_with_buttons(recipient_id, text, short, button_type, **kwargs)
 
 
@@ -511,8 +531,9 @@ class ConciergeTelegramInput(TelegramInput):
             msg = callback.get("message") if isinstance(callback.get("message"), dict) else {}
             chat_id = _chat_id(msg)
             data = str(callback.get("data") or "")
-            if data.startswith("#") and chat_id is not None:
-                data = self.options.pick(chat_id, data[1:]) or data
+            if data.startswith("#") and "." in data and chat_id is not None:
+                tag, _, number = data[1:].partition(".")
+                data = self.options.pick(f"{chat_id}:{tag}", number) or data
             try:  # stops the spinner on the customer's button
                 await out.answer_callback_query(str(callback.get("id", "")))
             except Exception:  # noqa: BLE001
@@ -581,9 +602,16 @@ class ConciergeTwilioOutput(TwilioOutput):
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         """SMS and WhatsApp have no buttons: one message with numbered options; "2" picks the second."""
-        self.options.remember(recipient_id, [str(b.get("payload", "")) for b in buttons])
-        lines = [f"{i}. {_title(b, 80)}" for i, b in enumerate(buttons, start=1)]
-        body = f"{text.strip()}\n" + "\n".join(lines) + "\n(Reply with a number.)"
+        titles = [_title(b, 80) for b in buttons]
+        self.options.remember(
+            recipient_id, [(t, str(b.get("payload", ""))) for t, b in zip(titles, buttons, strict=True)]
+        )
+        if numeric_titles(titles):  # e.g. a 1-5 rating: the titles are the answers
+            choices = f"{', '.join(titles[:-1])} or {titles[-1]}" if len(titles) > 1 else titles[0]
+            body = f"{text.strip()}\n(Reply {choices}.)"
+        else:
+            lines = [f"{i}. {t}" for i, t in enumerate(titles, start=1)]
+            body = f"{text.strip()}\n" + "\n".join(lines) + "\n(Reply with a number.)"
         await self._send_message({"to": recipient_id, "from_": self.twilio_number, "body": body[:1600]})
 
 
@@ -655,7 +683,11 @@ class ConciergeTwilioInput(TwilioInput):
         async def message(request: Request) -> HTTPResponse:
             if not self.enabled:
                 return disabled(self.name())
-            params = {name: list(values) for name, values in (request.form or {}).items()}
+            # Twilio signs every parameter, empty ones too (FromZip=...); Sanic's form drops those.
+            is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+            params = (
+                parse_qs((request.body or b"").decode("utf-8", "replace"), keep_blank_values=True) if is_form else {}
+            )
             if not verify_twilio(
                 self.auth_token or "", self.signed_url(request), params, request.headers.get("X-Twilio-Signature")
             ):
@@ -678,7 +710,7 @@ class ConciergeTwilioInput(TwilioInput):
                 await out.send_text_message(sender, ONLY_TEXT)
                 return twiml()
             text = text.replace("¡", "@")  # some carriers turn @ into ¡
-            text = self.options.pick(sender, text) or text
+            text = self.options.pick(sender, text, consume=True) or text
             await handler(UserMessage(text, out, sender, input_channel=self.name()))
             return twiml()
 

@@ -136,18 +136,32 @@ def test_replay_guard_remembers_until_the_ttl_and_stays_bounded() -> None:
     assert len(guard._seen) == 3
 
 
-def test_option_memory_maps_numbers_to_payloads() -> None:
-    memory = m.OptionMemory(max_recipients=2)
-    memory.remember("+1", ["/affirm", "/deny"])
+def test_option_memory_maps_numbers_and_titles_to_payloads() -> None:
+    memory = m.OptionMemory(max_keys=2)
+    memory.remember("+1", [("Yes, cancel it", "/affirm"), ("No, keep it", "/deny")])
     assert memory.pick("+1", "1") == "/affirm"
     assert memory.pick("+1", " 2. ") == "/deny"
+    assert memory.pick("+1", "no, KEEP it") == "/deny"
     assert memory.pick("+1", "3") is None
     assert memory.pick("+1", "0") is None
-    assert memory.pick("+1", "yes") is None
+    assert memory.pick("+1", "yes please") is None
     assert memory.pick("+2", "1") is None
-    memory.remember("+2", ["a"])
-    memory.remember("+3", ["b"])
+    assert memory.pick("+1", "1", consume=True) == "/affirm"
+    assert memory.pick("+1", "1") is None  # consumed: SMS options answer the next message only
+    memory.remember("+1", [("a", "/a")])
+    memory.remember("+2", [("b", "/b")])
+    memory.remember("+3", [("c", "/c")])
     assert memory.pick("+1", "1") is None  # evicted: bounded
+
+
+def test_numeric_titles_are_answers_not_option_numbers() -> None:
+    """A 1-5 rating offered as buttons: "5" means five stars, not the fifth button."""
+    memory = m.OptionMemory()
+    memory.remember("+1", [(str(n), f"/rate{n}") for n in (5, 4, 3, 2, 1)])
+    assert memory.pick("+1", "5") == "/rate5"
+    assert memory.pick("+1", "1") == "/rate1"
+    assert memory.pick("+1", "6") is None
+    assert m.numeric_titles(["5", "4"]) and not m.numeric_titles(["5", "four"]) and not m.numeric_titles([])
 
 
 # ------------------------------------------------------------------ configuration
