@@ -8,19 +8,15 @@ request, cap the text, and guarantee a polite reply on every turn.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
-import os
 import re
 import unicodedata
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from aiohttp import ClientSession, ClientTimeout
 from rasa.core.channels.channel import (
     CollectingOutputChannel,
     InputChannel,
@@ -35,11 +31,27 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from concierge_rasa.channel_security import (
+    SESSION_HEADER,
+    allowed_metadata,
+    channel_keyring,
+    client_address,
+    is_issued_socket_session,
+    new_connection_session,
+    new_socket_session,
+    request_limits,
+    rest_session,
+    secure_metadata,
+    strip_private_entities,
+)
+from concierge_rasa.limits import POLITE_SLOW_DOWN
+
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
 MAX_SENDER_CHARS = 128
 MAX_METADATA_KEYS = 32
+MAX_BODY_BYTES = 64 * 1024  # a REST message: 4,000 characters of text and a token fit many times over
 APOLOGY = (
     "Sorry, something went wrong on my side and I couldn't finish that. "
     'Please try again in a moment, or type "human" to reach our support team.'
@@ -63,52 +75,17 @@ def clean_text(text: Any) -> str:
 
 
 def clean_metadata(metadata: Any) -> dict[str, Any]:
-    """Keeps only a small dict with string keys; anything else becomes empty."""
-    if not isinstance(metadata, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in list(metadata.items())[:MAX_METADATA_KEYS]:
-        if isinstance(key, str) and len(key) <= 64:
-            if isinstance(value, str):
-                value = value[:4096]
-            out[key] = value
-    return out
+    """Only the keys the channels define (``customer_token``, ``language``) as bounded strings.
+
+    Anything else a client sends (a made-up ``sentiment``, the server's own ``concierge`` claims,
+    nested objects) is dropped: see concierge_rasa/channel_security.py."""
+    return allowed_metadata(metadata)
 
 
 UPSET_OFFER = (
     "I'm sorry this has been so frustrating. Would you like me to pass this conversation to a member "
     "of our team? Just say \"human\" and I'll hand it over."
 )
-
-
-def crm_url() -> Optional[str]:
-    """Base URL of the action server's CRM routes (CONCIERGE_CRM_URL, else next to the actions)."""
-    url = os.environ.get("CONCIERGE_CRM_URL")
-    if not url:
-        actions = os.environ.get("ACTION_ENDPOINT_URL", "")
-        if not actions.endswith("/webhook"):
-            return None
-        url = actions[: -len("/webhook")] + "/concierge"
-    return url.rstrip("/")
-
-
-async def crm_post(path: str, payload: dict[str, Any], timeout: float = 2.0) -> Optional[dict[str, Any]]:
-    """Best effort: the conversation goes on whatever happens to the CRM call."""
-    base = crm_url()
-    if not base:
-        return None
-    try:
-        async with (
-            ClientSession(timeout=ClientTimeout(total=timeout)) as session,
-            session.post(f"{base}/{path}", json=payload) as resp,
-        ):
-            if resp.status != 200:
-                return None
-            data = await resp.json()
-            return data if isinstance(data, dict) else None
-    except Exception:  # noqa: BLE001
-        logger.debug("CRM call %s failed", path, exc_info=True)
-        return None
 
 
 class CountingOutputChannel(OutputChannel):
@@ -136,23 +113,26 @@ class CountingOutputChannel(OutputChannel):
         return getattr(self.inner, item)
 
 
-_background: set = set()
-
-
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
 ) -> Callable[[UserMessage], Awaitable[None]]:
-    """Cleans the message, scores its sentiment through the CRM, and makes sure every turn
-    ends with at least one reply (plus an offer of a human when the customer is upset)."""
+    """Cleans the message and makes sure every turn ends with at least one reply.
 
-    async def handler(message: UserMessage) -> None:
-        message.text = clean_text(message.text)
-        message.metadata = clean_metadata(message.metadata)
-        mood = await crm_post(
-            "user-message", {"sender": message.sender_id, "text": message.text, "metadata": message.metadata}
-        )
-        if mood and mood.get("sentiment"):
-            message.metadata["sentiment"] = mood["sentiment"]  # visible to actions and the tracker
+    Nothing here records the conversation: Rasa's event broker carries every event to the CRM
+    ingestor (bot/crm), off the hot path (issue 17)."""
+
+    async def handler(message: UserMessage, client: Optional[str] = None, session: Optional[str] = None) -> None:
+        """``client`` and ``session``: the address and the session the channel issued (REST, socket.io);
+        messaging webhooks pass neither (the platform vouches for the sender) and are limited per sender."""
+        message.text = strip_private_entities(clean_text(message.text))
+        channel = message.input_channel or "unknown"
+        if session is None and request_limits().check(f"{channel}:{message.sender_id}", None):
+            await message.output_channel.send_text_message(message.sender_id, POLITE_SLOW_DOWN)
+            return
+        message.metadata = secure_metadata(message.metadata, channel, message.sender_id, client, session)
+        # Upset customers (issue 17 section 3, helper H5): the offer of a human is to come from the
+        # calibrated sentiment the NLU adds to the parse data; until then it is never offered here.
+        offer_human = False
         counter = CountingOutputChannel(message.output_channel)
         message.output_channel = counter
         try:
@@ -162,16 +142,10 @@ def guarded(
         try:
             if counter.count == 0:
                 await counter.send_text_message(message.sender_id, APOLOGY)
-            if mood and mood.get("offer_human") and not any("human" in t.lower() for t in counter.texts):
+            if offer_human and not any("human" in t.lower() for t in counter.texts):
                 await counter.send_text_message(message.sender_id, UPSET_OFFER)
         except Exception:  # noqa: BLE001
             logger.exception("Could not send the closing message to %s", message.sender_id)
-        if counter.texts:  # logged in the background: the customer does not wait for the CRM
-            task = asyncio.ensure_future(
-                crm_post("bot-messages", {"sender": message.sender_id, "texts": counter.texts})
-            )
-            _background.add(task)
-            task.add_done_callback(_background.discard)
 
     return handler
 
@@ -188,6 +162,7 @@ class ConciergeRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         handler = guarded(on_new_message)
+        channel_keyring()  # a missing or short identity secret stops the server here, not at the first message
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -196,6 +171,8 @@ class ConciergeRestInput(RestInput):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if len(request.body or b"") > MAX_BODY_BYTES:
+                return response.json({"error": f"The request is larger than {MAX_BODY_BYTES // 1024} KB."}, 413)
             try:
                 body = request.json
             except Exception:  # noqa: BLE001 - sanic raises on malformed JSON
@@ -211,6 +188,14 @@ class ConciergeRestInput(RestInput):
             message = body.get("message", "")
             if message is not None and not isinstance(message, (str, int, float)):
                 return response.json({"error": "'message' must be a string."}, 400)
+            client = client_address(request)
+            wait = request_limits().check(f"rest:{sender}", client)
+            if wait:
+                return response.json(
+                    [{"recipient_id": sender, "text": POLITE_SLOW_DOWN}], 429, headers={"Retry-After": str(wait)}
+                )
+            # the session credential this server issued to the client (header, or "session" in the body)
+            session_id, credential = rest_session(request.headers.get(SESSION_HEADER) or body.get("session"), sender)
             collector = CollectingOutputChannel()
             await handler(
                 UserMessage(
@@ -219,9 +204,12 @@ class ConciergeRestInput(RestInput):
                     sender,
                     input_channel=self.name(),
                     metadata=clean_metadata(body.get("metadata")),
-                )
+                ),
+                client=client,
+                session=session_id,
             )
-            return response.json(collector.messages)
+            headers = {SESSION_HEADER: credential, "Access-Control-Expose-Headers": SESSION_HEADER}
+            return response.json(collector.messages, headers=headers)
 
         return webhook
 
@@ -295,12 +283,15 @@ class ConciergeSocketIOOutput(SocketIOOutput):
     per message with a bare dict where widgets expect the list.
     """
 
-    def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: Optional[str] = None) -> None:
+    def __init__(
+        self, sio: AsyncServer, bot_message_evt: str, namespace: Optional[str] = None, room: Optional[str] = None
+    ) -> None:
         super().__init__(sio, bot_message_evt)
         self.namespace = namespace
+        self.room = room  # set: only this socket hears the replies (a client-chosen session id)
 
     async def _send_message(self, socket_id: str, response: Any) -> None:
-        await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
+        await self.sio.emit(self.bot_message_evt, response, room=self.room or socket_id, namespace=self.namespace)
 
     async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
         """Emits the payload itself; Rasa's ``{"data": ...}`` form emits what is under "data", as Rasa did."""
@@ -353,10 +344,17 @@ class ConciergeSocketIOInput(SocketIOInput):
             previous = state.get("session_id")
             if previous == session_id:
                 return
-            if previous:
+            if previous and is_issued_socket_session(previous):
                 await _maybe_await(sio.leave_room(sid, previous, namespace=self.namespace))
-            await _maybe_await(sio.enter_room(sid, session_id, namespace=self.namespace))
+            # only ids this server issued name a shared room: whoever knows a chosen id must not hear its replies
+            if is_issued_socket_session(session_id):
+                await _maybe_await(sio.enter_room(sid, session_id, namespace=self.namespace))
             state["session_id"] = session_id
+
+    async def connection_facts(self, sio: AsyncServer, sid: str) -> tuple[Optional[str], Optional[str]]:
+        """(client address, per-connection session) recorded when the socket connected."""
+        async with sio.session(sid, namespace=self.namespace) as state:
+            return state.get("client"), state.get("connection_session")
 
     async def bound_session(self, sio: AsyncServer, sid: str) -> Optional[str]:
         """The session this socket asked for with ``session_request`` (None before it asked)."""
@@ -365,6 +363,7 @@ class ConciergeSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         handler = guarded(on_new_message)
+        channel_keyring()  # a missing or short identity secret stops the server here, not at the first message
         namespace = self.namespace
         # cors_allowed_origins=[] as in Rasa: engine.io adds no CORS headers of its own (`rasa run --cors` does).
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
@@ -385,14 +384,23 @@ class ConciergeSocketIOInput(SocketIOInput):
             if self.session_persistence:
                 session_id = utterance.session_id or await self.bound_session(sio, sid)
                 if session_id is None:  # the client never asked for a session: start one and tell it
-                    session_id = uuid.uuid4().hex
+                    session_id = new_socket_session()
                     await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
                 await self.join_session(sio, sid, session_id)  # the sender always hears the reply
             else:
                 session_id = sid
-            output = ConciergeSocketIOOutput(sio, self.bot_message_evt, namespace)
+            client, connection_session = await self.connection_facts(sio, sid)
+            if request_limits().check(f"socketio:{session_id}", client):
+                await say(sid, POLITE_SLOW_DOWN)
+                return
+            # a session id this server issued is the credential the widget keeps (verification survives a
+            # reconnect); on a chosen id, or without persistence, verification lasts for this connection only
+            issued = self.session_persistence and is_issued_socket_session(session_id)
+            output = ConciergeSocketIOOutput(sio, self.bot_message_evt, namespace, room=None if issued else sid)
             await handler(
-                UserMessage(utterance.text, output, session_id, input_channel=self.name(), metadata=utterance.metadata)
+                UserMessage(utterance.text, output, session_id, input_channel=self.name(), metadata=utterance.metadata),
+                client=client,
+                session=session_id if issued else connection_session or new_connection_session(),
             )
 
         @webhook.route("/", methods=["GET"])
@@ -401,7 +409,14 @@ class ConciergeSocketIOInput(SocketIOInput):
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: str, environ: dict, auth: Any = None) -> bool:
-            return self.authorised(auth)
+            if not self.authorised(auth):
+                return False
+            # the address from the HTTP request (engine.io's sanic driver sets REMOTE_ADDR to 127.0.0.1)
+            request = environ.get("sanic.request") if isinstance(environ, dict) else None
+            async with sio.session(sid, namespace=namespace) as state:
+                state["client"] = client_address(request)
+                state["connection_session"] = new_connection_session()
+            return True
 
         @sio.on("disconnect", namespace=namespace)
         async def disconnect(sid: str, *_: Any) -> None:  # python-socketio >= 5.12 adds a reason
@@ -411,7 +426,7 @@ class ConciergeSocketIOInput(SocketIOInput):
         async def session_request(sid: str, data: Any = None, *_: Any) -> None:
             try:
                 requested = socket_session_id(data.get("session_id")) if isinstance(data, dict) else None
-                session_id = requested or uuid.uuid4().hex
+                session_id = requested or new_socket_session()
                 if self.session_persistence:
                     await self.join_session(sio, sid, session_id)
                 await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)

@@ -22,16 +22,19 @@ def test_clean_text_bounds_and_strips_control_characters() -> None:
     assert channels.clean_text(12345) == "12345"
 
 
-def test_clean_metadata_keeps_only_a_small_dict() -> None:
+def test_clean_metadata_keeps_only_the_keys_the_channels_define() -> None:
     assert channels.clean_metadata("token") == {}
     assert channels.clean_metadata([1, 2]) == {}
-    cleaned = channels.clean_metadata({"customer_token": "x" * 10_000, 5: "bad", "k" * 100: 1})
-    assert list(cleaned) == ["customer_token"] and len(cleaned["customer_token"]) == 4096
+    assert channels.clean_metadata({"customer_token": "x" * 10_000, 5: "bad", "k" * 100: 1}) == {}  # oversized
+    cleaned = channels.clean_metadata(
+        {"customer_token": "a.b", "language": "en", "sentiment": "positive", "concierge": {"cid": 1}, "x": {"y": {}}}
+    )
+    assert cleaned == {"customer_token": "a.b", "language": "en"}
+    assert channels.clean_metadata({"customer_token": {"nested": "a.b"}, "language": ["en"]}) == {}
 
 
 def test_guarded_apologises_when_the_turn_fails(monkeypatch) -> None:
     monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("CONCIERGE_CRM_URL", raising=False)
 
     async def broken(message: UserMessage) -> None:
         raise RuntimeError("action server down")
@@ -63,18 +66,15 @@ def test_guarded_passes_replies_through_and_cleans_the_message(monkeypatch) -> N
     out = CollectingOutputChannel()
     run(channels.guarded(echo)(UserMessage("  hey\x00 ", out, "s1", metadata="not a dict")))
     assert [m["text"] for m in out.messages] == ["hi!"]
-    assert seen == {"text": "hey", "metadata": {}}
+    assert seen["text"] == "hey" and set(seen["metadata"]) == {"concierge"}  # only the server's signed claims
 
 
-def test_crm_url_sits_next_to_the_action_server(monkeypatch) -> None:
-    monkeypatch.delenv("CONCIERGE_CRM_URL", raising=False)
-    monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook")
-    assert channels.crm_url() == "http://127.0.0.1:5055/concierge"
-    monkeypatch.setenv("CONCIERGE_CRM_URL", "http://crm:9000/x/")
-    assert channels.crm_url() == "http://crm:9000/x"
-    monkeypatch.delenv("CONCIERGE_CRM_URL")
-    monkeypatch.setenv("ACTION_ENDPOINT_URL", "")
-    assert channels.crm_url() is None
+def test_guarded_makes_no_call_to_record_the_turn() -> None:
+    """Recording goes through Rasa's event broker (bot/crm), never through the channel (issue 17)."""
+    import inspect
+
+    source = inspect.getsource(channels)
+    assert "crm_post" not in source and "/concierge/" not in source
 
 
 def test_rasa_runtime_code_never_imports_bot() -> None:

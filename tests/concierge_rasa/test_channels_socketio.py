@@ -251,13 +251,13 @@ def test_a_socket_that_switches_session_leaves_the_old_room() -> None:
     async def scenario() -> None:
         async with serving(ScriptedBot()) as client:
             tab1, tab2 = await client(), await client()
-            shared = await tab1.session("shared")
-            await tab2.session("shared")
+            shared = await tab1.session()  # an id the server issued: the widget keeps it, other tabs reuse it
+            await tab2.session(shared)
             # two tabs of one conversation both show the reply
-            assert await tab1.say("hello", shared) == {"text": "shared: hello"}
-            assert await tab2.next("bot_uttered") == {"text": "shared: hello"}
+            assert await tab1.say("hello", shared) == {"text": f"{shared}: hello"}
+            assert await tab2.next("bot_uttered") == {"text": f"{shared}: hello"}
             await tab2.session("mine-now")  # e.g. the customer logged out in that tab
-            assert await tab1.say("still here?", shared) == {"text": "shared: still here?"}
+            assert await tab1.say("still here?", shared) == {"text": f"{shared}: still here?"}
             assert await tab2.quiet() == []
 
     run(scenario())
@@ -321,13 +321,9 @@ def test_custom_data_reaches_the_bot_as_metadata() -> None:
             await c.say("five", sid, metadata={"customer_token": "wrong key"})
 
     run(scenario())
-    assert [m.metadata for m in bot.seen] == [
-        {"customer_token": "tok.sig"},
-        {"customer_token": "tok2.sig"},
-        {},
-        {},
-        {},
-    ]
+    # the channel checks the token itself and keeps only its signed claims (never the token)
+    assert [set(m.metadata) for m in bot.seen] == [{"concierge"}] * 5
+    assert [m.metadata["concierge"].get("token_rejected") for m in bot.seen] == [True, True, None, None, None]
 
 
 def test_without_persistence_each_socket_is_its_own_conversation() -> None:
@@ -343,3 +339,23 @@ def test_without_persistence_each_socket_is_its_own_conversation() -> None:
 
     run(scenario())
     assert bot.seen[0].sender_id != "ignored-for-routing"
+
+
+def test_a_chosen_session_id_is_not_a_shared_room() -> None:
+    """Only ids the server issued name a room: knowing someone's chosen id does not let you hear their replies."""
+
+    async def scenario() -> None:
+        async with serving(ScriptedBot()) as client:
+            victim, eavesdropper = await client(), await client()
+            await victim.session("chosen-id")
+            await eavesdropper.session("chosen-id")
+            assert await victim.say("my order", "chosen-id") == {"text": "chosen-id: my order"}
+            assert await eavesdropper.quiet() == []
+            issued = await victim.session()
+            assert len(issued) == 32 and issued != "chosen-id"
+            guessed = issued[:16] + "0" * 16  # right shape, wrong signature: just a chosen id, no room
+            await eavesdropper.session(guessed)
+            assert await victim.say("secret", issued) == {"text": f"{issued}: secret"}
+            assert await eavesdropper.quiet() == []
+
+    run(scenario())
