@@ -522,6 +522,48 @@ def test_facebook_message_quick_replies_and_a_tap(stack: Servers, fake: FakePlat
     assert user_texts(stack, psid)[-1] == replies[0]["payload"]
 
 
+def fb_postback(psid: str, title: str, payload: str) -> dict:
+    now = int(time.time() * 1000)
+    event = {
+        "sender": {"id": psid},
+        "recipient": {"id": "PAGE0E2E"},
+        "timestamp": now,
+        "postback": {"title": title, "payload": payload, "mid": "m_" + uuid.uuid4().hex},
+    }
+    return {"object": "page", "entry": [{"id": "PAGE0E2E", "time": now, "messaging": [event]}]}
+
+
+def order_status(db, number: str) -> str:
+    with Session(db) as s:
+        return s.scalar(select(Order.status).where(Order.number == number))
+
+
+def test_facebook_verify_in_chat_then_a_button_template_postback(stack: Servers, fake: FakePlatforms, db) -> None:
+    """Cancel an order over Messenger: in-chat verification, a Yes/No button template, "No" tapped."""
+    with Session(db) as s:
+        number, email = s.execute(
+            select(Order.number, Customer.email).join(Customer).where(Order.status == "processing").limit(1)
+        ).one()
+    psid = str(int(uid(), 16))
+    mark = fake.mark()
+    fb_post(stack, fb_event(psid, f"cancel order {number}"))
+    fake.wait_for(fb_reply_to(psid, "email"), since=mark)
+
+    mark = fake.mark()
+    fb_post(stack, fb_event(psid, email))
+    call = fake.wait_for(lambda c: fb_reply_to(psid)(c) and "attachment" in c.body["message"], since=mark)
+    template = call.body["message"]["attachment"]["payload"]
+    assert template["template_type"] == "button" and number in template["text"]
+    assert [(b["type"], b["payload"]) for b in template["buttons"]] == [("postback", "/affirm"), ("postback", "/deny")]
+
+    mark = fake.mark()
+    no = template["buttons"][1]
+    assert fb_post(stack, fb_postback(psid, no["title"], no["payload"])).status_code == 200
+    fake.wait_for(fb_reply_to(psid), since=mark)
+    assert user_texts(stack, psid)[-1] == "/deny"
+    assert order_status(db, number) == "processing"
+
+
 def test_facebook_sha1_signature_still_accepted(stack: Servers, fake: FakePlatforms) -> None:
     psid = str(int(uid(), 16))
     mark = fake.mark()
