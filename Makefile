@@ -20,6 +20,9 @@ ACTION_PORT ?= 5055
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export ACTION_ENDPOINT_URL ?= http://127.0.0.1:$(ACTION_PORT)/webhook
 export CONCIERGE_ACTION_TOKEN ?= $(shell scripts/action_token.sh)
+# Rasa's SQLite tracker store and SQL event broker (endpoints.yml), read by the CRM ingestor
+export CONCIERGE_TRACKER_DB ?= $(ROOT)/var/tracker.db
+export CONCIERGE_EVENTS_DB ?= $(ROOT)/var/events.db
 
 RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
@@ -111,7 +114,8 @@ test-rasa: $(RVENV)/.installed $(ONNX)
 
 # End-to-end: the user text of every story goes through the NLU, then the dialogue policies.
 test-stories: $(MODEL)
-	rm -rf var/test-results
+	rm -rf var/test-results && mkdir -p var/test-results
+	CONCIERGE_TRACKER_DB=$(ROOT)/var/test-results/tracker.db CONCIERGE_EVENTS_DB=$(ROOT)/var/test-results/events.db \
 	$(RASA) test core --stories tests/stories --model $(MODEL) --endpoints endpoints.yml \
 	    --out var/test-results --e2e --no-plot
 	@grep -q "None of the test stories failed" var/test-results/failed_test_stories.yml || \

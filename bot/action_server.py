@@ -1,112 +1,31 @@
 """Action server entry point: `python -m bot.action_server [--port 5055] [--host 127.0.0.1]`.
 
-Why not `python -m rasa_sdk`: this binds to localhost by default, prepares the database
-engine at start-up, and adds the CRM routes the Rasa side calls for every message:
-
-    POST /concierge/user-message  {"sender", "text", "metadata"} -> {"sentiment", "upset_streak", "offer_human"}
-    POST /concierge/bot-messages  {"sender", "texts": [...]}      -> {"logged": n}
+Why not `python -m rasa_sdk`: this binds to localhost by default and prepares the database
+engine and models at start-up. Conversations reach the CRM through Rasa's event broker and the
+CRM ingestor (`python -m bot.crm.ingestor`), never through a call from the Rasa side.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 from functools import partial
 from typing import Any
 
 logger = logging.getLogger(__name__)
-MAX_TEXT = 4000
-
-
-def _customer_from_metadata(metadata: Any) -> int | None:
-    from bot.services.identity import verify_token
-
-    if isinstance(metadata, dict) and metadata.get("customer_token"):
-        return verify_token(metadata["customer_token"])
-    return None
-
-
-def _user_message(sender: str, text: str, metadata: Any) -> dict:
-    from bot.db.session import session_scope
-    from bot.services import conversation
-
-    label = score = None
-    try:
-        from bot.ml.serving import analyze_sentiment
-
-        result = analyze_sentiment(text)
-        if result is not None:
-            label, score = result.label, round(float(result.score), 4)
-    except Exception:  # noqa: BLE001 - a model problem must never break the conversation
-        logger.exception("sentiment analysis failed")
-    with session_scope() as session:
-        mood = conversation.record_user_message(
-            session, sender, text, label, score, _customer_from_metadata(metadata)
-        )
-    return {
-        "sentiment": {"label": mood.label, "score": mood.score} if mood.label else None,
-        "upset_streak": mood.upset_streak,
-        "offer_human": mood.offer_human,
-        "ticket": mood.ticket_number,
-    }
-
-
-def _bot_messages(sender: str, texts: list[str]) -> dict:
-    from bot.db.session import session_scope
-    from bot.services import conversation
-
-    with session_scope() as session:
-        return {"logged": conversation.record_bot_messages(session, sender, texts)}
 
 
 def create_concierge_app(action_executor: Any, **kwargs: Any) -> Any:
-    """rasa_sdk's app plus the CRM routes (module-level so Sanic's AppLoader can use it)."""
+    """rasa_sdk's app (module-level so Sanic's AppLoader can use it), closed to callers without
+    the shared token (bot/internal_auth.py; GET /health stays open)."""
     from rasa_sdk.endpoint import create_app_for_serve
-    from sanic import response
 
     from bot.internal_auth import install_guard
     from bot.settings import get_settings
 
     app = create_app_for_serve(action_executor, **kwargs)
-    install_guard(app, get_settings().action_token)  # closed to callers without the shared token
-
-    def _body(request: Any) -> dict | None:
-        try:
-            body = request.json
-        except Exception:  # noqa: BLE001
-            return None
-        if not isinstance(body, dict) or not isinstance(body.get("sender"), str) or not body["sender"]:
-            return None
-        return body
-
-    @app.post("/concierge/user-message")
-    async def user_message(request: Any) -> Any:
-        body = _body(request)
-        if body is None:
-            return response.json({"error": "expected {'sender': str, 'text': str}"}, status=400)
-        text = str(body.get("text") or "")[:MAX_TEXT]
-        try:
-            result = await asyncio.to_thread(_user_message, body["sender"][:128], text, body.get("metadata"))
-        except Exception:  # noqa: BLE001
-            logger.exception("recording a user message failed")
-            return response.json({"error": "internal error"}, status=500)
-        return response.json(result)
-
-    @app.post("/concierge/bot-messages")
-    async def bot_messages(request: Any) -> Any:
-        body = _body(request)
-        texts = body.get("texts") if body else None
-        if body is None or not isinstance(texts, list):
-            return response.json({"error": "expected {'sender': str, 'texts': [str]}"}, status=400)
-        try:
-            result = await asyncio.to_thread(_bot_messages, body["sender"][:128], [str(t) for t in texts])
-        except Exception:  # noqa: BLE001
-            logger.exception("recording bot messages failed")
-            return response.json({"error": "internal error"}, status=500)
-        return response.json(result)
-
+    install_guard(app, get_settings().action_token)
     return app
 
 

@@ -13,6 +13,10 @@ MODEL="${MODEL:-models/concierge.tar.gz}"
 mkdir -p var/logs
 export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
 export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
+# Rasa's SQLite tracker store and SQL event broker (endpoints.yml); the CRM ingestor reads the broker file
+VAR_DIR="${CONCIERGE_VAR_DIR:-$PWD/var}"
+mkdir -p "$VAR_DIR"
+export CONCIERGE_TRACKER_DB="${CONCIERGE_TRACKER_DB:-$VAR_DIR/tracker.db}" CONCIERGE_EVENTS_DB="${CONCIERGE_EVENTS_DB:-$VAR_DIR/events.db}"
 # Rasa -> action server shared secret (both processes read it; README "Security")
 CONCIERGE_ACTION_TOKEN="$(scripts/action_token.sh)"
 export CONCIERGE_ACTION_TOKEN
@@ -43,6 +47,9 @@ for _ in $(seq 1 120); do
   if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "action server failed to start; see var/logs/actions.log" >&2; tail -20 var/logs/actions.log >&2; exit 1; fi
   sleep 0.5
 done
+echo "==> starting the CRM ingestor: Rasa's events -> conversations and turns (log: var/logs/crm.log)"
+.venv/bin/python -m bot.crm.ingestor >var/logs/crm.log 2>&1 &
+pids+=($!)
 
 if [ "${1:-}" = "--shell" ]; then
   .venv-rasa/bin/rasa shell -m "$MODEL" --endpoints endpoints.yml
@@ -56,7 +63,7 @@ echo "==> starting Rasa server on :${RASA_PORT}"
 pids+=($!)
 for _ in $(seq 1 240); do
   if curl -fsS "http://127.0.0.1:${RASA_PORT}/" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "Rasa server failed to start; see var/logs/rasa.log" >&2; exit 1; fi
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "Rasa server failed to start; see var/logs/rasa.log" >&2; exit 1; fi
   sleep 0.5
 done
 echo "==> starting the web app (shop + chat widget) on :${WEB_PORT} (log: var/logs/web.log)"
@@ -64,7 +71,7 @@ echo "==> starting the web app (shop + chat widget) on :${WEB_PORT} (log: var/lo
 pids+=($!)
 for _ in $(seq 1 60); do
   if curl -fsS "http://127.0.0.1:${WEB_PORT}/healthz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${pids[2]}" 2>/dev/null; then echo "web app failed to start; see var/logs/web.log" >&2; tail -20 var/logs/web.log >&2; exit 1; fi
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "web app failed to start; see var/logs/web.log" >&2; tail -20 var/logs/web.log >&2; exit 1; fi
   sleep 0.5
 done
 cat <<MSG

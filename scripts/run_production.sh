@@ -28,6 +28,9 @@ cleanup() { trap - INT TERM EXIT; for p in "${pids[@]}"; do kill -TERM "$p" 2>/d
 trap cleanup INT TERM EXIT
 .venv/bin/python -m bot.action_server --port "$ACTION_PORT" >var/logs/actions.log 2>&1 &
 pids+=($!)
+# the CRM ingestor consumes RABBITMQ_QUEUE and acknowledges each batch after its CRM transaction commits
+CONCIERGE_CRM_SOURCE=pika .venv/bin/python -m bot.crm.ingestor >var/logs/crm.log 2>&1 &
+pids+=($!)
 for i in $(seq 0 $((RASA_REPLICAS - 1))); do
   port=$((RASA_PORT + i))
   .venv-rasa/bin/rasa run -m "$MODEL" --port "$port" --endpoints deploy/production/endpoints.yml \
@@ -35,5 +38,5 @@ for i in $(seq 0 $((RASA_REPLICAS - 1))); do
   pids+=($!)
   echo "Rasa replica on http://localhost:${port}"
 done
-echo "Action server on http://localhost:${ACTION_PORT}. Logs in var/logs/. Ctrl-C stops everything."
+echo "Action server on http://localhost:${ACTION_PORT}, CRM ingestor on queue ${RABBITMQ_QUEUE}. Logs in var/logs/. Ctrl-C stops everything."
 wait -n "${pids[@]}"

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -318,3 +319,87 @@ class ChatVerification(Base):
     __table_args__ = (
         Index("ux_chat_verifications_conversation_session", "conversation_id", "session_id", unique=True),
     )
+
+
+# ---------------------------------------------------------------- CRM record (issue 17, migration 0002)
+CONVERSATION_OUTCOMES = ("open", "resolved", "escalated", "abandoned", "fallback")
+TURN_ROLES = ("user", "bot", "action", "event")
+
+
+class Conversation(Base):
+    """One Rasa session of one sender, as the CRM ingestor saw it in the event stream."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", CONVERSATION_OUTCOMES), name="outcome"),
+        CheckConstraint("csat_rating IS NULL OR (csat_rating >= 1 AND csat_rating <= 5)", name="csat_range"),
+        Index("ix_conversations_sender_started", "sender_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    last_event_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    tasks_completed: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    csat_rating: Mapped[int | None] = mapped_column(Integer)
+    csat_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class Turn(Base):
+    """One event of a conversation worth keeping: what the customer said (redacted), what the
+    bot answered, which actions ran; ``event_key`` makes a replayed event a no-op."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        CheckConstraint(_in("role", TURN_ROLES), name="role"),
+        Index("ix_turns_conversation_event_at", "conversation_id", "event_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(10))
+    event: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text, default="")
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(80), index=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    entities: Mapped[str | None] = mapped_column(Text)
+    sentiment_label: Mapped[str | None] = mapped_column(String(20))
+    sentiment_probability: Mapped[float | None] = mapped_column(Float)
+    action_name: Mapped[str | None] = mapped_column(String(80))
+    event_at: Mapped[datetime] = mapped_column(DateTime)
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class IngestedEvent(Base):
+    """Every event key the ingestor committed, whatever it produced: a replay stores nothing twice."""
+
+    __tablename__ = "crm_ingested_events"
+
+    event_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    event_at: Mapped[datetime] = mapped_column(DateTime)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class IngestOffset(Base):
+    """How far the ingestor read a source that has positions (the SQL broker's events table)."""
+
+    __tablename__ = "crm_ingest_offsets"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

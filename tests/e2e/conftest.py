@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -54,13 +54,22 @@ class Servers:
     action_cmd: list[str]
     env: dict[str, str]
     tmp: Path
+    rasa_proc: subprocess.Popen | None = None
+    rasa_cmd: list[str] | None = None
+    ingestor_proc: subprocess.Popen | None = None  # the CRM ingestor (bot/crm), reading events_db
+    events_db: Path | None = None
+    # REST session credentials per sender, kept and sent back as a real client does (README "Security")
+    rest_sessions: dict[str, str] = field(default_factory=dict)
 
     def say(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
         body = {"sender": sender, "message": text}
         if metadata is not None:
             body["metadata"] = metadata
-        resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
+        headers = {"X-Concierge-Session": self.rest_sessions[sender]} if sender in self.rest_sessions else {}
+        resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json=body, headers=headers, timeout=60)
         resp.raise_for_status()
+        if resp.headers.get("X-Concierge-Session"):
+            self.rest_sessions[sender] = resp.headers["X-Concierge-Session"]
         return resp.json()
 
     def text(self, sender: str, text: str, metadata: dict | None = None) -> str:
@@ -76,12 +85,15 @@ def start_servers(
     seed_kwargs: dict | None = None,
     model: Path | None = None,
     rasa_args: list[str] | None = None,
+    ingestor: bool = True,
 ) -> Iterator[Servers]:
     """Seeds a database in ``tmp`` and starts the real action and Rasa servers on free ports.
 
     A generator: tests of other features build their own module fixture on it with their own
     environment, credentials or endpoints (``yield from start_servers(...)``); ``rasa_args`` are
-    added to ``rasa run`` (e.g. ``["--enable-api", "--auth-token", token]``).
+    added to ``rasa run`` (e.g. ``["--enable-api", "--auth-token", token]``). The default
+    endpoints keep Rasa's tracker and event broker in SQLite files in ``tmp``; with ``ingestor``
+    the CRM ingestor runs too, so conversations reach the CRM tables as under ``make run``.
     """
     model = model or Path(os.environ.get("CONCIERGE_TEST_MODEL") or MODEL)
     if not model.exists():
@@ -110,43 +122,61 @@ def start_servers(
         "CONCIERGE_RATE_SENDER_BURST": "100000",
         "CONCIERGE_VERIFY_CLIENT_MAX_FAILURES": "100000",
         "CONCIERGE_TICKETS_PER_CLIENT_DAY": "100000",
+        "CONCIERGE_EVENTS_DB": str(tmp / "events.db"),
+        "CONCIERGE_TRACKER_DB": str(tmp / "tracker.db"),
+        "CONCIERGE_CRM_POLL_MS": "50",
         **(extra_env or {}),
     }
     action_log, rasa_log = tmp / "actions.log", tmp / "rasa.log"
     action_cmd = [sys.executable, "-m", "bot.action_server", "--port", str(action_port)]
     action_proc = subprocess.Popen(action_cmd, cwd=ROOT, env=env, stdout=action_log.open("w"), stderr=subprocess.STDOUT)
-    rasa_proc = subprocess.Popen(
-        [
-            str(RASA),
-            "run",
-            "-m",
-            str(model),
-            "--port",
-            str(rasa_port),
-            "--endpoints",
-            endpoints,
-            "--credentials",
-            credentials,
-            "-i",
-            "127.0.0.1",
-            *(rasa_args or []),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=rasa_log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    rasa_cmd = [
+        str(RASA),
+        "run",
+        "-m",
+        str(model),
+        "--port",
+        str(rasa_port),
+        "--endpoints",
+        endpoints,
+        "--credentials",
+        credentials,
+        "-i",
+        "127.0.0.1",
+        *(rasa_args or []),
+    ]
+    rasa_proc = subprocess.Popen(rasa_cmd, cwd=ROOT, env=env, stdout=rasa_log.open("w"), stderr=subprocess.STDOUT)
+    ingestor_proc = None
+    if ingestor:
+        ingestor_proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.crm.ingestor"],
+            cwd=ROOT,
+            env=env,
+            stdout=(tmp / "ingestor.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
     srv = Servers(
-        f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", db_url, action_proc, action_cmd, env, tmp
+        f"http://127.0.0.1:{rasa_port}",
+        f"http://127.0.0.1:{action_port}",
+        db_url,
+        action_proc,
+        action_cmd,
+        env,
+        tmp,
+        rasa_proc=rasa_proc,
+        rasa_cmd=rasa_cmd,
+        ingestor_proc=ingestor_proc,
+        events_db=tmp / "events.db",
     )
     try:
         wait_for(f"{srv.action_url}/health", action_proc, action_log, 120)
         wait_for(f"{srv.rasa_url}/webhooks/rest/", rasa_proc, rasa_log, 300)
         yield srv
     finally:
-        for proc in (rasa_proc, srv.action_proc):
+        procs = [p for p in (srv.rasa_proc, srv.action_proc, srv.ingestor_proc) if p is not None]
+        for proc in procs:
             proc.terminate()
-        for proc in (rasa_proc, srv.action_proc):
+        for proc in procs:
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

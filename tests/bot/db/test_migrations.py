@@ -5,6 +5,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from bot.db import models  # noqa: F401 - registers every table on Base.metadata
 from bot.db.base import Base
 from bot.db.migrate import downgrade, upgrade
 from bot.db.session import get_engine
@@ -30,6 +31,10 @@ def test_expected_tables():
         "feedback",
         "security_counters",
         "chat_verifications",
+        "conversations",
+        "turns",
+        "crm_ingested_events",
+        "crm_ingest_offsets",
     } == EXPECTED
 
 

@@ -1,0 +1,384 @@
+"""CRM ingestor: Rasa's event stream -> conversations and turns in the CRM database.
+
+    python -m bot.crm.ingestor                 # the embedded SQL broker (var/events.db), until Ctrl-C
+    python -m bot.crm.ingestor --source pika   # the production profile's RabbitMQ queue
+    python -m bot.crm.ingestor --once          # what is there now, then a JSON line of figures
+
+Why its own process: nothing about recording sits between a customer's message and the
+reply. Rasa publishes every event to its broker; this reads them in batches and writes each
+batch in ONE transaction together with the events' keys (``crm_ingested_events``, a replay
+stores nothing twice) and the source's offset. When the CRM database is unavailable the batch
+is retried with backoff, the offset does not move and RabbitMQ messages stay unacknowledged,
+so an outage delays the record but loses nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from bot.crm import records
+from bot.crm.records import BadEvent, RasaEvent
+from bot.crm.sources import Batch, EventSource, PikaEventSource, SQLEventSource
+from bot.db import conversations as repo
+from bot.db import crm_ingest
+from bot.db import interactions as interactions_repo
+from bot.db.base import utcnow
+from bot.db.models import Conversation
+
+logger = logging.getLogger("bot.crm.ingestor")
+
+
+@dataclass
+class Stats:
+    """Counters since start (logged as progress; printed as JSON by ``--once``)."""
+
+    events: int = 0  # stored now
+    duplicates: int = 0  # already stored (replays, redeliveries)
+    bad: int = 0  # not Rasa events (logged, skipped)
+    batches: int = 0
+    retries: int = 0
+    busy_s: float = 0.0  # time spent turning batches into rows
+
+
+class Ingestor:
+    """Applies batches of raw events to the CRM; one transaction per batch."""
+
+    def __init__(
+        self,
+        source: EventSource,
+        *,
+        db_url: str | None = None,
+        keep_raw_text: bool | None = None,
+        idle_close_s: int | None = None,
+        batch_size: int | None = None,
+        redactor: object | None = None,
+    ) -> None:
+        from bot.settings import get_settings
+
+        settings = get_settings()
+        self.source = source
+        self.db_url = db_url
+        self.keep_raw_text = settings.crm_keep_raw_text if keep_raw_text is None else keep_raw_text
+        self.idle_close_s = idle_close_s or settings.crm_idle_close_s
+        self.batch_size = batch_size or settings.crm_batch_size
+        self._redactor = redactor
+        self.stats = Stats()
+
+    @property
+    def redactor(self):  # noqa: ANN201 - bot.crm.redaction.Redactor, loaded on first use
+        if self._redactor is None:
+            from bot.crm.redaction import get_redactor
+
+            self._redactor = get_redactor()
+        return self._redactor
+
+    # ------------------------------------------------------------ one batch
+    def store(self, batch: Batch) -> int:
+        """Writes a batch in one transaction, then lets the source acknowledge it. Raises on DB errors."""
+        from bot.db.session import session_scope
+
+        t0 = time.perf_counter()
+        events = self._parse(batch.messages)
+        redacted = self._redact(events)
+        with session_scope(self.db_url) as session:
+            stored = self._apply_all(session, events, redacted)
+            self.source.save_position(session, batch)
+        self.source.ack(batch)
+        self.stats.batches += 1
+        self.stats.events += stored
+        self.stats.busy_s += time.perf_counter() - t0
+        return stored
+
+    def _parse(self, messages: Sequence[bytes | str]) -> list[RasaEvent]:
+        events = []
+        for raw in messages:
+            try:
+                events.append(records.parse_event(raw))
+            except BadEvent as exc:  # kept out of the CRM; the content is not logged (it may be personal)
+                self.stats.bad += 1
+                logger.warning("skipped a broker message that is not a Rasa event (%s, %d bytes)", exc, len(raw or ""))
+        return events
+
+    def _redact(self, events: list[RasaEvent]) -> dict[str, str]:
+        """Redacted copies of every text in the batch (one NER pass, outside the DB transaction)."""
+        texts: dict[str, str] = {}
+        for ev in events:
+            if ev.type in ("user", "bot") and isinstance(ev.data.get("text"), str) and ev.data["text"]:
+                texts[ev.key] = ev.data["text"][: records.MAX_TEXT]
+            elif ev.type == "slot" and ev.data.get("name") in records.CSAT_COMMENT_SLOTS:
+                value = ev.data.get("value")
+                if isinstance(value, str) and value.strip():
+                    texts[ev.key] = value.strip()[: records.MAX_TEXT]
+        if not texts:
+            return {}
+        keys = list(texts)
+        return dict(zip(keys, self.redactor.redact_many([texts[k] for k in keys]), strict=True))
+
+    def _apply_all(self, session: Session, events: list[RasaEvent], redacted: dict[str, str]) -> int:
+        stored = 0
+        fresh: set[str] = set()
+        for ev in events:
+            if ev.key in fresh or crm_ingest.seen(session, ev.key):
+                self.stats.duplicates += 1
+                continue
+            fresh.add(ev.key)
+            crm_ingest.mark(session, ev.key, ev.sender_id, ev.type, ev.at)
+            self._apply(session, ev, redacted.get(ev.key))
+            stored += 1
+        return stored
+
+    def _apply(self, session: Session, ev: RasaEvent, redacted: str | None) -> None:
+        fx = records.effects_of(ev)
+        starts = fx.starts or (ev.type == "action" and ev.data.get("name") == "action_session_start")
+        conv = repo.open_for_sender(session, ev.sender_id)
+        if conv is not None and starts and conv.turn_count > 0:
+            self._close(session, conv, conv.last_event_at)  # the previous Rasa session is over
+            conv = None
+        if conv is None:
+            conv = repo.start(session, ev.sender_id, ev.at, fx.channel)
+        if ev.at > conv.last_event_at:
+            conv.last_event_at = ev.at
+        if fx.channel and not conv.channel:
+            conv.channel = fx.channel
+        if fx.user_turn:
+            conv.turn_count += 1
+        if fx.fallback is not None:
+            conv.last_fallback = fx.fallback
+        if fx.escalated:
+            conv.escalated = True
+        if fx.task_completed:
+            conv.tasks_completed += 1
+        if fx.resolved and conv.tasks_completed == 0:
+            conv.tasks_completed = 1
+        if fx.csat_rating is not None:
+            conv.csat_rating = fx.csat_rating
+        if fx.csat_comment is not None:
+            conv.csat_comment = redacted if redacted is not None else fx.csat_comment
+        customer_id = fx.customer_id
+        if customer_id is None and (fx.claims or fx.customer_token):
+            customer_id = customer_from_message(ev.data.get("metadata"), fx.customer_token, ev.data["timestamp"])
+        if customer_id is not None:
+            repo.link_customer(session, conv, customer_id)
+
+        turn = records.turn_of(ev)
+        if turn is not None:
+            text = redacted if redacted is not None else ""
+            action_name = turn.action_name
+            if turn.role == "bot" and action_name is None:
+                action_name = repo.last_action(session, conv.id)
+            repo.add_turn(
+                session,
+                conv,
+                role=turn.role,
+                event=turn.event,
+                text=text,
+                raw_text=turn.text if self.keep_raw_text and turn.text else None,
+                intent=turn.intent,
+                confidence=turn.confidence,
+                entities=turn.entities,
+                sentiment_label=turn.sentiment_label,
+                sentiment_probability=turn.sentiment_probability,
+                action_name=action_name,
+                event_at=ev.at,
+                event_key=ev.key,
+            )
+            if turn.role in ("user", "bot"):  # the older per-message log, kept for its readers
+                row = interactions_repo.log(
+                    session,
+                    conversation_id=ev.sender_id,
+                    role=turn.role,
+                    text=text,
+                    customer_id=conv.customer_id,
+                    intent=turn.intent,
+                    confidence=turn.confidence,
+                    action=action_name,
+                    sentiment_label=turn.sentiment_label,
+                    sentiment_score=turn.sentiment_probability,
+                )
+                row.created_at = ev.at
+        if fx.ends:
+            self._close(session, conv, ev.at)
+
+    @staticmethod
+    def _close(session: Session, conv: Conversation, at) -> None:  # noqa: ANN001 - datetime
+        repo.close(
+            session,
+            conv,
+            at,
+            records.outcome(
+                escalated=conv.escalated,
+                last_fallback=conv.last_fallback,
+                tasks_completed=conv.tasks_completed,
+                closed=True,
+            ),
+        )
+
+    def close_idle(self) -> int:
+        """Ends conversations without events for ``idle_close_s``: their outcome is decided now."""
+        from bot.db.session import session_scope
+
+        before = utcnow() - timedelta(seconds=self.idle_close_s)
+        with session_scope(self.db_url) as session:
+            idle = repo.idle(session, before)
+            for conv in idle:
+                self._close(session, conv, conv.last_event_at)
+        return len(idle)
+
+    # ------------------------------------------------------------ the loop
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        poll_s: float = 0.1,
+        once: bool = False,
+        progress_every_s: float = 30.0,
+        max_backoff_s: float = 5.0,
+    ) -> Stats:
+        """Reads and stores until ``stop`` is set (or, with ``once``, until the source is empty)."""
+        backoff = 0.0
+        last_progress = last_idle_check = time.monotonic()
+        logged = 0
+        while not stop.is_set():
+            try:
+                batch = self.source.fetch(self.batch_size)
+                if batch.messages:
+                    self.store(batch)
+                    if backoff:
+                        logger.info("CRM database reachable again; catching up")
+                    backoff = 0.0
+                now = time.monotonic()
+                if now - last_idle_check >= min(30.0, self.idle_close_s / 2):
+                    last_idle_check = now
+                    closed = self.close_idle()
+                    if closed:
+                        logger.info("closed %d idle conversation(s)", closed)
+                if not batch.messages:
+                    if once:
+                        break
+                    self.source.wait(poll_s)
+            except Exception as exc:  # noqa: BLE001 - nothing is acknowledged: retry, never drop
+                self.stats.retries += 1
+                backoff = min(max_backoff_s, max(0.2, backoff * 2))
+                if isinstance(exc, (OperationalError, DBAPIError, OSError)):
+                    logger.warning(
+                        "CRM database unavailable (%s); events wait in the broker, retrying in %.1fs",
+                        type(exc).__name__,
+                        backoff,
+                    )
+                else:
+                    logger.exception("storing a batch failed; it stays in the broker, retrying in %.1fs", backoff)
+                _dispose(self.db_url)
+                self.source.wait(backoff)
+            now = time.monotonic()
+            if now - last_progress >= progress_every_s and self.stats.events != logged:
+                logged = self.stats.events
+                last_progress = now
+                logger.info(
+                    "ingested %d events (%d duplicates, %d bad) in %d batches",
+                    self.stats.events,
+                    self.stats.duplicates,
+                    self.stats.bad,
+                    self.stats.batches,
+                )
+        return self.stats
+
+
+def customer_from_message(metadata: object, token: str | None, sent_at: float) -> int | None:
+    """The customer a message came from: the channel's signed claims (the website token it
+    checked), else a token left on the message; judged at the time it was sent, since the
+    ingestor may read it later (after an outage)."""
+    from bot.services.identity import keyring, verify_token
+    from concierge_rasa.security import verify_claims  # stdlib only, shared by both runtimes
+
+    claims = verify_claims(metadata, keyring())
+    if claims:
+        cid, exp = claims.get("cid"), claims.get("exp")
+        if isinstance(cid, int) and not isinstance(cid, bool) and isinstance(exp, (int, float)) and exp >= sent_at:
+            return cid
+    return verify_token(token, now=sent_at) if token else None
+
+
+def _dispose(db_url: str | None) -> None:
+    """Drops pooled connections after an outage, so the next try opens fresh ones."""
+    try:
+        from bot.db.session import get_engine
+
+        get_engine(db_url).dispose()
+    except Exception:  # noqa: BLE001, S110 - the next attempt reports the problem
+        pass
+
+
+def build_source(kind: str | None = None, db_url: str | None = None) -> EventSource:
+    """The source the settings name (CONCIERGE_CRM_SOURCE)."""
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    kind = kind or settings.crm_source
+    if kind == "pika":
+        return PikaEventSource(
+            settings.rabbitmq_queue,
+            host=settings.rabbitmq_host,
+            port=settings.rabbitmq_port,
+            username=settings.rabbitmq_user,
+            password=settings.rabbitmq_password,
+        )
+    return SQLEventSource(settings.events_db, db_url=db_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Concierge CRM ingestor: Rasa events -> CRM records")
+    parser.add_argument("--source", choices=("sql", "pika"), help="default: CONCIERGE_CRM_SOURCE (sql)")
+    parser.add_argument("--once", action="store_true", help="store what is there now, print figures, exit")
+    args = parser.parse_args(argv)
+    import os
+
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    source = build_source(args.source)
+    ingestor = Ingestor(source)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logger.info("CRM ingestor reading %s (raw text kept: %s)", source.name, ingestor.keep_raw_text)
+    t0 = time.perf_counter()
+    try:
+        stats = ingestor.run(stop, poll_s=settings.crm_poll_ms / 1000, once=args.once)
+    finally:
+        source.close()
+    elapsed = time.perf_counter() - t0
+    logger.info("stopped after %d events", stats.events)
+    if args.once:
+        print(
+            json.dumps(
+                {
+                    "events": stats.events,
+                    "duplicates": stats.duplicates,
+                    "bad": stats.bad,
+                    "batches": stats.batches,
+                    "seconds": round(elapsed, 3),
+                    "busy_s": round(stats.busy_s, 3),
+                    "events_per_s": round(stats.events / stats.busy_s, 1) if stats.busy_s else None,
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

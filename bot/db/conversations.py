@@ -1,0 +1,119 @@
+"""CRM conversations and their turns (written by the CRM ingestor); never commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.db.models import Conversation, Customer, Interaction, Turn
+
+
+def open_for_sender(session: Session, sender_id: str) -> Conversation | None:
+    """The sender's conversation that has not ended yet (the latest one), if any."""
+    return session.scalars(
+        select(Conversation)
+        .where(Conversation.sender_id == sender_id, Conversation.ended_at.is_(None))
+        .order_by(Conversation.started_at.desc(), Conversation.id.desc())
+        .limit(1)
+    ).first()
+
+
+def start(session: Session, sender_id: str, started_at: datetime, channel: str | None = None) -> Conversation:
+    conversation = Conversation(
+        sender_id=sender_id[:128],
+        channel=channel,
+        started_at=started_at,
+        last_event_at=started_at,
+        outcome="open",
+        turn_count=0,
+        tasks_completed=0,
+        escalated=False,
+        last_fallback=False,
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def close(session: Session, conversation: Conversation, ended_at: datetime, outcome: str) -> None:
+    conversation.ended_at = max(ended_at, conversation.started_at)
+    conversation.outcome = outcome
+    session.flush()
+
+
+def add_turn(session: Session, conversation: Conversation, **fields: object) -> Turn:
+    """One turn of ``conversation``; the caller guarantees ``event_key`` is new (the ingestor's dedupe)."""
+    turn = Turn(conversation_id=conversation.id, customer_id=conversation.customer_id, **fields)
+    session.add(turn)
+    return turn
+
+
+def customer_exists(session: Session, customer_id: int) -> bool:
+    return session.scalar(select(Customer.id).where(Customer.id == customer_id)) is not None
+
+
+def link_customer(session: Session, conversation: Conversation, customer_id: int) -> bool:
+    """Links the conversation, and its earlier turns, to a verified customer.
+
+    Returns False (and changes nothing) for an id that is not a customer, so a stale or
+    forged slot value can never attach a conversation to someone.
+    """
+    if conversation.customer_id == customer_id:
+        return True
+    if not customer_exists(session, customer_id):
+        return False
+    conversation.customer_id = customer_id
+    session.flush()
+    session.execute(
+        update(Turn)
+        .where(Turn.conversation_id == conversation.id, Turn.customer_id.is_(None))
+        .values(customer_id=customer_id)
+    )
+    session.execute(
+        update(Interaction)
+        .where(
+            Interaction.conversation_id == conversation.sender_id,
+            Interaction.customer_id.is_(None),
+            Interaction.created_at >= conversation.started_at,
+        )
+        .values(customer_id=customer_id)
+    )
+    return True
+
+
+def last_action(session: Session, conversation_id: int) -> str | None:
+    """The latest action the assistant ran in the conversation (names a bot reply's source)."""
+    return session.scalar(
+        select(Turn.action_name)
+        .where(Turn.conversation_id == conversation_id, Turn.role == "action")
+        .order_by(Turn.id.desc())
+        .limit(1)
+    )
+
+
+def idle(session: Session, before: datetime, limit: int = 500) -> list[Conversation]:
+    """Open conversations whose last event is older than ``before``."""
+    return list(
+        session.scalars(
+            select(Conversation)
+            .where(Conversation.ended_at.is_(None), Conversation.last_event_at < before)
+            .order_by(Conversation.last_event_at)
+            .limit(limit)
+        )
+    )
+
+
+def for_sender(session: Session, sender_id: str) -> list[Conversation]:
+    return list(
+        session.scalars(
+            select(Conversation).where(Conversation.sender_id == sender_id).order_by(Conversation.started_at)
+        )
+    )
+
+
+def turns_of(session: Session, conversation_id: int) -> list[Turn]:
+    return list(
+        session.scalars(select(Turn).where(Turn.conversation_id == conversation_id).order_by(Turn.event_at, Turn.id))
+    )

@@ -1,0 +1,46 @@
+"""The CRM ingestor's bookkeeping: which events are stored (dedupe) and how far a source was read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.db.base import utcnow
+from bot.db.models import IngestedEvent, IngestOffset
+
+
+def seen(session: Session, event_key: str) -> bool:
+    return session.get(IngestedEvent, event_key) is not None
+
+
+def mark(session: Session, event_key: str, sender_id: str, event_type: str, event_at: datetime) -> None:
+    """Records the key inside the caller's transaction: committed together with what the event wrote."""
+    session.add(
+        IngestedEvent(
+            event_key=event_key,
+            sender_id=sender_id[:128],
+            event_type=event_type[:40],
+            event_at=event_at,
+            ingested_at=utcnow(),
+        )
+    )
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(IngestedEvent)) or 0
+
+
+def get_offset(session: Session, source: str) -> int:
+    row = session.get(IngestOffset, source[:200])
+    return int(row.position) if row else 0
+
+
+def set_offset(session: Session, source: str, position: int) -> None:
+    row = session.get(IngestOffset, source[:200])
+    if row is None:
+        session.add(IngestOffset(source=source[:200], position=position, updated_at=utcnow()))
+    elif position > row.position:
+        row.position = position
+        row.updated_at = utcnow()

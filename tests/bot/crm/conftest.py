@@ -1,0 +1,190 @@
+"""Fixtures of the CRM ingestor tests: real Rasa events, a broker file, PostgreSQL, a TCP proxy.
+
+``fixtures/rasa_events.jsonl`` are the 111 events Rasa 3.6.21's SQL event broker published for
+six REST conversations of the real assistant (a chat verification, a website token, two
+fallbacks, a human request, a /restart); the token was signed with ``CAPTURE_SECRET``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+FIXTURE = Path(__file__).parent / "fixtures" / "rasa_events.jsonl"
+CAPTURE_SECRET = "capture-secret-0123456789-abcdefghijklmnop"
+PG = ("127.0.0.1", 5432)
+PG_ADMIN_URL = "postgresql+psycopg2://root@127.0.0.1:5432/test"
+
+
+def rasa_events() -> list[dict]:
+    return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def renamed(events: list[dict], prefix: str) -> list[dict]:
+    """The same conversations under other sender ids (other event keys)."""
+    return [{**e, "sender_id": f"{prefix}{e['sender_id']}"} for e in events]
+
+
+class BrokerFile:
+    """A SQLite file with the table Rasa's SQLEventBroker creates, written the way it writes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with sqlite3.connect(path) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS events (id INTEGER NOT NULL PRIMARY KEY, sender_id VARCHAR(255), data TEXT)"
+            )
+
+    def publish(self, events: list[dict]) -> None:
+        conn = sqlite3.connect(self.path, timeout=10)
+        try:
+            for event in events:  # one commit per event, as SQLEventBroker.publish does
+                conn.execute(
+                    "INSERT INTO events (sender_id, data) VALUES (?, ?)", (event["sender_id"], json.dumps(event))
+                )
+                conn.commit()
+        finally:
+            conn.close()
+
+    def max_id(self) -> int:
+        with sqlite3.connect(self.path) as conn:
+            return conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+
+
+@pytest.fixture
+def identity_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("CONCIERGE_IDENTITY_SECRET", CAPTURE_SECRET)
+    get_settings.cache_clear()
+    yield CAPTURE_SECRET
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def pg_available() -> bool:
+    try:
+        with socket.create_connection(PG, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server (dropped afterwards), migrated and seeded small."""
+    if not pg_available():
+        pytest.skip(f"PostgreSQL is not running on {PG[0]}:{PG[1]}; these tests need the local server")
+    name = f"concierge_crm_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+psycopg2://root@{PG[0]}:{PG[1]}/{name}"
+    from bot.seed import seed
+
+    seed(url, progress=None, seed=3, customers=12, products=40, orders=40)
+    try:
+        yield url
+    finally:
+        from bot.db.session import get_engine
+
+        get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :d AND pid <> pg_backend_pid()"
+                ),
+                {"d": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+class TcpProxy:
+    """Forwards a local port to a server; ``close()`` cuts every connection and refuses new ones
+    (the database is 'down' for its clients), ``open()`` serves again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._thread.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[TcpProxy]:
+    proxy = TcpProxy(PG)
+    proxy.open()
+    yield proxy
+    proxy.close()

@@ -1,0 +1,269 @@
+"""The CRM ingestor against real databases: SQLite and the local PostgreSQL.
+
+Rasa's events (fixtures/, as Rasa 3.6.21 published them) go into a broker file with the SQL
+broker's table; the ingestor turns them into conversations and turns. Replays store nothing
+twice; a PostgreSQL outage during a burst (a TCP proxy the test cuts) loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from bot.crm.ingestor import Ingestor
+from bot.crm.sources import SQLEventSource
+from bot.db.models import Conversation, IngestedEvent, IngestOffset, Interaction, Turn
+from bot.db.session import get_engine
+from tests.bot.crm.conftest import CAPTURE_SECRET, BrokerFile, TcpProxy, rasa_events, renamed
+
+ROOT = Path(__file__).resolve().parents[3]
+STORED_TYPES = {"user", "bot", "action", "slot", "session_started", "restart", "active_loop", "user_featurization"}
+
+
+@pytest.fixture
+def crm_sqlite(tmp_path: Path, identity_secret: str) -> str:
+    from bot.seed import seed
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    seed(url, progress=None, seed=3, customers=12, products=40, orders=40)
+    return url
+
+
+def ingest_all(url: str, broker: BrokerFile, **kwargs) -> Ingestor:
+    ingestor = Ingestor(SQLEventSource(broker.path, db_url=url), db_url=url, idle_close_s=3600, batch_size=50, **kwargs)
+    ingestor.run(threading.Event(), once=True)
+    return ingestor
+
+
+def conversations(url: str) -> dict[str, list[Conversation]]:
+    out: dict[str, list[Conversation]] = {}
+    with Session(get_engine(url)) as s:
+        for conv in s.scalars(select(Conversation).order_by(Conversation.id)):
+            out.setdefault(conv.sender_id, []).append(conv)
+    return out
+
+
+def turns(url: str, sender: str) -> list[Turn]:
+    with Session(get_engine(url)) as s:
+        return list(
+            s.scalars(select(Turn).join(Conversation).where(Conversation.sender_id == sender).order_by(Turn.id))
+        )
+
+
+def count(url: str, model) -> int:
+    with Session(get_engine(url)) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def check_the_captured_conversations(url: str) -> None:
+    convs = conversations(url)
+    assert set(convs) == {"cap-verified", "cap-token", "cap-fallback", "cap-human", "cap-restart"}
+    verified = convs["cap-verified"][0]
+    assert (verified.channel, verified.customer_id, verified.turn_count) == ("rest", 1, 4)
+    # every turn of the conversation is linked to the customer, also those before the verification
+    vturns = turns(url, "cap-verified")
+    assert vturns and all(t.customer_id == 1 for t in vturns)
+    users = [t for t in vturns if t.role == "user"]
+    assert [t.intent for t in users] == ["greet", "track_order", "inform", "goodbye"]
+    assert all(0 < t.confidence <= 1 for t in users)
+    assert users[2].text == "[EMAIL]" and users[2].raw_text is None  # redacted; raw text not kept by default
+    assert json.loads(users[1].entities)[0]["value"] == "190001"
+    bots = [t for t in vturns if t.role == "bot"]
+    assert [t.action_name for t in bots] == ["utter_greet", "track_order_form", "action_track_order", "utter_goodbye"]
+    assert any(t.role == "action" and t.action_name == "action_track_order" for t in vturns)
+    assert convs["cap-token"][0].customer_id == 2  # the website token
+    human = turns(url, "cap-human")
+    assert "[PHONE]" in next(t.text for t in human if t.role == "user")
+    assert "7946" not in " ".join(t.text for t in human)
+    assert [len(convs[s]) for s in ("cap-restart",)] == [2]  # /restart ended the first conversation
+
+
+def test_sqlite_records_the_conversations(crm_sqlite: str, tmp_path: Path) -> None:
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(rasa_events())
+    ingestor = ingest_all(crm_sqlite, broker)
+    assert ingestor.stats.events == 111 and ingestor.stats.duplicates == 0
+    check_the_captured_conversations(crm_sqlite)
+    convs = conversations(crm_sqlite)
+    first, second = convs["cap-restart"]
+    assert first.outcome == "abandoned" and first.ended_at is not None  # only a greeting, then /restart
+    assert second.outcome == "open"
+    ingestor.idle_close_s = 1  # the conversations are idle now: their outcome is decided
+    assert ingestor.close_idle() == 5
+    outcomes = {s: [c.outcome for c in cs] for s, cs in conversations(crm_sqlite).items()}
+    assert outcomes == {
+        "cap-verified": ["resolved"],
+        "cap-token": ["resolved"],
+        "cap-fallback": ["escalated"],  # the second fallback opened a ticket
+        "cap-human": ["escalated"],
+        "cap-restart": ["abandoned", "resolved"],
+    }
+    # the older per-message log gets the same turns, now with intents and the customer
+    with Session(get_engine(crm_sqlite)) as s:
+        rows = s.execute(
+            select(Interaction.role, Interaction.intent, Interaction.customer_id, Interaction.text)
+            .where(Interaction.conversation_id == "cap-verified")
+            .order_by(Interaction.created_at)
+        ).all()
+    assert [r.role for r in rows] == ["user", "bot"] * 4
+    assert rows[2].intent == "track_order" and all(r.customer_id == 1 for r in rows) and rows[4].text == "[EMAIL]"
+
+
+def test_replay_stores_nothing_twice(crm_sqlite: str, tmp_path: Path) -> None:
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(rasa_events())
+    ingest_all(crm_sqlite, broker)
+    before = (count(crm_sqlite, Turn), count(crm_sqlite, Conversation), count(crm_sqlite, Interaction))
+    # the whole stream again (a broker that redelivers), and the offset rewound to the start
+    broker.publish(rasa_events())
+    with get_engine(crm_sqlite).begin() as conn:
+        conn.execute(text("UPDATE crm_ingest_offsets SET position = 0"))
+    again = ingest_all(crm_sqlite, broker)
+    assert again.stats.events == 0 and again.stats.duplicates == 222
+    assert (count(crm_sqlite, Turn), count(crm_sqlite, Conversation), count(crm_sqlite, Interaction)) == before
+    assert count(crm_sqlite, IngestedEvent) == 111
+
+
+def test_raw_text_is_kept_only_when_the_setting_says_so(crm_sqlite: str, tmp_path: Path) -> None:
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(rasa_events())
+    ingest_all(crm_sqlite, broker, keep_raw_text=True)
+    email = next(t for t in turns(crm_sqlite, "cap-verified") if t.intent == "inform")
+    assert (email.text, email.raw_text) == ("[EMAIL]", "alice.martin@example.com")
+
+
+def test_bad_messages_are_skipped_and_the_rest_stored(crm_sqlite: str, tmp_path: Path) -> None:
+    import sqlite3
+
+    broker = BrokerFile(tmp_path / "events.db")
+    with sqlite3.connect(broker.path) as conn:
+        conn.executemany(
+            "INSERT INTO events (sender_id, data) VALUES (?, ?)",
+            [("x", "not json"), ("x", "[]"), ("x", json.dumps({"sender_id": "x", "event": "user"})), (None, None)],
+        )
+    broker.publish(rasa_events()[:12])
+    ingestor = ingest_all(crm_sqlite, broker)
+    assert ingestor.stats.bad == 4 and ingestor.stats.events == 12
+    with Session(get_engine(crm_sqlite)) as s:
+        assert s.scalar(select(IngestOffset.position)) == broker.max_id()
+
+
+@pytest.mark.postgres
+def test_postgres_records_and_replays_idempotently(pg_database: str, tmp_path: Path, identity_secret: str) -> None:
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(rasa_events())
+    first = ingest_all(pg_database, broker)
+    assert first.stats.events == 111
+    check_the_captured_conversations(pg_database)
+    before = count(pg_database, Turn)
+    broker.publish(rasa_events())  # replayed by the broker
+    with get_engine(pg_database).begin() as conn:
+        conn.execute(text("UPDATE crm_ingest_offsets SET position = 0"))
+    again = ingest_all(pg_database, broker)
+    assert again.stats.events == 0 and count(pg_database, Turn) == before
+    assert count(pg_database, IngestedEvent) == 111
+
+
+@pytest.mark.postgres
+def test_postgres_outage_during_a_burst_loses_nothing(
+    pg_database: str, pg_proxy: TcpProxy, tmp_path: Path, identity_secret: str
+) -> None:
+    """The ingestor process writes through a TCP proxy; the test cuts it mid-burst, then restores it."""
+    broker = BrokerFile(tmp_path / "events.db")
+    conversations_n = 20
+    burst = [renamed(rasa_events(), f"burst{i}-") for i in range(conversations_n)]
+    expected = 111 * conversations_n
+    proxied = pg_database.replace(":5432/", f":{pg_proxy.port}/")
+    env = {
+        **os.environ,
+        "DATABASE_URL": proxied,
+        "CONCIERGE_IDENTITY_SECRET": CAPTURE_SECRET,
+        "CONCIERGE_EVENTS_DB": str(broker.path),
+        "CONCIERGE_CRM_POLL_MS": "20",
+        "CONCIERGE_CRM_BATCH_SIZE": "40",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "ingestor.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.crm.ingestor"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    try:
+        outage_started = -1
+        for i, events in enumerate(burst):
+            broker.publish(events)
+            if i == conversations_n // 3:
+                deadline = time.monotonic() + 60
+                while count(pg_database, IngestedEvent) == 0 and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the ingestor is writing ...
+                pg_proxy.close()  # ... when the CRM database goes away, in the middle of the burst
+                outage_started = count(pg_database, IngestedEvent)
+            time.sleep(0.05)
+        time.sleep(2)  # the ingestor keeps failing and backing off, the broker keeps the events
+        during = count(pg_database, IngestedEvent)
+        pg_proxy.open()
+        deadline = time.monotonic() + 120
+        while count(pg_database, IngestedEvent) < expected and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    output = log.read_text()
+    assert "CRM database unavailable" in output  # the outage really happened to the ingestor
+    assert 0 < outage_started == during < expected  # nothing was written while the database was away
+    assert count(pg_database, IngestedEvent) == expected  # every event stored ...
+    with get_engine(pg_database).connect() as conn:
+        dupes = conn.execute(
+            text("SELECT count(*) FROM (SELECT event_key FROM turns GROUP BY event_key HAVING count(*) > 1) d")
+        )
+        assert dupes.scalar() == 0  # ... exactly once
+        per_sender = conn.execute(
+            text(
+                "SELECT c.sender_id, count(t.id) FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+                "GROUP BY c.sender_id"
+            )
+        ).all()
+        assert conn.execute(text("SELECT position FROM crm_ingest_offsets")).scalar() == broker.max_id()
+    counts = {}
+    for sender, n in per_sender:
+        counts.setdefault(sender.split("-", 1)[1], set()).add(n)
+    assert all(len(v) == 1 for v in counts.values()), counts  # every copy of a conversation is complete
+    assert len(per_sender) == 5 * conversations_n
+
+
+def test_the_channels_signed_claims_name_the_customer(crm_sqlite: str, tmp_path: Path) -> None:
+    """The Concierge channel replaces a website token by claims it signs (the token is never published)."""
+    from concierge_rasa.security import CLAIMS_KEY, sign_claims
+
+    from bot.services.identity import keyring
+
+    at = time.time()
+    claims = sign_claims({"cid": 3, "exp": int(at) + 600, "session": "s1"}, keyring())
+    forged = {**sign_claims({"cid": 4, "exp": int(at) + 600}, keyring()), "cid": 2}  # edited after signing
+    expired = sign_claims({"cid": 4, "exp": int(at) - 5}, keyring())
+
+    def user(sender: str, meta: dict, ts: float) -> dict:
+        return {"sender_id": sender, "event": "user", "timestamp": ts, "text": "my orders", "metadata": meta}
+
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(
+        [
+            user("claims-ok", {CLAIMS_KEY: claims}, at),
+            user("claims-forged", {CLAIMS_KEY: forged}, at),
+            user("claims-expired", {CLAIMS_KEY: expired}, at),
+        ]
+    )
+    ingest_all(crm_sqlite, broker)
+    convs = conversations(crm_sqlite)
+    assert convs["claims-ok"][0].customer_id == 3
+    assert convs["claims-forged"][0].customer_id is None
+    assert convs["claims-expired"][0].customer_id is None

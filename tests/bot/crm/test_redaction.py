@@ -1,0 +1,79 @@
+"""Redaction of the stored copy: patterns for emails, cards, phones and addresses; spaCy NER for names and places."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bot.crm.redaction import Span, apply, luhn_ok, merge, pattern_spans, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my email is jane.doe+shop@mail.example.co.uk thanks", "my email is [EMAIL] thanks"),
+        ("write to JOHN_SMITH@Example.COM.", "write to [EMAIL]."),
+        ("it's john dot smith at gmail dot com", "it's [EMAIL]"),
+        ("card 4111 1111 1111 1111 was charged twice", "card [CARD] was charged twice"),
+        ("my visa 4012-8888-8888-1881 expired", "my visa [CARD] expired"),
+        ("amex 378282246310005", "amex [CARD]"),
+        ("call me on +1 (415) 555-0134 after 5", "call me on [PHONE] after 5"),
+        ("mobile 07700 900123", "mobile [PHONE]"),
+        ("my number is 555-0134", "my number is [PHONE]"),
+        ("ring 0049 30 1234567", "ring [PHONE]"),
+        ("send it to 221B Baker Street please", "send it to [ADDRESS] please"),
+        ("new address: 1600 amphitheatre pkwy, apt 4", "new address: [ADDRESS]"),
+        ("PO Box 4410 is fine", "[ADDRESS] is fine"),
+    ],
+)
+def test_patterns_replace_personal_data(text: str, expected: str) -> None:
+    assert apply(text, merge(pattern_spans(text))) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "where is my order 190001?",
+        "orders #190001 and #190002",
+        "orders 190001 190002 190003",
+        "refund RF-590001 for $1,249.50",
+        "ticket TK-600051 and invoice INV-190003",
+        "it arrived on 12/05/2024 at 14:30",
+        "delivered 2024-05-12, 3 items",
+        "card number 4111 1111 1111 1112 is wrong",  # fails the Luhn check: not a card
+        "tracking 1Z999AA10123456784",
+        "I paid 129.99 for 2 of them",
+    ],
+)
+def test_shop_identifiers_amounts_and_dates_stay(text: str) -> None:
+    assert apply(text, merge(pattern_spans(text))) == text
+
+
+def test_luhn() -> None:
+    assert luhn_ok("4111111111111111") and luhn_ok("378282246310005")
+    assert not luhn_ok("4111111111111112")
+
+
+def test_overlaps_keep_the_stronger_finding() -> None:
+    spans = merge([Span(0, 10, "NAME"), Span(2, 8, "EMAIL"), Span(12, 14, "PLACE")])
+    assert spans == [Span(2, 8, "EMAIL"), Span(12, 14, "PLACE")]
+
+
+def test_names_and_places_come_from_spacy_ner() -> None:
+    out = redact("Hi, I'm Maria Gonzalez and I moved from London to Berlin, card 4111 1111 1111 1111, order 190001")
+    assert out == "Hi, I'm [NAME] and I moved from [PLACE] to [PLACE], card [CARD], order 190001"
+
+
+def test_empty_binary_and_huge_texts() -> None:
+    assert redact("") == ""
+    assert redact("\x00\x01") == "\x00\x01"
+    huge = "call 415 555 0134 " + "a" * 30_000
+    assert redact(huge).startswith("call [PHONE] ")
+
+
+def test_the_model_is_not_loaded_at_import() -> None:
+    code = "import sys, bot.crm.redaction, bot.crm.ingestor; print('spacy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
