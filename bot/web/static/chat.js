@@ -34,6 +34,7 @@
       socketUrl: cfg.socketUrl,
       socketPath: cfg.socketPath,
       customData: customData,
+      initPayload: "/greet", // a new conversation opens with the bot's greeting
       params: { storage: "local", images: { dims: { width: 220, height: 165 } } },
       title: "Concierge",
       subtitle: "Orders, deliveries, returns and refunds",

@@ -1,0 +1,171 @@
+"""The shop page with the real chat widget (rasa-webchat over socket.io), in a real browser.
+
+Real Rasa and action servers on a seeded SQLite database, the web app, and Debian's chromium.
+Answers are checked against the database; screenshots go to var/test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from bot.db import models as m
+from bot.db.session import session_scope
+from tests.browser.conftest import Visit
+
+REPLY_TIMEOUT_MS = 45_000
+GREETING = "I'm Concierge"
+EMAILS = {1: "alice.martin@example.com", 2: "bob.nguyen@example.com"}
+
+
+def log_in(v: Visit, customer_id: int) -> None:
+    v.page.goto(v.shop.url + "/login")
+    v.page.click(f"[data-testid=login-{customer_id}]")
+    expect(v.page.get_by_test_id("signed-in")).to_be_visible()
+
+
+def open_chat(v: Visit) -> None:
+    """Opens the widget (once it is connected) and waits for the bot's greeting."""
+    v.page.locator(".rw-launcher").click(timeout=30_000)
+    expect(v.page.locator(".rw-new-message")).to_be_visible()
+    expect(v.page.locator(".rw-response").first).to_contain_text(GREETING, timeout=REPLY_TIMEOUT_MS)
+
+
+def say(v: Visit, text: str, expected: str | re.Pattern[str]) -> str:
+    """Types a message, waits for a bot reply containing ``expected``; returns the replies' text."""
+    before = v.page.locator(".rw-response").count()
+    box = v.page.locator(".rw-new-message")
+    box.fill(text)
+    box.press("Enter")
+    expect(v.page.locator(".rw-client").last).to_have_text(text)
+    new = v.page.locator(".rw-response").nth(before)
+    expect(new).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+    expect(v.page.locator(".rw-messages-container")).to_contain_text(expected, timeout=REPLY_TIMEOUT_MS)
+    texts = v.page.locator(".rw-response").all_inner_texts()
+    return "\n".join(texts[before:])
+
+
+def order_facts(db_url: str, number: str) -> tuple[str, str, str]:
+    with session_scope(db_url) as s:
+        order = s.scalar(select(m.Order).where(m.Order.number == number))
+        shipment = order.shipments[-1] if order.shipments else None
+        return order.status, shipment.carrier if shipment else "", shipment.tracking_number if shipment else ""
+
+
+def test_the_shop_page_works_offline_with_the_widget(visit):
+    visit.page.goto(visit.shop.url + "/")
+    expect(visit.page.get_by_test_id("product-grid").locator("li")).to_have_count(24)
+    expect(visit.page.locator(".rw-launcher")).to_be_visible(timeout=30_000)  # connected to Rasa
+    visit.screenshot("shop")
+    images = visit.page.locator(".card img")
+    assert images.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    outside = [u for u in visit.requests if not u.startswith(("http://127.0.0.1", "data:"))]
+    assert outside == [], outside  # nothing from a CDN or a font service
+    assert any(u.endswith("/widget/webchat.js") for u in visit.requests)
+
+
+def test_a_logged_in_customer_gets_the_real_order_status(visit):
+    log_in(visit, 1)
+    open_chat(visit)
+    status, carrier, tracking = order_facts(visit.shop.servers.db_url, "190001")
+    assert status == "shipped" and tracking
+    reply = say(visit, "where is my order 190001?", tracking)
+    assert "#190001" in reply and carrier in reply and "on its way" in reply
+    assert "email" not in reply.lower()  # the token identified her: no verification asked
+    visit.screenshot("order-status")
+
+
+def test_clicking_a_quick_reply_cancels_the_order(visit):
+    db = visit.shop.servers.db_url
+    assert order_facts(db, "190002")[0] == "processing"
+    log_in(visit, 1)
+    open_chat(visit)
+    say(visit, "cancel order 190002", "Shall I cancel it?")
+    replies = visit.page.locator(".rw-replies .rw-reply")
+    expect(replies).to_have_count(2)
+    expect(replies.nth(0)).to_have_text("Yes, cancel it")
+    visit.screenshot("quick-replies")
+    replies.nth(0).click()
+    expect(visit.page.locator(".rw-client").last).to_have_text("Yes, cancel it")
+    expect(visit.page.locator(".rw-messages-container")).to_contain_text("cancelled", timeout=REPLY_TIMEOUT_MS)
+    assert order_facts(db, "190002")[0] == "cancelled"  # the click changed the real order
+
+
+def test_recommendations_come_as_product_cards(visit):
+    log_in(visit, 2)
+    open_chat(visit)
+    say(visit, "recommend me something", "you might like")
+    cards = visit.page.locator(".rw-carousel-card")
+    expect(cards.first).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+    count = cards.count()
+    assert 3 <= count <= 5
+    visit.page.wait_for_function(
+        "() => [...document.querySelectorAll('.rw-carousel-card-image')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    visit.screenshot("product-cards")
+    first = cards.first
+    title = first.locator(".rw-carousel-card-title").inner_text()
+    assert re.search(r"\$\d[\d,]*\.\d\d", first.locator(".rw-carousel-card-subtitle").inner_text())
+    link = first.locator("a.rw-reply", has_text="View product").get_attribute("href")
+    assert re.fullmatch(re.escape(visit.shop.url) + r"/products/\d+", link)
+    with session_scope(visit.shop.servers.db_url) as s:
+        product = s.get(m.Product, int(link.rsplit("/", 1)[1]))
+        assert product.name == title
+    visit.page.goto(link)
+    expect(visit.page.locator("h1")).to_have_text(title)
+
+
+def test_a_reload_keeps_the_conversation_and_logging_out_starts_a_new_one(visit):
+    log_in(visit, 1)
+    open_chat(visit)
+    say(visit, "where is my order 190003?", "#190003")
+    before = visit.page.locator(".rw-message").count()
+    visit.page.reload()
+    launcher = visit.page.locator(".rw-launcher")
+    expect(launcher).to_be_visible(timeout=30_000)
+    if not visit.page.locator(".rw-new-message").is_visible():
+        launcher.click()
+    expect(visit.page.locator(".rw-messages-container")).to_contain_text("where is my order 190003?")
+    assert visit.page.locator(".rw-message").count() == before
+    visit.screenshot("after-reload")
+    visit.page.get_by_test_id("logout").click()
+    expect(visit.page.get_by_test_id("login-link")).to_be_visible()
+    expect(visit.page.locator(".rw-launcher")).to_be_visible(timeout=30_000)
+    if not visit.page.locator(".rw-new-message").is_visible():
+        visit.page.locator(".rw-launcher").click()
+    expect(visit.page.locator(".rw-response").first).to_contain_text(GREETING, timeout=REPLY_TIMEOUT_MS)
+    expect(visit.page.locator(".rw-messages-container")).not_to_contain_text("190003")
+    # and the new, anonymous conversation does not know Alice
+    reply = say(visit, "where is my order 190003?", re.compile("email", re.I))
+    assert "delivered" not in reply.lower()
+
+
+def test_an_anonymous_visitor_verifies_in_chat(visit):
+    visit.page.goto(visit.shop.url + "/")
+    open_chat(visit)
+    first = say(visit, "where is my order 190005?", re.compile("email", re.I))
+    assert "190005" not in first or "pending" not in first.lower()  # nothing shown before verification
+    status = order_facts(visit.shop.servers.db_url, "190005")[0]
+    assert status == "pending"
+    reply = say(visit, EMAILS[2], "#190005")
+    assert "bank transfer" in reply.lower() or "payment" in reply.lower()
+    visit.screenshot("verified")
+
+
+def test_html_in_a_message_is_shown_as_text(visit):
+    payload = "<img src=x onerror=alert(1)>"
+    visit.page.goto(visit.shop.url + "/")
+    open_chat(visit)
+    box = visit.page.locator(".rw-new-message")
+    box.fill(payload)
+    box.press("Enter")
+    expect(visit.page.locator(".rw-client").last).to_have_text(payload)  # shown as typed
+    visit.page.wait_for_function(  # the bot answered (after its greeting)
+        "() => document.querySelectorAll('.rw-response').length >= 2", timeout=REPLY_TIMEOUT_MS
+    )
+    visit.page.wait_for_timeout(500)
+    assert visit.page.locator(".rw-conversation-container img[src='x']").count() == 0
+    assert visit.dialogs == []  # no alert ran
+    visit.screenshot("html-as-text")
