@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from actions.csat import csat_offer
 from bot.services import accounts as account_service
 from bot.services import faq
 from bot.services.errors import ServiceError
@@ -89,7 +90,7 @@ class ActionChangeEmail(SafeAction):
             text=f"Done, {customer.name.split()[0]}: your account email is now {customer.email}. "
             "We'll send order updates there from now on."
         )
-        return reset + [SlotSet("email", customer.email)]
+        return reset + [SlotSet("email", customer.email)] + csat_offer(tracker)
 
 
 class ActionNewsletter(SafeAction):

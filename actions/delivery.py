@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from actions.csat import csat_offer
 from bot.services import orders as order_service
 from bot.services.errors import InvalidInput, ServiceError
 
@@ -89,4 +90,4 @@ class ActionChangeAddress(SafeAction):
             dispatcher.utter_message(text=exc.message)
             return reset
         dispatcher.utter_message(text=f"Done: order #{order.number} will now ship to {order.shipping_address}.")
-        return reset
+        return reset + csat_offer(tracker)

@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from actions.csat import csat_offer
 from bot.services import orders as order_service
 from bot.services.errors import ServiceError
 from bot.services.types import OrderSummary, format_money
@@ -69,7 +70,7 @@ class ActionTrackOrder(SafeAction):
         if number:
             order = await in_transaction(order_service.get_order, ident.customer_id, number)
             dispatcher.utter_message(text=describe_order(order))
-            return ident.events
+            return ident.events + csat_offer(tracker)
         orders = await in_transaction(order_service.recent_orders, ident.customer_id, 3)
         if not orders:
             dispatcher.utter_message(text="I don't see any orders on your account yet.")
@@ -78,7 +79,7 @@ class ActionTrackOrder(SafeAction):
         dispatcher.utter_message(
             text=f"Here are your most recent orders:\n{lines}\nAsk me about any of them by number."
         )
-        return ident.events
+        return ident.events + csat_offer(tracker)
 
 
 class ValidateCancelOrderForm(OrderFormValidator):
@@ -135,4 +136,4 @@ class ActionCancelOrder(SafeAction):
                 "to your original payment method (usually 3-5 business days)."
             )
         dispatcher.utter_message(text=text)
-        return reset
+        return reset + csat_offer(tracker)

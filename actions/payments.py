@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from actions.csat import csat_offer
 from bot.services import invoices as invoice_service
 from bot.services.types import InvoiceInfo, format_money
 
@@ -46,4 +47,4 @@ class ActionShowInvoice(SafeAction):
         text = "\n".join(describe_invoice(i) for i in invoices)
         text += "\nYou can download the PDF from your account under Orders > Invoices."
         dispatcher.utter_message(text=text)
-        return ident.events
+        return ident.events + csat_offer(tracker)

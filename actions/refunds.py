@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from actions.csat import csat_offer
 from bot.services import orders as order_service
 from bot.services import refunds as refund_service
 from bot.services.errors import NotAllowed, ServiceError
@@ -172,7 +173,7 @@ class ActionSubmitRefund(SafeAction):
         else:
             text += " Refunds reach your original payment method within 5-7 business days after approval."
         dispatcher.utter_message(text=text)
-        return reset
+        return reset + csat_offer(tracker)
 
 
 class ValidateTrackRefundForm(OrderFormValidator):
@@ -207,4 +208,4 @@ class ActionTrackRefund(SafeAction):
                 dispatcher.utter_message(text="You don't have any refunds or returns with us.")
                 return ident.events
         dispatcher.utter_message(text="\n".join(describe_refund(r) for r in refunds))
-        return ident.events
+        return ident.events + csat_offer(tracker)

@@ -11,9 +11,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import SafeAction, conversation_id, in_transaction, resolve_identity
+from actions.csat import escalation_events
 from bot.services import faq
 from bot.services import feedback as feedback_service
 from bot.services import tickets as ticket_service
+from bot.services.errors import InvalidInput
 
 TASK_SLOTS = (
     "order_number",
@@ -41,7 +43,14 @@ def recent_user_texts(tracker: Tracker, limit: int = 5) -> str:
     return "\n".join(f"customer: {t[:500]}" for t in texts)
 
 
-async def open_ticket(tracker: Tracker, category: str, subject: str, priority: str = "normal") -> Any:
+async def open_ticket(
+    tracker: Tracker,
+    category: str,
+    subject: str,
+    priority: str = "normal",
+    trigger_texts: list[str] | None = None,
+) -> Any:
+    """Opens (or adds to) the conversation's ticket; InvalidInput when the trigger texts are junk."""
     ident = resolve_identity(tracker)
     return await in_transaction(
         ticket_service.create_ticket,
@@ -51,6 +60,7 @@ async def open_ticket(tracker: Tracker, category: str, subject: str, priority: s
         recent_user_texts(tracker),
         ident.customer_id,
         priority,
+        trigger_texts,
     )
 
 
@@ -59,12 +69,26 @@ class ActionRequestHuman(SafeAction):
         return "action_request_human"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        ticket = await open_ticket(tracker, "handoff", "Customer asked for a human agent", "high")
-        dispatcher.utter_message(
-            text=f"I've asked our support team to take over this conversation (ticket {ticket.number}). "
-            f"{faq.answer('business_hours')}"
-        )
-        return [SlotSet(name, None) for name in TASK_SLOTS]
+        try:
+            ticket = await open_ticket(
+                tracker, "handoff", "Customer asked for a human agent", "high", [latest_text(tracker)]
+            )
+        except InvalidInput:
+            dispatcher.utter_message(
+                text="I can pass you to our support team. Could you tell me in a few words what it's about?"
+            )
+            return []
+        if ticket.reused:
+            dispatcher.utter_message(
+                text=f"Our support team already has this conversation (ticket {ticket.number}) and will take "
+                f"over here. {faq.answer('business_hours')}"
+            )
+        else:
+            dispatcher.utter_message(
+                text=f"I've asked our support team to take over this conversation (ticket {ticket.number}). "
+                f"{faq.answer('business_hours')}"
+            )
+        return [SlotSet(name, None) for name in TASK_SLOTS] + escalation_events()
 
 
 class ActionLogComplaint(SafeAction):
@@ -72,48 +96,73 @@ class ActionLogComplaint(SafeAction):
         return "action_log_complaint"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        ticket = await open_ticket(tracker, "complaint", latest_text(tracker)[:120] or "Complaint", "high")
-        dispatcher.utter_message(
-            text=f"I'm really sorry about this. I've logged your complaint as ticket {ticket.number} and our team "
-            "will get back to you within one business day. If it's about a specific order, tell me the order "
-            'number and I\'ll check it right away, or type "human" to talk to a person now.'
-        )
-        return []
+        text = latest_text(tracker)
+        try:
+            ticket = await open_ticket(tracker, "complaint", text[:120] or "Complaint", "high", [text])
+        except InvalidInput:
+            dispatcher.utter_message(
+                text="I'm sorry something went wrong. Could you tell me in a few words what happened?"
+            )
+            return []
+        if ticket.reused:
+            dispatcher.utter_message(
+                text=f"I'm really sorry about this. I've added it to your open ticket {ticket.number}, so the "
+                "colleague handling it sees everything."
+            )
+        else:
+            dispatcher.utter_message(
+                text=f"I'm really sorry about this. I've logged your complaint as ticket {ticket.number} and our "
+                "team will get back to you within one business day. If it's about a specific order, tell me the "
+                'order number and I\'ll check it right away, or type "human" to talk to a person now.'
+            )
+        return escalation_events()
 
 
 class ActionFallback(SafeAction):
-    """First misunderstanding: ask to rephrase. Second in a row: open a ticket for a human."""
+    """First misunderstanding: ask to rephrase. Second in a row: a ticket for a human, unless junk.
+
+    Junk (empty, gibberish, oversized, injection strings) never opens a ticket: the customer is
+    only asked to rephrase, and nothing promises a human reply.
+    """
 
     def name(self) -> str:
         return "action_fallback"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        streak = 0
+        streak: list[str] = []
         for event in reversed(tracker.events):
             if event.get("event") != "user":
                 continue
             intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
             if intent != "nlu_fallback":
                 break
-            streak += 1
-        if streak <= 1:
-            dispatcher.utter_message(
-                text="Sorry, I didn't quite get that. Could you say it another way? For example: "
-                '"where is my order?" or "I want to return an item".'
-            )
+            streak.append(str(event.get("text") or ""))
+        rephrase = (
+            "Sorry, I didn't quite get that. Could you say it another way? For example: "
+            '"where is my order?" or "I want to return an item".'
+        )
+        if len(streak) <= 1:
+            dispatcher.utter_message(text=rephrase)
             return []
-        if streak == 2:
-            ticket = await open_ticket(tracker, "fallback", "Assistant could not understand the customer")
+        try:  # the two latest misunderstood messages must both be something a person meant to say
+            ticket = await open_ticket(
+                tracker, "fallback", "Assistant could not understand the customer", trigger_texts=streak[:2]
+            )
+        except InvalidInput:
+            dispatcher.utter_message(text=rephrase)
+            return []
+        if not ticket.reused:
             dispatcher.utter_message(
                 text="I'm sorry, I'm still not understanding. I've asked a colleague from our support team to "
                 f"look at this conversation (ticket {ticket.number}); they'll reply here or by email."
             )
-            return []
-        dispatcher.utter_message(
-            text="Sorry, I still don't follow. A colleague from our support team will look at this conversation "
-            "soon. Meanwhile you can ask me about orders, refunds, deliveries, payments or your account."
-        )
-        return []
+        else:
+            dispatcher.utter_message(
+                text=f"Sorry, I still don't follow. A colleague from our support team will look at this "
+                f"conversation soon (ticket {ticket.number}). Meanwhile you can ask me about orders, refunds, "
+                "deliveries, payments or your account."
+            )
+        return escalation_events()
 
 
 class ActionStopTask(SafeAction):
@@ -216,6 +265,6 @@ class ActionSaveFeedback(SafeAction):
                 text=f"Thank you for telling us, and I'm sorry we let you down. A team lead will follow up "
                 f"(ticket {ticket.number})."
             )
-        else:
-            dispatcher.utter_message(text="Thank you for your feedback! It goes straight to our team.")
+            return reset + escalation_events()
+        dispatcher.utter_message(text="Thank you for your feedback! It goes straight to our team.")
         return reset

@@ -2,7 +2,9 @@
 
 Why generated: every form needs the same three behaviours (answer a side question and
 resume, stop on request, hand over to a human), and writing 8 x 20 rules by hand invites
-typos. Run `python scripts/gen_digression_rules.py` after adding a form or an FAQ intent;
+typos. The CSAT form is different: a customer who asks for something else instead of rating
+leaves it, and the request is served as it would be outside any form.
+Run `python scripts/gen_digression_rules.py` after adding a form or an FAQ intent;
 tests/test_rasa_data.py fails when the file is out of date.
 """
 
@@ -26,6 +28,7 @@ FORMS = [
     "email_change_form",
     "feedback_form",
 ]
+CSAT_FORM = "csat_form"  # not resumed after a digression: see csat_rules()
 # side question -> the action that answers it
 SIDE_QUESTIONS = {
     "delivery_options": "action_answer_faq",
@@ -38,6 +41,45 @@ SIDE_QUESTIONS = {
     "chitchat": "utter_chitchat",
     "nlu_fallback": "action_fallback",
 }
+
+
+def handlers() -> dict[str, list[dict]]:
+    """What each intent starts outside any form: the steps after it in the unconditioned rules."""
+    out: dict[str, list[dict]] = {}
+    for path in sorted((ROOT / "nlu_data" / "rules").glob("*.yml")):
+        if path.name in ("digressions.yml", "csat.yml"):
+            continue
+        for rule in yaml.safe_load(path.read_text()).get("rules", []):
+            steps = rule.get("steps") or []
+            if rule.get("condition") or not steps or "intent" not in steps[0]:
+                continue
+            out.setdefault(steps[0]["intent"], steps[1:])
+    return out
+
+
+def csat_rules() -> list[dict]:
+    """The customer ignores the CSAT question and asks for something else: leave the form, serve it.
+
+    The intents are csat_rating's ``not_intent`` in domain.yml (the ones that reject the form).
+    """
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    moves_on = domain["slots"]["csat_rating"]["mappings"][0]["not_intent"]
+    known = handlers()
+    rules = []
+    for intent in moves_on:
+        rules.append(
+            {
+                "rule": f"csat: the customer moves on ({intent})",
+                "condition": [{"active_loop": CSAT_FORM}],
+                "steps": [
+                    {"intent": intent},
+                    {"action": "action_deactivate_loop"},
+                    {"active_loop": None},
+                    *known[intent],
+                ],
+            }
+        )
+    return rules
 
 
 def build() -> str:
@@ -76,6 +118,8 @@ def build() -> str:
                 ],
             }
         )
+
+    rules += csat_rules()
 
     class Dumper(yaml.SafeDumper):
         pass

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.orm import Session
 
 from bot.db import customers as customers_repo
 from bot.db import feedback as feedback_repo
 from bot.services.errors import InvalidInput
 from bot.services.tickets import _clip
+
+RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_DIGIT = re.compile(r"(?<![\d.,])([1-5])(?!\d|[.,]\d)")
+_SKIP = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-|/deny)\s*[.!]*\s*$", re.I)
+_STARS = re.compile(r"[\u2605\u2b50]")  # a row of star characters (button-less channels)
+
+
+def is_skip(text: object) -> bool:
+    """True when the customer declined to answer ("no", "skip", "nothing", the Skip button)."""
+    return bool(_SKIP.match(str(text or "")[:100]))
+
+
+def parse_rating(text: object) -> int | None:
+    """A 1-5 rating in what the customer typed ("4", "4/5", "four stars", "★★★★"), else None.
+
+    Only whole words count ("one" inside "honestly" or "none" is no rating), and a number
+    outside 1-5 ("10", "190002") is not clipped into range.
+    """
+    value = str(text or "").strip().lower()[:200]
+    if not value:
+        return None
+    stars = len(_STARS.findall(value))
+    if 1 <= stars <= 5 and not re.search(r"\d", value):
+        return stars
+    digits = [m.group(1) for m in _DIGIT.finditer(value)]
+    if re.search(r"\d", value) and not digits:
+        return None  # numbers, but none of them a rating
+    if digits:
+        return int(digits[0])
+    words = re.findall(r"[a-z]+", value)
+    return next((RATING_WORDS[w] for w in words if w in RATING_WORDS), None)
 
 
 def record_feedback(

@@ -128,7 +128,7 @@ def change_tracker(domain, cid, new_email, confirm=True):  # noqa: ANN001, ANN20
 
 async def test_change_email_updates_the_account(fresh_db_url, domain, dispatcher):
     events = await ActionChangeEmail().run(dispatcher, change_tracker(domain, ALICE, "alice.new@example.org"), domain)
-    assert events == [*RESET, SlotSet("email", "alice.new@example.org")]
+    assert events == [*RESET, SlotSet("email", "alice.new@example.org"), SlotSet("csat_due", True)]
     assert customer(ALICE).email == "alice.new@example.org"
     assert one_text(dispatcher) == (
         "Done, Alice: your account email is now alice.new@example.org. We'll send order updates there from now on."

@@ -177,7 +177,7 @@ def change_tracker(domain, customer, number, confirm=True, address=NEW_ADDRESS):
 async def test_change_address_updates_the_order(fresh_db_url, domain, dispatcher):
     old_id, _ = shipping_address("190011")
     events = await ActionChangeAddress().run(dispatcher, change_tracker(domain, DAVID, "190011"), domain)
-    assert events == RESET
+    assert events == [*RESET, SlotSet("csat_due", True)]  # resolved: CSAT is due
     new_id, address = shipping_address("190011")
     assert new_id != old_id
     assert (address.customer_id, address.line1, address.line2, address.city, address.postcode, address.country) == (

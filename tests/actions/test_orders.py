@@ -55,7 +55,7 @@ async def test_track_specific_shipped_order(db_url, domain, dispatcher):
     assert "is on its way" in text
     assert f"with {order.carrier} (tracking {order.tracking_number})" in text
     assert "expected" in text and "Latest update:" in text
-    assert slot_values(events) == {"verified_customer_id": str(ALICE), "verified_by": "token"}
+    assert slot_values(events) == {"verified_customer_id": str(ALICE), "verified_by": "token", "csat_due": True}
 
 
 async def test_track_delivered_order_shows_delivery_date(db_url, domain, dispatcher):
@@ -179,7 +179,7 @@ async def test_cancel_paid_order_updates_db_and_creates_refund(fresh_db_url, dom
         before = {i.product_id: i.product.stock for i in order_row(s, "190002").items}
     tracker = make_tracker(domain, token=token_for(ALICE), slots={"order_number": "190002", "cancel_confirm": True})
     events = await ActionCancelOrder().run(dispatcher, tracker, domain)
-    assert events == [SlotSet("cancel_confirm", None)]
+    assert events == [SlotSet("cancel_confirm", None), SlotSet("csat_due", True)]
     text = one_text(dispatcher)
     with session_scope() as s:
         order = order_row(s, "190002")

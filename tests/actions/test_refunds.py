@@ -298,7 +298,7 @@ def submit_tracker(  # noqa: ANN201
 
 async def test_submit_whole_order_refund_writes_row(fresh_db_url, domain, dispatcher):
     events = await ActionSubmitRefund().run(dispatcher, submit_tracker(domain, ALICE, "190003"), domain)
-    assert events == RESET
+    assert events == [*RESET, SlotSet("csat_due", True)]
     (row,) = refund_rows("190003")
     assert (row.kind, row.status, row.amount, row.order_item_id, row.reason) == (
         "refund",

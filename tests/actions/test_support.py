@@ -34,6 +34,7 @@ from tests.actions.conftest import (
 )
 
 TASK_RESET = [SlotSet(name, None) for name in TASK_SLOTS]
+ESCALATED = [SlotSet("escalated", True), SlotSet("csat_due", False)]  # the bot asks no CSAT after a ticket
 
 
 def tickets(conversation: str = "conv-test") -> list[m.SupportTicket]:
@@ -64,7 +65,7 @@ async def test_request_human_opens_a_high_priority_ticket(fresh_db_url, domain, 
         slots={"order_number": "190001"},
     )
     events = await ActionRequestHuman().run(dispatcher, tracker, domain)
-    assert events == TASK_RESET
+    assert events == TASK_RESET + ESCALATED
     (ticket,) = tickets()
     assert (ticket.category, ticket.priority, ticket.status, ticket.customer_id) == ("handoff", "high", "open", ALICE)
     assert ticket.subject == "Customer asked for a human agent"
@@ -95,7 +96,7 @@ async def test_request_human_forged_token_is_anonymous(fresh_db_url, domain, dis
 async def test_complaint_is_logged(fresh_db_url, domain, dispatcher):
     text = "Your courier threw my parcel over the fence and it broke"
     tracker = make_tracker(domain, text=text, intent="complaint", token=token_for(BOB))
-    assert await ActionLogComplaint().run(dispatcher, tracker, domain) == []
+    assert await ActionLogComplaint().run(dispatcher, tracker, domain) == ESCALATED
     (ticket,) = tickets()
     assert (ticket.category, ticket.priority, ticket.subject, ticket.customer_id) == ("complaint", "high", text, BOB)
     assert f"ticket {ticket.number}" in one_text(dispatcher)
@@ -103,13 +104,28 @@ async def test_complaint_is_logged(fresh_db_url, domain, dispatcher):
 
 
 @pytest.mark.parametrize("text", BAD_INPUTS)
-async def test_complaint_bad_input_is_polite_and_logged(fresh_db_url, domain, dispatcher, text):
-    await ActionLogComplaint().run(dispatcher, make_tracker(domain, text=text, intent="complaint"), domain)
+async def test_junk_complaint_or_handoff_opens_no_ticket(fresh_db_url, domain, dispatcher, text):
+    """Junk classified as a complaint or a request for a person is answered politely, never ticketed."""
+    assert await ActionLogComplaint().run(dispatcher, make_tracker(domain, text=text, intent="complaint"), domain) == []
+    assert await ActionRequestHuman().run(
+        dispatcher, make_tracker(domain, text=text, intent="contact_human_agent"), domain
+    ) == []
+    assert tickets() == []
+    assert len(dispatcher.messages) == 2
+    for message in dispatcher.messages:
+        assert_polite(message["text"])
+        assert "ticket" not in message["text"] and "reply here" not in message["text"]
+
+
+async def test_second_escalation_reuses_the_open_ticket(fresh_db_url, domain, dispatcher):
+    complaint = "Your courier threw my parcel over the fence and it broke"
+    await ActionLogComplaint().run(dispatcher, make_tracker(domain, text=complaint, intent="complaint"), domain)
+    tracker = make_tracker(domain, text="I want to talk to a person", intent="contact_human_agent")
+    assert await ActionRequestHuman().run(dispatcher, tracker, domain) == TASK_RESET + ESCALATED
     (ticket,) = tickets()
-    assert 0 < len(ticket.subject) <= 120
-    assert len(ticket.description) <= 4000
-    assert "\x00" not in ticket.subject + ticket.description
-    assert_polite(one_text(dispatcher))
+    assert ticket.category == "complaint" and "[handoff] Customer asked for a human agent" in ticket.description
+    reply = dispatcher.messages[-1]["text"]
+    assert reply.startswith(f"Our support team already has this conversation (ticket {ticket.number})")
 
 
 # ---------------------------------------------------------------- fallback
@@ -135,9 +151,30 @@ async def test_second_fallback_in_a_row_opens_a_ticket(fresh_db_url, domain, dis
 
 
 async def test_third_fallback_opens_no_second_ticket(fresh_db_url, domain, dispatcher):
-    await ActionFallback().run(dispatcher, fallback_tracker(domain, 3), domain)
+    await ActionFallback().run(dispatcher, fallback_tracker(domain, 2), domain)
+    assert await ActionFallback().run(dispatcher, fallback_tracker(domain, 3), domain) == ESCALATED
+    (ticket,) = tickets()
+    assert f"A colleague from our support team will look at this conversation soon (ticket {ticket.number})" in (
+        dispatcher.messages[-1]["text"]
+    )
+
+
+@pytest.mark.parametrize(
+    "streak",
+    [
+        ["", "a" * 20_000],  # the report: an empty message, then 20,000 a's
+        ["hello", "'; DROP TABLE orders; --"],
+        ["<script>alert(1)</script>", "I need help with my order"],
+        ["asdkjfhaskdjfh", "qwrtzp lkjhgf mnbvcx"],
+    ],
+)
+async def test_junk_fallbacks_open_no_ticket(fresh_db_url, domain, dispatcher, streak):
+    history = [user_event("hi", "greet"), user_event(streak[0], "nlu_fallback", confidence=0.1)]
+    tracker = make_tracker(domain, text=streak[1], intent="nlu_fallback", history=history)
+    assert await ActionFallback().run(dispatcher, tracker, domain) == []
     assert tickets() == []
-    assert "A colleague from our support team will look at this conversation" in one_text(dispatcher)
+    assert one_text(dispatcher).startswith("Sorry, I didn't quite get that.")
+    assert "reply here or by email" not in one_text(dispatcher)
 
 
 async def test_understood_message_resets_the_fallback_streak(fresh_db_url, domain, dispatcher):

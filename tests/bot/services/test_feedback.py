@@ -26,3 +26,21 @@ def test_record_feedback_without_rating_and_huge_comment(session):
 def test_record_feedback_bad_rating(session, bad):
     with pytest.raises(InvalidInput):
         record_feedback(session, "conv-11", rating=bad)
+
+
+def test_parse_rating_reads_what_customers_type():
+    from bot.services.feedback import parse_rating
+
+    cases = {
+        "4": 4, "4/5": 4, "I'd say 4 out of 5": 4, "five stars": 5, "★★★": 3, "5.": 5, "2, not great": 2,
+        "rate 1": 1, "10": None, "190002": None, "0": None, "6": None, "3.5": None, "none": None,
+        "honestly": None, "": None, None: None, "great service": None,
+    }
+    assert {text: parse_rating(text) for text in cases} == cases
+
+
+def test_is_skip():
+    from bot.services.feedback import is_skip
+
+    assert all(is_skip(t) for t in ["no", "No thanks.", "skip", "nothing!", "/deny", "  nah "])
+    assert not any(is_skip(t) for t in ["no, the box was damaged", "5", "", "nothing arrived"])
