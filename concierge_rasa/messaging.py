@@ -317,6 +317,7 @@ class ConciergeSlackInput(SlackInput):
     def _validate_credentials(self) -> None:
         """Rasa raises without a signing secret; here the channel is off instead (webhook 503)."""
         self.replays = ReplayGuard(2 * DEFAULT_REPLAY_WINDOW_S)
+        self.events = ReplayGuard(3600)  # Slack retries an event within the hour
         if not (self.slack_token and self.slack_signing_secret):
             logger.info("Slack channel off: SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are not both set.")
 
@@ -366,6 +367,10 @@ class ConciergeSlackInput(SlackInput):
                     return rejected(HTTPStatus.BAD_REQUEST, "Expected a JSON object.")
                 if body.get("type") == "url_verification":  # Slack's one-off check of the URL
                     return response.json({"challenge": str(body.get("challenge", ""))})
+                event_id = body.get("event_id")
+                if isinstance(event_id, str) and event_id and not self.events.first_time(event_id):
+                    # Slack's own retry of an event already handled (new signature, same event): OK, once.
+                    return response.text("duplicate event ignored", headers={"X-Slack-No-Retry": "1"})
             elif content_type.startswith("application/x-www-form-urlencoded"):
                 try:
                     payload = json.loads((request.form or {}).get("payload") or "")

@@ -237,6 +237,11 @@ def test_slack_rejects_bad_missing_stale_and_replayed_signatures(stack: Servers,
     assert slack_post(stack, evil, timestamp=int(ts), signature=sig).status_code == 409
 
     assert event_count(stack, user) == after_first > before
+    # Slack's own retry of that event (same event_id, freshly signed) is acknowledged, not handled again.
+    assert slack_post(stack, evil, timestamp=int(ts) + 1).status_code == 200
+    mark = fake.mark()  # a later message's reply: by then a wrongly handled retry would be in the tracker
+    assert slack_post(stack, json.dumps(slack_event(user, channel, "after the retry")).encode()).status_code == 200
+    fake.wait_for(slack_reply_to(channel), since=mark)
     texts = user_texts(stack, user)
     assert not any(t.startswith("evil-") and t != "evil-5" for t in texts)
     assert texts.count("evil-5") == 1
