@@ -28,12 +28,13 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling clean
+        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling \
+        analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
 	@echo "make run      set up everything that is missing and start the assistant (Ctrl-C stops it)"
 	@echo "make test     run the whole test suite"
-	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling clean"
+	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling analytics bench-churn bench-clv clean"
 
 # ---------------------------------------------------------------- environments
 $(VENV)/.installed: pyproject.toml constraints/actions.lock
@@ -96,7 +97,7 @@ $(MODEL): $(RASA_SOURCES) $(ONNX) | $(RVENV)/.installed
 train: $(MODEL)
 
 # ---------------------------------------------------------------- run
-run: setup db models $(MODEL)
+run: setup db models analytics-if-missing $(MODEL)
 	@RASA_PORT=$(RASA_PORT) ACTION_PORT=$(ACTION_PORT) scripts/run.sh
 
 shell: setup db models $(MODEL)
@@ -151,6 +152,19 @@ bench-knn: $(VENV)/.installed
 # does a seed ensemble or fine-tuning MiniLM's top layer beat the frozen encoder? (validation only)
 bench-ceiling: $(VENV)/.installed
 	$(PY) bench/ceiling_probe.py --data $(DATA) --bucketed
+
+# ---------------------------------------------------------------- CRM analytics (segments, churn, value, lifecycle, topics)
+analytics: $(VENV)/.installed db
+	$(PY) -m bot.analytics
+
+analytics-if-missing: $(VENV)/.installed db
+	$(PY) -m bot.analytics --if-missing
+
+bench-churn: $(VENV)/.installed
+	$(PY) bench/churn.py --data $(DATA)
+
+bench-clv: $(VENV)/.installed
+	$(PY) bench/clv.py
 
 # regenerates nlu_data/nlu/variants.yml after editing data/nlu_templates.yml
 variants: $(VENV)/.installed

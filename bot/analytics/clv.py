@@ -10,6 +10,8 @@ beside it by ``bench/clv.py``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,16 +29,24 @@ BGNBD_PARAMS = ("r", "alpha", "a", "b")
 GG_PARAMS = ("p", "q", "v")
 
 
-def rfm_summary(transactions: pd.DataFrame, end: datetime | pd.Timestamp, freq: str = "D",
+def rfm_summary(transactions: pd.DataFrame, end: datetime | pd.Timestamp, freq: str = "W",
                 customer_col: str = "customer_id", date_col: str = "created_at",
                 value_col: str = "total") -> pd.DataFrame:
-    """lifetimes' summary (frequency, recency, T, monetary_value) per customer up to ``end``."""
+    """lifetimes' summary (frequency, recency, T, monetary_value) per customer up to ``end``.
+
+    ``freq`` "W": recency and T in weeks at day precision (purchases on one day count once);
+    "D": in days.
+    """
     from lifetimes.utils import summary_data_from_transaction_data
 
-    return summary_data_from_transaction_data(
+    summary = summary_data_from_transaction_data(
         transactions, customer_col, date_col, monetary_value_col=value_col, observation_period_end=end,
-        freq=freq,
+        freq="D",
     )
+    if freq == "W":  # weeks at day precision: the optimiser converges on this scale, not on days
+        summary["recency"] = summary["recency"] / 7.0
+        summary["T"] = summary["T"] / 7.0
+    return summary
 
 
 class ClvModel(BaseModel):
@@ -53,21 +63,41 @@ class ClvModel(BaseModel):
 
     def fit(self, summary: pd.DataFrame) -> Self:
         """Fit on an :func:`rfm_summary` frame."""
-        from lifetimes import BetaGeoFitter, GammaGammaFitter
+        from lifetimes import GammaGammaFitter
 
         if len(summary) < 10 or (summary["frequency"] > 0).sum() < 5:
             raise ValueError("need at least 10 customers, 5 of them with repeat purchases")
+        repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+        bg = self._fit_bgnbd(summary)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            bg = BetaGeoFitter(penalizer_coef=self.penalizer)
-            bg.fit(summary["frequency"], summary["recency"], summary["T"])
-            repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
             gg = GammaGammaFitter(penalizer_coef=self.penalizer)
             gg.fit(repeat["frequency"], repeat["monetary_value"])
         self.bgnbd = {k: float(bg.params_[k]) for k in BGNBD_PARAMS}
         self.gg = {k: float(gg.params_[k]) for k in GG_PARAMS}
         self.mean_spend = float(repeat["monetary_value"].mean())
         return self
+
+    def _fit_bgnbd(self, summary: pd.DataFrame):  # noqa: ANN202 - lifetimes fitter
+        """BG/NBD, with a stronger penalty when the likelihood has no interior optimum.
+
+        When customers never seem to leave (the dropout parameters run to zero), the optimiser
+        fails to converge; a larger penalty then gives the limiting model (NBD, nobody drops out).
+        """
+        from lifetimes import BetaGeoFitter
+        from lifetimes.utils import ConvergenceError
+
+        penalizers = [self.penalizer] + [p for p in (0.01, 0.1, 1.0) if p > self.penalizer]
+        for pen in penalizers:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                try:
+                    bg = BetaGeoFitter(penalizer_coef=pen).fit(summary["frequency"], summary["recency"], summary["T"])
+                except ConvergenceError:
+                    continue
+            self.penalizer = pen
+            return bg
+        raise ValueError("BG/NBD did not converge on this data, even with a penalty of 1.0")
 
     def _fitters(self):  # noqa: ANN202 - lifetimes objects
         from lifetimes import BetaGeoFitter, GammaGammaFitter
@@ -80,7 +110,7 @@ class ClvModel(BaseModel):
         return bg, gg
 
     def expected_purchases(self, summary: pd.DataFrame, horizon: float) -> np.ndarray:
-        """Expected purchases in the next ``horizon`` time units (days for the shop)."""
+        """Expected purchases in the next ``horizon`` time units (weeks for the shop)."""
         bg, _ = self._fitters()
         with np.errstate(all="ignore"):
             out = bg.conditional_expected_number_of_purchases_up_to_time(
@@ -136,7 +166,7 @@ class CustomerValue:
 def score_shop(model: ClvModel, transactions: pd.DataFrame, now: datetime,
                customer_ids: list[int]) -> dict[int, CustomerValue]:
     """Expected purchases and value over the configured horizon for each customer (0 without orders)."""
-    horizon = CONFIG.clv_horizon_days
+    horizon = CONFIG.clv_horizon_days / 7.0  # the summary is in weeks
     out = {cid: CustomerValue(cid, 0.0, 0.0) for cid in customer_ids}
     if not len(transactions):
         return out
@@ -151,7 +181,7 @@ def score_shop(model: ClvModel, transactions: pd.DataFrame, now: datetime,
 
 def fit_shop(transactions: pd.DataFrame, now: datetime,
              progress: Callable[[str], None] | None = None) -> ClvModel:
-    """Fit BG/NBD + Gamma-Gamma on every purchase up to ``now`` (time unit: days)."""
+    """Fit BG/NBD + Gamma-Gamma on every purchase up to ``now`` (time unit: weeks)."""
     say = progress or (lambda _m: None)
     summary = rfm_summary(transactions, now)
     model = ClvModel().fit(summary)

@@ -113,7 +113,7 @@ def customer_turns(session: Session, before: datetime, since: datetime | None = 
     if negative_only:
         q = q.where(Interaction.sentiment_label == "negative")
     if crm:
-        q = q.where(Interaction.conversation_id.not_in(text("SELECT sender_id FROM conversations")))
+        q = q.where(text("interactions.conversation_id NOT IN (SELECT sender_id FROM conversations)"))
     old = pd.DataFrame(session.execute(q).all(), columns=[c for c in cols if c != "crm_conversation_id"])
     old["crm_conversation_id"] = None
     frames.append(old[cols])

@@ -403,3 +403,56 @@ class IngestOffset(Base):
     source: Mapped[str] = mapped_column(String(200), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+# ---------------------------------------------------------------- CRM analytics (issue 20, migration 0004)
+LIFECYCLE_STAGES = ("new", "active", "at_risk", "lapsed", "won_back")
+FEEDBACK_SOURCES = ("ticket", "csat", "turn")
+
+
+class CustomerAnalytics(Base):
+    """The latest analytics of one customer (``make analytics`` replaces them all)."""
+
+    __tablename__ = "customer_analytics"
+    __table_args__ = (
+        CheckConstraint(_in("lifecycle_stage", LIFECYCLE_STAGES), name="lifecycle_stage"),
+        CheckConstraint("churn_risk >= 0 AND churn_risk <= 1", name="churn_risk_range"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(80), index=True)
+    segment_index: Mapped[int] = mapped_column(Integer)
+    churn_risk: Mapped[float] = mapped_column(Float)
+    expected_purchases_12m: Mapped[float] = mapped_column(Float)
+    expected_value_12m: Mapped[Decimal] = mapped_column(Money)
+    value_percentile: Mapped[float] = mapped_column(Float)
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), index=True)
+    priority_score: Mapped[float] = mapped_column(Float)
+    recency_days: Mapped[float] = mapped_column(Float)
+    frequency: Mapped[int] = mapped_column(Integer)
+    monetary: Mapped[Decimal] = mapped_column(Money)
+    computed_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class FeedbackMention(Base):
+    """One aspect a customer complained about (ticket, CSAT comment or negative turn) and its topic."""
+
+    __tablename__ = "feedback_mentions"
+    __table_args__ = (
+        CheckConstraint(_in("source", FEEDBACK_SOURCES), name="source"),
+        Index("ix_feedback_mentions_topic_created", "topic", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(10))
+    source_id: Mapped[int] = mapped_column(Integer)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    crm_conversation_id: Mapped[int | None] = mapped_column(Integer)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    topic: Mapped[str] = mapped_column(String(80))
+    aspect: Mapped[str] = mapped_column(String(120))
+    quote: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    computed_at: Mapped[datetime] = mapped_column(DateTime)

@@ -35,6 +35,8 @@ def test_expected_tables():
         "turns",
         "crm_ingested_events",
         "crm_ingest_offsets",
+        "customer_analytics",
+        "feedback_mentions",
     } == EXPECTED
 
 
