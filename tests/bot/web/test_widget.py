@@ -55,7 +55,7 @@ def test_token_ttl_comes_from_the_settings(make_client):
 
 def test_the_page_configures_the_widget(client):
     page = client.get("/").text
-    assert '<script src="/widget/webchat.js"></script>' in page
+    assert '<script src="/widget/webchat.js" defer></script>' in page
     assert f'data-socket-url="{RASA_URL}"' in page
     assert 'data-socket-path="/socket.io/"' in page
     assert 'data-token-url="/api/chat-token"' in page
