@@ -28,7 +28,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling \
+        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
@@ -135,6 +135,10 @@ bench-widget: setup browser db models $(MODEL)
 
 bench-latency: setup db models $(MODEL)
 	$(PY) bench/latency.py
+
+# recall/precision of the CRM's redaction per kind of personal data (data/redaction/labelled.jsonl)
+bench-redaction: $(VENV)/.installed
+	$(PY) bench/redaction.py
 
 bench-sentiment: $(VENV)/.installed
 	$(PY) bench/sentiment.py --data $(DATA)
