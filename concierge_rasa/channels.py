@@ -82,12 +82,6 @@ def clean_metadata(metadata: Any) -> dict[str, Any]:
     return allowed_metadata(metadata)
 
 
-UPSET_OFFER = (
-    "I'm sorry this has been so frustrating. Would you like me to pass this conversation to a member "
-    "of our team? Just say \"human\" and I'll hand it over."
-)
-
-
 class CountingOutputChannel(OutputChannel):
     """Forwards everything to the real channel and keeps the texts that were sent."""
 
@@ -130,9 +124,6 @@ def guarded(
             await message.output_channel.send_text_message(message.sender_id, POLITE_SLOW_DOWN)
             return
         message.metadata = secure_metadata(message.metadata, channel, message.sender_id, client, session)
-        # Upset customers (issue 17 section 3, helper H5): the offer of a human is to come from the
-        # calibrated sentiment the NLU adds to the parse data; until then it is never offered here.
-        offer_human = False
         counter = CountingOutputChannel(message.output_channel)
         message.output_channel = counter
         try:
@@ -142,8 +133,6 @@ def guarded(
         try:
             if counter.count == 0:
                 await counter.send_text_message(message.sender_id, APOLOGY)
-            if offer_human and not any("human" in t.lower() for t in counter.texts):
-                await counter.send_text_message(message.sender_id, UPSET_OFFER)
         except Exception:  # noqa: BLE001
             logger.exception("Could not send the closing message to %s", message.sender_id)
 
