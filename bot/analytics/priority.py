@@ -9,15 +9,19 @@ leave is therefore served before a standard customer with the same request.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.analytics.config import CONFIG, PriorityConfig
 from bot.db import analytics as repo
 from bot.db import customers as customers_repo
 from bot.db.models import TICKET_PRIORITIES
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_VALUE_PERCENTILE = 0.5  # customers the analytics have not scored yet
 UNKNOWN_CHURN = 0.0
@@ -79,7 +83,12 @@ def priority_for(session: Session, customer_id: int | None) -> Priority:
 def raise_priority(session: Session, customer_id: int | None, requested: str) -> str:
     """The ticket priority to use: the requested one, raised for customers who matter most now."""
     requested = requested if requested in TICKET_PRIORITIES else "normal"
-    level = priority_for(session, customer_id).level
+    try:
+        with session.begin_nested():  # a schema without analytics must not break opening a ticket
+            level = priority_for(session, customer_id).level
+    except SQLAlchemyError:
+        log.exception("analytics priority unavailable; keeping %s", requested)
+        return requested
     return max(requested, level, key=TICKET_PRIORITIES.index)
 
 

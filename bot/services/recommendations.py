@@ -130,6 +130,31 @@ def _fallback(
     return out
 
 
+def _segment_recs(
+    session: Session, customer_id: int | None, k: int, blocked: set[int], products: dict[int, Product]
+) -> list[Recommendation]:
+    """Best sellers of the customer's segment (bot/analytics) when they have little history of their own."""
+    from bot.analytics.peers import segment_picks
+
+    try:
+        with session.begin_nested():  # a failure here must not poison the caller's transaction
+            picks = segment_picks(session, customer_id, limit=k + len(blocked))
+    except Exception:  # noqa: BLE001 - analytics are optional; recommendations go on without them
+        log.exception("segment picks failed; recommending without them")
+        return []
+    if picks is None:
+        return []
+    out = []
+    for pid in picks.product_ids:
+        p = products.get(pid)
+        if p is None or pid in blocked or (p.stock or 0) <= 0:
+            continue
+        out.append(_to_rec(p, f"popular with {picks.segment}"))
+        if len(out) == k:
+            break
+    return out
+
+
 def recommend_for_customer(
     session: Session, customer_id: int | None, k: int = 5, context_product_id: int | None = None
 ) -> list[Recommendation]:
@@ -150,6 +175,9 @@ def recommend_for_customer(
     except Exception:  # noqa: BLE001 - model failure must not break the conversation
         log.exception("recommender failed; falling back to best sellers")
         recs = []
+    if context_product_id is None:  # little history: what the customer's segment buys comes first
+        seg = _segment_recs(session, customer_id, k, blocked, products)
+        recs = (seg + [r for r in recs if r.product_id not in {s.product_id for s in seg}])[:k]
     if len(recs) < k:
         cat = products[context_product_id].category if context_product_id in products else None
         recs = _fallback(session, customer_id, k, blocked, products, recs, category=cat)

@@ -1,0 +1,78 @@
+"""A copy of the small seeded shop with every analytic computed once (real models, spaCy, MiniLM)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Analyzed:
+    url: str
+    var_dir: Path
+    report: object  # bot.analytics.refresh.RefreshReport
+
+
+def _copy(src_url: str, dst: Path) -> str:
+    src = sqlite3.connect(src_url.removeprefix("sqlite:///"))
+    out = sqlite3.connect(dst)
+    with out:
+        src.backup(out)
+    src.close()
+    out.close()
+    return f"sqlite:///{dst}"
+
+
+@pytest.fixture(scope="session")
+def analyzed(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Analyzed]:
+    from bot.analytics import serving
+    from bot.analytics.refresh import refresh
+    from bot.settings import get_settings
+
+    tmp = tmp_path_factory.mktemp("analytics")
+    url = _copy(db_url, tmp / "analyzed.db")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CONCIERGE_VAR_DIR", str(tmp / "var"))
+    mp.setenv("CONCIERGE_MODELS_DIR", str(tmp / "var" / "models"))
+    get_settings.cache_clear()
+    serving.clear()
+    report = refresh(url, progress=None)
+    yield Analyzed(url, tmp / "var", report)
+    serving.clear()
+    mp.undo()
+    get_settings.cache_clear()
+    from bot.db.session import get_engine
+
+    get_engine(url).dispose()
+
+
+@pytest.fixture
+def analyzed_session(analyzed: Analyzed):  # noqa: ANN201 - Session
+    """A Session on the analysed copy, rolled back after the test."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(analyzed.url)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _rec) -> None:  # noqa: ANN001
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN")
+
+    conn = engine.connect()
+    trans = conn.begin()
+    sess = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield sess
+    finally:
+        sess.close()
+        trans.rollback()
+        conn.close()
+        engine.dispose()
