@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from bot.analytics.priority import raise_priority
 from bot.db import customers as customers_repo
 from bot.db import tickets as tickets_repo
 from bot.db.models import TICKET_PRIORITIES, SupportTicket
@@ -53,6 +54,7 @@ def create_ticket(
         not isinstance(customer_id, int) or customers_repo.get(session, customer_id) is None
     ):
         customer_id = None
+    priority = raise_priority(session, customer_id, priority)  # tier, value and churn risk (bot/analytics)
     conversation_id = _clip(conversation_id, 128) or "unknown"
     existing = tickets_repo.open_for_conversation(session, conversation_id)
     if existing is not None:
