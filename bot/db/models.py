@@ -456,3 +456,102 @@ class FeedbackMention(Base):
     quote: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     computed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# ---------------------------------------------------------------- agent console (issue 18, migration 0005)
+AGENT_ROLES = ("agent", "supervisor")
+HANDOFF_STATUSES = ("open", "assigned", "waiting", "resolved", "handed_back")
+HANDOFF_REASONS = ("asked_for_person", "fallbacks", "negative_sentiment", "gold_complaint", "action_failed")
+HANDOFF_NOTE_KINDS = ("reply", "note", "event")
+
+
+class Agent(Base):
+    """A person who answers escalations in the console (agent) or also oversees them (supervisor)."""
+
+    __tablename__ = "agents"
+    __table_args__ = (CheckConstraint(_in("role", AGENT_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    role: Mapped[str] = mapped_column(String(20), default="agent")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AgentSession(Base):
+    """A server-side console session: the cookie holds a random token, the table only its sha256."""
+
+    __tablename__ = "agent_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class Handoff(Base):
+    """An escalated conversation waiting for, or handled by, a person: its life and its context."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
+        CheckConstraint(_in("reason", HANDOFF_REASONS), name="reason"),
+        Index("ix_handoffs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("support_tickets.id", ondelete="CASCADE"), unique=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str | None] = mapped_column(String(40))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    reason: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    priority_score: Mapped[float] = mapped_column(Float, default=0.0)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: wanted, order, refund, slots, sentiment
+    snapshot: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the customer-360 at escalation time
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[str] = mapped_column(String(400), default="")  # comma-separated
+    after_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class HandoffNote(Base):
+    """What happened on a handoff: an agent's reply to the customer, an internal note, or a status change."""
+
+    __tablename__ = "handoff_notes"
+    __table_args__ = (
+        CheckConstraint(_in("kind", HANDOFF_NOTE_KINDS), name="kind"),
+        Index("ix_handoff_notes_handoff_created", "handoff_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what in the console, from where (log-ins, claims, replies, resolutions...)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(120), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    client: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

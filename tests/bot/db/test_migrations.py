@@ -37,6 +37,11 @@ def test_expected_tables():
         "crm_ingest_offsets",
         "customer_analytics",
         "feedback_mentions",
+        "agents",
+        "agent_sessions",
+        "handoffs",
+        "handoff_notes",
+        "audit_log",
     } == EXPECTED
 
 
