@@ -133,6 +133,10 @@ test: setup browser lint validate models $(MODEL)
 bench-widget: setup browser db models $(MODEL)
 	$(PY) bench/widget_latency.py
 
+# socket.io (python-socketio client) beside REST on one stack: p50/p95, var/bench/socketio_latency.png
+bench-socketio: setup db models $(MODEL)
+	$(PY) bench/socketio_latency.py
+
 bench-latency: setup db models $(MODEL)
 	$(PY) bench/latency.py
 
