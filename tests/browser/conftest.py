@@ -15,8 +15,10 @@ import pytest
 from tests.browser.stack import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Shop, start_shop
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Chromium for one test module: Playwright's sync API holds an event loop while it runs, which
+    must be gone before the suite's asyncio tests (so never session-scoped)."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install -y chromium).")
     from playwright.sync_api import sync_playwright
