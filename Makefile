@@ -59,6 +59,7 @@ setup: $(VENV)/.installed $(RVENV)/.installed web
 WEB_STAMP := node_modules/.installed
 $(WEB_STAMP): package.json package-lock.json
 	@echo "==> chat widget (npm ci)"
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 18+ with npm (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
