@@ -242,7 +242,10 @@ async def test_malformed_events_get_a_polite_reply_and_nothing_breaks(servers: S
         assert await w.turn({"nested": "object"}) == [{"text": UNREADABLE}]
         huge = await w.say("where is my order? " + "x" * 200_000)
         binary = await w.say(b"hello \xff\xfe")
-        for reply in (huge, binary):
+        empty = await w.say("")
+        missing = await w.turn(None)  # {"message": null}, as a widget sends before the text is typed
+        assert missing and all(m.get("text") for m in missing)
+        for reply in (huge, binary, empty):
             assert reply and "Traceback" not in reply and "Error" not in reply
         await w.sio.emit("session_request", "garbage")
         name, data = await asyncio.wait_for(w.events.get(), 15)
