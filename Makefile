@@ -25,16 +25,17 @@ export CONCIERGE_TRACKER_DB ?= $(ROOT)/var/tracker.db
 export CONCIERGE_EVENTS_DB ?= $(ROOT)/var/events.db
 
 RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
-                $(shell find concierge_rasa -name '*.py' 2>/dev/null)
+                $(shell find concierge_rasa -name '*.py' 2>/dev/null) \
+                $(wildcard data/sentiment/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling \
+        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
 	@echo "make run      set up everything that is missing and start the assistant (Ctrl-C stops it)"
 	@echo "make test     run the whole test suite"
-	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-recommender bench-nlu bench-knn bench-ceiling analytics bench-churn bench-clv clean"
+	@echo "other: setup db seed train train-models shell lint validate variants bench-latency bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling analytics bench-churn bench-clv clean"
 
 # ---------------------------------------------------------------- environments
 $(VENV)/.installed: pyproject.toml constraints/actions.lock
@@ -147,6 +148,11 @@ bench-redaction: $(VENV)/.installed
 
 bench-sentiment: $(VENV)/.installed
 	$(PY) bench/sentiment.py --data $(DATA)
+
+# sentiment in the Rasa NLU (head on the featurizer's encoder pass) vs the old model and its
+# ONNX export: accuracy, macro-F1, ECE before/after calibration, added parse latency
+bench-sentiment-nlu: $(VENV)/.installed $(RVENV)/.installed $(ONNX) models
+	PYTHONPATH=$(ROOT) TF_CPP_MIN_LOG_LEVEL=2 $(RPY) bench/sentiment_nlu.py --data $(DATA)
 
 bench-recommender: $(VENV)/.installed
 	$(PY) bench/recommender.py --data $(DATA)

@@ -236,32 +236,69 @@ def test_malformed_requests_are_rejected_clearly(servers: Servers, body: bytes) 
 
 
 def test_every_turn_is_logged_with_its_sentiment(servers: Servers, db) -> None:
+    """The CRM ingestor (bot/crm) keeps the per-message log too, from the event stream: the
+    intent and the sentiment the NLU put in the parse data (tests/e2e/test_crm.py: the CRM record)."""
     me = new_sender()
     servers.text(me, "thank you so much, you were super helpful!")
     rows: list = []
-    for _ in range(50):  # the bot's replies are logged in the background, just after the answer
+    for _ in range(100):  # recorded off the hot path by the ingestor, just after the answer
         with Session(db) as s:
             rows = s.execute(
-                select(Interaction.role, Interaction.sentiment_label).where(Interaction.conversation_id == me)
+                select(Interaction.role, Interaction.sentiment_label, Interaction.intent).where(
+                    Interaction.conversation_id == me
+                )
             ).all()
-        if any(role == "bot" for role, _ in rows):
+        if any(row.role == "bot" for row in rows):
             break
         time.sleep(0.1)
-    assert ("user", "positive") in rows
-    assert any(role == "bot" for role, _ in rows)
+    assert [(r.role, r.sentiment_label) for r in rows if r.role == "user"] == [("user", "positive")]
+    assert all(r.intent for r in rows if r.role == "user")
+    assert any(r.role == "bot" for r in rows)
+
+
+def user_sentiments(servers: Servers, sender: str) -> list[dict]:
+    """The sentiment in each user message's parse data, as Rasa's tracker store keeps it."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(servers.tmp / "tracker.db") as con:
+        rows = con.execute(
+            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (sender,)
+        ).fetchall()
+    return [json.loads(data)["parse_data"].get("sentiment") for (data,) in rows]
 
 
 def test_upset_twice_in_a_row_is_offered_a_human(servers: Servers, db) -> None:
+    """The NLU's calibrated sentiment and the upset policy (config.yml): the second clearly
+    negative message in a row gets the offer first, then its normal answer, and opens a ticket."""
     me = new_sender()
     first = servers.text(me, "this is ridiculous, my parcel is two weeks late and nobody answers my emails")
     assert "pass this conversation" not in first
-    second = servers.text(me, "honestly the worst shopping experience I've ever had, I'm furious")
-    assert "human" in second.lower()  # the offer, or a reply that already makes it
+    replies = servers.say(me, "honestly the worst shopping experience I've ever had, I'm furious")
+    second = [m.get("text", "") for m in replies]
+    assert "pass this conversation" in second[0] and "human" in second[0].lower()  # the offer comes first
+    assert len(second) >= 2 and "pass this conversation" not in " ".join(second[1:])  # then the usual answer
     with Session(db) as s:
-        tickets = s.scalars(
-            select(SupportTicket.category).where(SupportTicket.conversation_id == me)
+        tickets = s.execute(
+            select(SupportTicket.category, SupportTicket.description).where(SupportTicket.conversation_id == me)
         ).all()
-    assert "upset" in tickets
+    # an upset ticket, or the note on the conversation's open ticket (at most one open per conversation:
+    # here the first message, a complaint, already opened one)
+    assert any(category == "upset" or "[upset]" in (description or "") for category, description in tickets)
+    sentiments = user_sentiments(servers, me)  # in the parse data the tracker and event stream carry
+    assert [x["label"] for x in sentiments] == ["negative", "negative"]
+    assert all(x["probabilities"]["negative"] >= 0.7 for x in sentiments)
+    third = servers.text(me, "and the box was crushed too")  # still upset: one offer per streak
+    assert "pass this conversation" not in third
+
+
+def test_one_upset_message_then_a_calm_one_is_not_offered_a_human(servers: Servers) -> None:
+    me = new_sender()
+    servers.text(me, "this is ridiculous, my parcel is two weeks late and nobody answers my emails")
+    calm = servers.text(me, "ok thank you, that's helpful")
+    assert "pass this conversation" not in calm
+    first, second = user_sentiments(servers, me)
+    assert first["label"] == "negative" and second["label"] == "positive"
 
 
 def test_identity_slots_cannot_be_injected(servers: Servers) -> None:
