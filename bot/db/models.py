@@ -231,6 +231,7 @@ class SupportTicket(Base):
     __table_args__ = (
         CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
         CheckConstraint(_in("priority", TICKET_PRIORITIES), name="priority"),
+        Index("ix_support_tickets_created_category", "created_at", "category"),  # dashboard (0006)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -273,6 +274,7 @@ class Feedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
         CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
+        Index("ix_feedback_created_rating", "created_at", "rating"),  # dashboard (0006)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -334,6 +336,9 @@ class Conversation(Base):
         CheckConstraint(_in("outcome", CONVERSATION_OUTCOMES), name="outcome"),
         CheckConstraint("csat_rating IS NULL OR (csat_rating >= 1 AND csat_rating <= 5)", name="csat_range"),
         Index("ix_conversations_sender_started", "sender_id", "started_at"),
+        # dashboard (0006): conversations per day and outcome, all channels or one
+        Index("ix_conversations_started_outcome", "started_at", "outcome", "escalated"),
+        Index("ix_conversations_channel_started", "channel", "started_at", "outcome", "escalated"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -362,6 +367,8 @@ class Turn(Base):
     __table_args__ = (
         CheckConstraint(_in("role", TURN_ROLES), name="role"),
         Index("ix_turns_conversation_event_at", "conversation_id", "event_at"),
+        # dashboard (0006): customer messages of a conversation with day, sentiment and intent
+        Index("ix_turns_conversation_role_day", "conversation_id", "role", "event_at", "sentiment_label", "intent"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -501,6 +508,7 @@ class Handoff(Base):
         CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
         CheckConstraint(_in("reason", HANDOFF_REASONS), name="reason"),
         Index("ix_handoffs_status_created", "status", "created_at"),
+        Index("ix_handoffs_created_channel", "created_at", "channel"),  # dashboard (0006)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot.settings import Settings, get_settings
-from bot.web import images, shop, widget
+from bot.web import dashboard, images, shop, widget
 from bot.web.deps import TEMPLATES
 from bot.web.security import content_security_policy
 
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(shop.router)
     app.include_router(widget.router)
     app.include_router(images.router)
+    app.include_router(dashboard.router)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

@@ -1,0 +1,503 @@
+"""The supervisor dashboard's queries: one function per panel, filters in, dataclasses out.
+
+Everything is aggregated in the database (GROUP BY on indexed columns, see migration
+0006_dashboard_indexes) so a request stays fast on a long history; Python only reshapes the
+grouped rows. Conversations are selected by the day they started and their channel; the
+turns, tickets and CSAT of those conversations follow them. Agent timings come from the
+console's handoffs (assigned / first response / resolved). The customer analytics (segments,
+churn risk, lifecycle, feedback topics) are read from what ``make analytics`` stored
+(:mod:`bot.analytics.reports`).
+
+Report metrics are Chatwoot's floor: conversations, average first response time, average
+resolution time, resolutions, bot resolution rate, handoff rate and CSAT.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from bot.analytics import reports
+from bot.crm.records import FALLBACK_INTENTS
+from bot.db.models import (
+    Conversation,
+    CustomerAnalytics,
+    Feedback,
+    FeedbackMention,
+    Handoff,
+    SupportTicket,
+    Turn,
+)
+
+__all__ = [
+    "AgentReport", "ConversationReport", "CsatReport", "Filters", "TurnReport", "agent_report",
+    "analytics_churn", "analytics_lifecycle", "analytics_segments", "analytics_topics", "channels",
+    "conversation_report", "csat_report", "csv_rows", "parse_filters", "topic_mentions", "turn_report",
+]
+
+MAX_RANGE_DAYS = 731
+DEFAULT_RANGE_DAYS = 30
+CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+MAX_POINTS = 1500  # customers drawn in the segment projection
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+class FilterError(ValueError):
+    """A filter a person typed that we cannot use (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: date
+    end: date  # inclusive
+    channel: str | None = None
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.combine(self.start, time.min)
+
+    @property
+    def end_before(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time.min)
+
+    def days(self) -> list[str]:
+        n = (self.end - self.start).days + 1
+        return [(self.start + timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def parse_filters(start: str | None, end: str | None, channel: str | None, today: date) -> Filters:
+    """Filters from query-string values (blank: the last 30 days, all channels); FilterError otherwise."""
+    try:
+        end_d = date.fromisoformat(end) if end else today
+        start_d = date.fromisoformat(start) if start else end_d - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    except (TypeError, ValueError):
+        raise FilterError("Dates must look like 2026-01-31.") from None
+    if start_d > end_d:
+        raise FilterError("The start date must not be after the end date.")
+    if (end_d - start_d).days + 1 > MAX_RANGE_DAYS:
+        raise FilterError(f"Choose at most {MAX_RANGE_DAYS} days.")
+    chan = (channel or "").strip() or None
+    if chan is not None and not CHANNEL_RE.match(chan):
+        raise FilterError("Unknown channel.")
+    return Filters(start_d, end_d, chan)
+
+
+def _day(value: object) -> str:
+    """A GROUP BY date(...) value as 'YYYY-MM-DD' (SQLite gives text, PostgreSQL a date)."""
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def _rate(num: int | float, den: int | float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def _in_scope(f: Filters):  # noqa: ANN202 - SQLAlchemy clauses
+    """The WHERE clause selecting the filtered conversations."""
+    clauses = [Conversation.started_at >= f.start_at, Conversation.started_at < f.end_before]
+    if f.channel is not None:
+        clauses.append(Conversation.channel == f.channel)
+    return clauses
+
+
+def _senders_in_channel(f: Filters):  # noqa: ANN202
+    """Sender ids (the Rasa conversation ids tickets and feedback carry) of the channel's conversations."""
+    return select(Conversation.sender_id).where(Conversation.channel == f.channel)
+
+
+def channels(session: Session) -> list[str]:
+    """Channels seen in the CRM (the filter's choices)."""
+    rows = session.scalars(select(Conversation.channel).where(Conversation.channel.is_not(None)).distinct())
+    return sorted(r for r in rows if r)
+
+
+# ---------------------------------------------------------------- conversations
+@dataclass
+class ConversationReport:
+    conversations: int
+    closed: int
+    open: int
+    resolved: int  # the bot finished the customer's task (bot resolutions)
+    escalated: int  # handed to a person
+    fallback: int  # ended on a message the bot did not understand
+    abandoned: int
+    bot_resolution_rate: float | None  # resolved / closed
+    containment_rate: float | None  # closed without a person / closed
+    handoff_rate: float | None  # escalated / conversations
+    days: list[str] = field(default_factory=list)
+    per_day: dict[str, list[int]] = field(default_factory=dict)  # outcome -> count per day
+
+
+def conversation_report(session: Session, f: Filters) -> ConversationReport:
+    """Conversations per day and their outcomes (containment, bot resolutions, handoffs)."""
+    day = func.date(Conversation.started_at)
+    rows = session.execute(
+        select(day, Conversation.outcome, Conversation.escalated, func.count())
+        .where(*_in_scope(f))
+        .group_by(day, Conversation.outcome, Conversation.escalated)
+    ).all()
+    days = f.days()
+    index = {d: i for i, d in enumerate(days)}
+    per_day = {k: [0] * len(days) for k in ("total", "resolved", "escalated", "fallback", "abandoned", "open")}
+    totals: Counter[str] = Counter()
+    for d, outcome, escalated, n in rows:
+        i = index.get(_day(d))
+        bucket = "escalated" if escalated and outcome != "open" else outcome
+        totals["total"] += n
+        totals[bucket] += n
+        if i is not None:
+            per_day["total"][i] += n
+            per_day.setdefault(bucket, [0] * len(days))[i] += n
+    closed = totals["total"] - totals["open"]
+    return ConversationReport(
+        conversations=totals["total"], closed=closed, open=totals["open"], resolved=totals["resolved"],
+        escalated=totals["escalated"], fallback=totals["fallback"], abandoned=totals["abandoned"],
+        bot_resolution_rate=_rate(totals["resolved"], closed),
+        containment_rate=_rate(closed - totals["escalated"], closed),
+        handoff_rate=_rate(totals["escalated"], totals["total"]),
+        days=days, per_day=per_day,
+    )
+
+
+# ---------------------------------------------------------------- customer messages
+@dataclass
+class TurnReport:
+    messages: int  # customer messages
+    fallback_messages: int
+    fallback_rate: float | None  # customer messages the bot did not understand / customer messages
+    days: list[str]
+    sentiment_per_day: dict[str, list[int]]  # label -> customer messages per day
+    negative_share_per_day: list[float | None]
+    fallback_rate_per_day: list[float | None]
+    top_intents: list[tuple[str, int]]
+
+
+def turn_report(session: Session, f: Filters, top: int = 10) -> TurnReport:
+    """Customer messages of the filtered conversations: sentiment trend, top intents, fallback rate."""
+    day = func.date(Turn.event_at)
+    is_fallback = case((Turn.intent.in_(sorted(FALLBACK_INTENTS)), 1), else_=0)
+    scope = select(Conversation.id).where(*_in_scope(f))
+    base = [Turn.conversation_id.in_(scope), Turn.role == "user"]
+    rows = session.execute(
+        select(day, Turn.sentiment_label, func.count(), func.sum(is_fallback))
+        .where(*base)
+        .group_by(day, Turn.sentiment_label)
+    ).all()
+    intents = session.execute(
+        select(Turn.intent, func.count().label("n"))
+        .where(*base, Turn.intent.is_not(None))
+        .group_by(Turn.intent)
+        .order_by(func.count().desc(), Turn.intent)
+        .limit(max(1, min(top, 50)))
+    ).all()
+    days = f.days()
+    index = {d: i for i, d in enumerate(days)}
+    per_day = {s: [0] * len(days) for s in SENTIMENTS}
+    totals_day, fallback_day = [0] * len(days), [0] * len(days)
+    messages = fallbacks = 0
+    for d, label, n, fb in rows:
+        messages += n
+        fallbacks += int(fb or 0)
+        i = index.get(_day(d))
+        if i is None:  # a late message of a conversation started in range
+            continue
+        totals_day[i] += n
+        fallback_day[i] += int(fb or 0)
+        if label in per_day:
+            per_day[label][i] += n
+    labelled = [sum(per_day[s][i] for s in SENTIMENTS) for i in range(len(days))]
+    return TurnReport(
+        messages=messages, fallback_messages=fallbacks, fallback_rate=_rate(fallbacks, messages), days=days,
+        sentiment_per_day=per_day,
+        negative_share_per_day=[_rate(per_day["negative"][i], labelled[i]) for i in range(len(days))],
+        fallback_rate_per_day=[_rate(fallback_day[i], totals_day[i]) for i in range(len(days))],
+        top_intents=[(name, int(n)) for name, n in intents],
+    )
+
+
+# ---------------------------------------------------------------- agents (handoffs)
+@dataclass
+class AgentReport:
+    handoffs: int
+    resolutions: int  # resolved by a person
+    handed_back: int
+    waiting: int  # still open, assigned or waiting
+    avg_first_response_s: float | None
+    median_first_response_s: float | None
+    avg_resolution_s: float | None
+    median_resolution_s: float | None
+    reasons: list[tuple[str, int]]
+    ticket_categories: list[tuple[str, int]]
+    days: list[str]
+    first_response_per_day: list[float | None]  # average seconds
+    resolution_per_day: list[float | None]
+
+
+def _avg(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def agent_report(session: Session, f: Filters) -> AgentReport:
+    """Escalations handled by people: first response and resolution times, reasons (console handoffs)."""
+    clauses = [Handoff.created_at >= f.start_at, Handoff.created_at < f.end_before]
+    if f.channel is not None:
+        clauses.append(Handoff.channel == f.channel)
+    rows = session.execute(
+        select(Handoff.created_at, Handoff.first_response_at, Handoff.resolved_at, Handoff.status, Handoff.reason)
+        .where(*clauses)
+    ).all()
+    t_clauses = [SupportTicket.created_at >= f.start_at, SupportTicket.created_at < f.end_before]
+    if f.channel is not None:
+        t_clauses.append(SupportTicket.conversation_id.in_(_senders_in_channel(f)))
+    categories = session.execute(
+        select(SupportTicket.category, func.count()).where(*t_clauses)
+        .group_by(SupportTicket.category).order_by(func.count().desc(), SupportTicket.category)
+    ).all()
+    days = f.days()
+    index = {d: i for i, d in enumerate(days)}
+    first: list[float] = []
+    resolution: list[float] = []
+    first_day: dict[int, list[float]] = defaultdict(list)
+    res_day: dict[int, list[float]] = defaultdict(list)
+    status: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for created, first_at, resolved_at, st, reason in rows:
+        status[st] += 1
+        reasons[reason] += 1
+        i = index.get(created.date().isoformat())
+        if first_at is not None and first_at >= created:
+            s = (first_at - created).total_seconds()
+            first.append(s)
+            first_day[i].append(s)
+        if resolved_at is not None and st == "resolved" and resolved_at >= created:
+            s = (resolved_at - created).total_seconds()
+            resolution.append(s)
+            res_day[i].append(s)
+    return AgentReport(
+        handoffs=len(rows), resolutions=status["resolved"], handed_back=status["handed_back"],
+        waiting=status["open"] + status["assigned"] + status["waiting"],
+        avg_first_response_s=_avg(first),
+        median_first_response_s=round(statistics.median(first), 1) if first else None,
+        avg_resolution_s=_avg(resolution),
+        median_resolution_s=round(statistics.median(resolution), 1) if resolution else None,
+        reasons=reasons.most_common(), ticket_categories=[(c, int(n)) for c, n in categories],
+        days=days,
+        first_response_per_day=[_avg(first_day.get(i, [])) for i in range(len(days))],
+        resolution_per_day=[_avg(res_day.get(i, [])) for i in range(len(days))],
+    )
+
+
+# ---------------------------------------------------------------- CSAT
+@dataclass
+class CsatReport:
+    responses: int
+    average: float | None
+    satisfied_share: float | None  # ratings 4-5 / ratings (Chatwoot's CSAT score)
+    distribution: dict[int, int]  # rating 1-5 -> count
+    days: list[str]
+    average_per_day: list[float | None]
+    responses_per_day: list[int]
+
+
+def csat_report(session: Session, f: Filters) -> CsatReport:
+    """CSAT ratings given in the range (feedback table): distribution and daily average."""
+    day = func.date(Feedback.created_at)
+    clauses = [Feedback.created_at >= f.start_at, Feedback.created_at < f.end_before, Feedback.rating.is_not(None)]
+    if f.channel is not None:
+        clauses.append(Feedback.conversation_id.in_(_senders_in_channel(f)))
+    rows = session.execute(
+        select(day, Feedback.rating, func.count()).where(*clauses).group_by(day, Feedback.rating)
+    ).all()
+    days = f.days()
+    index = {d: i for i, d in enumerate(days)}
+    dist = {r: 0 for r in range(1, 6)}
+    sums, counts = [0] * len(days), [0] * len(days)
+    for d, rating, n in rows:
+        if rating not in dist:
+            continue
+        dist[rating] += n
+        i = index.get(_day(d))
+        if i is not None:
+            sums[i] += rating * n
+            counts[i] += n
+    total = sum(dist.values())
+    return CsatReport(
+        responses=total,
+        average=round(sum(r * n for r, n in dist.items()) / total, 2) if total else None,
+        satisfied_share=_rate(dist[4] + dist[5], total),
+        distribution=dist, days=days,
+        average_per_day=[round(sums[i] / counts[i], 2) if counts[i] else None for i in range(len(days))],
+        responses_per_day=counts,
+    )
+
+
+# ---------------------------------------------------------------- customer analytics (issue 20)
+def analytics_segments(session: Session) -> dict:
+    """Segment sizes and value (the stored refresh) and a 2-D PCA projection of the customers.
+
+    The projection is of the stored, standardised recency, frequency, monetary value, churn risk
+    and 12-month value; at most MAX_POINTS customers are drawn (every k-th, deterministic).
+    """
+    summary = reports.segment_summary(session)
+    rows = session.execute(
+        select(
+            CustomerAnalytics.customer_id, CustomerAnalytics.segment, CustomerAnalytics.recency_days,
+            CustomerAnalytics.frequency, CustomerAnalytics.monetary, CustomerAnalytics.churn_risk,
+            CustomerAnalytics.expected_value_12m,
+        ).order_by(CustomerAnalytics.customer_id)
+    ).all()
+    points: list[dict] = []
+    if len(rows) >= 3:
+        x = np.array([[float(v) for v in r[2:]] for r in rows])
+        x[:, 2] = np.log1p(np.maximum(x[:, 2], 0))
+        x[:, 4] = np.log1p(np.maximum(x[:, 4], 0))
+        sd = x.std(axis=0)
+        z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        _, _, vt = np.linalg.svd(z, full_matrices=False)
+        xy = z @ vt[:2].T
+        step = max(1, len(rows) // MAX_POINTS)
+        points = [
+            {"x": round(float(xy[i, 0]), 3), "y": round(float(xy[i, 1]), 3), "segment": rows[i][1]}
+            for i in range(0, len(rows), step)
+        ]
+    return {"segments": [asdict(s) for s in summary], "points": points, "customers": len(rows)}
+
+
+def analytics_churn(session: Session, bins: int = 10) -> dict:
+    """Customers per churn-risk band (tenths) and the mean risk per segment and lifecycle stage."""
+    band = cast(CustomerAnalytics.churn_risk * bins, Integer)
+    rows = session.execute(select(band, func.count()).group_by(band)).all()
+    hist = [0] * bins
+    for b, n in rows:
+        hist[max(0, min(int(b or 0), bins - 1))] += n
+    by_stage = session.execute(
+        select(CustomerAnalytics.lifecycle_stage, func.count(), func.avg(CustomerAnalytics.churn_risk))
+        .group_by(CustomerAnalytics.lifecycle_stage)
+    ).all()
+    return {
+        "bins": [f"{i / bins:.1f}-{(i + 1) / bins:.1f}" for i in range(bins)],
+        "customers": hist,
+        "high_risk": sum(hist[bins // 2:]),
+        "by_stage": [{"stage": s, "customers": int(n), "mean_risk": round(float(r or 0), 4)} for s, n, r in by_stage],
+    }
+
+
+def analytics_lifecycle(session: Session, periods: int = 12, step_days: int = 30) -> dict:
+    """Customers per lifecycle stage over time (monthly snapshots) and today's stored counts."""
+    history = reports.lifecycle_history(session, periods, step_days)
+    stages = sorted({s for h in history for s in h.counts})
+    from bot.db import analytics as repo
+
+    return {
+        "dates": [h.at.date().isoformat() for h in history],
+        "stages": {s: [h.counts.get(s, 0) for h in history] for s in stages},
+        "today": repo.stage_counts(session),
+    }
+
+
+def analytics_topics(session: Session, f: Filters, limit: int = 8) -> list[dict]:
+    """The most mentioned feedback topics in the range with trend, weekly counts and example quotes."""
+    out = []
+    for t in reports.top_topics(session, f.start_at, f.end_before, limit=limit, examples=3):
+        out.append({
+            "topic": t.topic, "mentions": t.mentions, "previous": t.previous, "trend_pct": t.trend_pct,
+            "weekly": t.weekly,
+            "examples": [
+                {"quote": q.quote, "conversation_id": q.conversation_id,
+                 "crm_conversation_id": q.crm_conversation_id, "source": q.source,
+                 "created_at": q.created_at.isoformat(timespec="seconds")}
+                for q in t.examples
+            ],
+        })
+    return out
+
+
+def topic_mentions(session: Session, topic: str, f: Filters, limit: int = 200) -> list[dict]:
+    """A topic's mentions in the range, newest first, with the conversation each came from."""
+    rows = session.execute(
+        select(FeedbackMention.quote, FeedbackMention.conversation_id, FeedbackMention.crm_conversation_id,
+               FeedbackMention.source, FeedbackMention.created_at, FeedbackMention.aspect)
+        .where(FeedbackMention.topic == topic[:80], FeedbackMention.created_at >= f.start_at,
+               FeedbackMention.created_at < f.end_before)
+        .order_by(FeedbackMention.created_at.desc(), FeedbackMention.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    ).all()
+    return [
+        {"quote": q, "conversation_id": c, "crm_conversation_id": crm, "source": s,
+         "created_at": at.isoformat(timespec="seconds"), "aspect": a}
+        for q, c, crm, s, at, a in rows
+    ]
+
+
+def conversation_turns(session: Session, conversation_id: int, limit: int = 500) -> tuple[Conversation | None, list]:
+    """A CRM conversation and its turns (redacted text), oldest first, for the topic links."""
+    conv = session.get(Conversation, conversation_id)
+    if conv is None:
+        return None, []
+    turns = session.execute(
+        select(Turn.role, Turn.text, Turn.intent, Turn.sentiment_label, Turn.action_name, Turn.event_at)
+        .where(Turn.conversation_id == conversation_id, Turn.role.in_(("user", "bot")))
+        .order_by(Turn.event_at, Turn.id).limit(limit)
+    ).all()
+    return conv, list(turns)
+
+
+# ---------------------------------------------------------------- CSV
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell that a spreadsheet will not run as a formula (customer text is quoted with ')."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def csv_rows(report: str, data: object) -> list[list[object]]:
+    """Header + rows of one report for the CSV export (``data`` is that report's result)."""
+    rows: list[list[object]]
+    if isinstance(data, ConversationReport):
+        keys = ["total", "resolved", "escalated", "fallback", "abandoned", "open"]
+        rows = [["day", *keys]] + [[d, *[data.per_day.get(k, [0] * len(data.days))[i] for k in keys]]
+                                   for i, d in enumerate(data.days)]
+    elif isinstance(data, TurnReport):
+        rows = [["day", "negative", "neutral", "positive", "negative_share", "fallback_rate"]] + [
+            [d, data.sentiment_per_day["negative"][i], data.sentiment_per_day["neutral"][i],
+             data.sentiment_per_day["positive"][i], data.negative_share_per_day[i], data.fallback_rate_per_day[i]]
+            for i, d in enumerate(data.days)
+        ]
+        rows += [[], ["intent", "messages"], *[[n, c] for n, c in data.top_intents]]
+    elif isinstance(data, AgentReport):
+        rows = [["day", "avg_first_response_s", "avg_resolution_s"]] + [
+            [d, data.first_response_per_day[i], data.resolution_per_day[i]] for i, d in enumerate(data.days)
+        ]
+        rows += [[], ["handoff_reason", "handoffs"], *[list(r) for r in data.reasons]]
+    elif isinstance(data, CsatReport):
+        rows = [["day", "responses", "average"]] + [
+            [d, data.responses_per_day[i], data.average_per_day[i]] for i, d in enumerate(data.days)
+        ]
+        rows += [[], ["rating", "responses"], *[[r, n] for r, n in data.distribution.items()]]
+    elif report == "segments" and isinstance(data, dict):
+        rows = [["segment", "customers", "share", "mean_expected_value_12m", "mean_churn_risk",
+                 "mean_recency_days", "mean_frequency"]]
+        rows += [[s["name"], s["customers"], round(s["share"], 4), round(s["mean_expected_value_12m"], 2),
+                  round(s["mean_churn_risk"], 4), round(s["mean_recency_days"], 1), round(s["mean_frequency"], 2)]
+                 for s in data["segments"]]
+    elif report == "churn" and isinstance(data, dict):
+        rows = [["churn_risk", "customers"], *[[b, n] for b, n in zip(data["bins"], data["customers"], strict=True)]]
+    elif report == "lifecycle" and isinstance(data, dict):
+        stages = list(data["stages"])
+        rows = [["date", *stages]] + [[d, *[data["stages"][s][i] for s in stages]] for i, d in enumerate(data["dates"])]
+    elif report == "topics" and isinstance(data, list):
+        rows = [["topic", "mentions", "previous_period", "trend_pct", "example"]]
+        rows += [[t["topic"], t["mentions"], t["previous"], t["trend_pct"],
+                  t["examples"][0]["quote"] if t["examples"] else ""] for t in data]
+    else:
+        raise ValueError(f"no CSV for report {report!r}")
+    return [[_cell(v) for v in row] for row in rows]

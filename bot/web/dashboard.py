@@ -1,0 +1,178 @@
+"""The supervisor dashboard: report page, JSON per panel, CSV export, topic drill-down.
+
+Supervisors only: every route depends on :func:`supervisor` (the console's log-in, see
+``bot.web.auth``). The page is server-rendered; ``static/dashboard.js`` fetches each panel's
+JSON with the page's filters and draws it with Chart.js, served from the project's
+node_modules (``npm ci``; nothing from a CDN). Queries live in :mod:`bot.analytics.dashboard`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from bot.analytics import dashboard as reports
+from bot.db.base import utcnow
+from bot.settings import Settings
+from bot.web.deps import TEMPLATES, db_session, web_settings
+
+try:
+    from bot.web.auth import require_supervisor
+except ImportError:  # the console's log-in is not installed yet: nobody gets in
+
+    def require_supervisor() -> None:
+        raise HTTPException(status_code=401, detail="Log in to the console first.")
+
+router = APIRouter(prefix="/dashboard")
+
+CHARTJS_BUNDLE = "node_modules/chart.js/dist/chart.umd.js"  # Chart.js 4 UMD build (window.Chart), npm ci
+FILTERED = ("conversations", "messages", "agents", "csat", "topics")
+STORED = ("segments", "churn", "lifecycle")
+REPORTS = FILTERED + STORED
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def supervisor(viewer: Any = Depends(require_supervisor)) -> Any:  # noqa: ANN401 - the console's agent type
+    """The logged-in supervisor (401/403 otherwise): the one place this router checks who asks."""
+    return viewer
+
+
+def _filters(start: str | None, end: str | None, channel: str | None) -> reports.Filters:
+    try:
+        return reports.parse_filters(start, end, channel, utcnow().date())
+    except reports.FilterError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+
+
+def _compute(session: Session, name: str, f: reports.Filters) -> Any:  # noqa: ANN401
+    """One report's result (a dataclass, dict or list)."""
+    if name == "conversations":
+        return reports.conversation_report(session, f)
+    if name == "messages":
+        return reports.turn_report(session, f)
+    if name == "agents":
+        return reports.agent_report(session, f)
+    if name == "csat":
+        return reports.csat_report(session, f)
+    if name == "topics":
+        return reports.analytics_topics(session, f)
+    if name == "segments":
+        return reports.analytics_segments(session)
+    if name == "churn":
+        return reports.analytics_churn(session)
+    if name == "lifecycle":
+        return reports.analytics_lifecycle(session)
+    raise HTTPException(status_code=404, detail="There is no such report.")
+
+
+def _jsonable(data: Any) -> Any:  # noqa: ANN401
+    return asdict(data) if hasattr(data, "__dataclass_fields__") else data
+
+
+@router.get("", response_class=HTMLResponse, name="dashboard")
+def dashboard_page(
+    request: Request,
+    start: str | None = Query(None, max_length=10),
+    end: str | None = Query(None, max_length=10),
+    channel: str | None = Query(None, max_length=40),
+    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    session: Session = Depends(db_session),
+) -> HTMLResponse:
+    """The dashboard page: filters, headline figures (server-rendered), canvases the script fills."""
+    f = _filters(start, end, channel)
+    conv = reports.conversation_report(session, f)
+    agents = reports.agent_report(session, f)
+    csat = reports.csat_report(session, f)
+    query = {"start": f.start.isoformat(), "end": f.end.isoformat(), "channel": f.channel or ""}
+    return TEMPLATES.TemplateResponse(request, "dashboard/index.html", {
+        "viewer": viewer, "filters": f, "query": query, "channels": reports.channels(session),
+        "conv": conv, "agents": agents, "csat": csat, "reports": REPORTS,
+    }, headers=NO_STORE)
+
+
+@router.get("/api/{name}", name="dashboard_api")
+def dashboard_api(
+    name: str,
+    start: str | None = Query(None, max_length=10),
+    end: str | None = Query(None, max_length=10),
+    channel: str | None = Query(None, max_length=40),
+    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    session: Session = Depends(db_session),
+) -> JSONResponse:
+    """One panel's figures as JSON for the page's charts."""
+    if name not in REPORTS:
+        raise HTTPException(status_code=404, detail="There is no such report.")
+    f = _filters(start, end, channel)
+    return JSONResponse({"report": name, "data": _jsonable(_compute(session, name, f))}, headers=NO_STORE)
+
+
+@router.get("/export/{name}.csv", name="dashboard_csv")
+def dashboard_csv(
+    name: str,
+    start: str | None = Query(None, max_length=10),
+    end: str | None = Query(None, max_length=10),
+    channel: str | None = Query(None, max_length=40),
+    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    session: Session = Depends(db_session),
+) -> Response:
+    """One report as a CSV file (formula-like cells quoted so spreadsheets do not run them)."""
+    if name not in REPORTS:
+        raise HTTPException(status_code=404, detail="There is no such report.")
+    f = _filters(start, end, channel)
+    out = io.StringIO()
+    csv.writer(out).writerows(reports.csv_rows(name, _compute(session, name, f)))
+    suffix = f"{f.start.isoformat()}_{f.end.isoformat()}" + (f"_{f.channel}" if f.channel else "")
+    return Response(
+        out.getvalue(), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="concierge-{name}-{suffix}.csv"', **NO_STORE},
+    )
+
+
+@router.get("/topics/{topic}", response_class=HTMLResponse, name="dashboard_topic")
+def topic_page(
+    request: Request,
+    topic: str,
+    start: str | None = Query(None, max_length=10),
+    end: str | None = Query(None, max_length=10),
+    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    session: Session = Depends(db_session),
+) -> HTMLResponse:
+    """A feedback topic's mentions in the range, each linking to its conversation."""
+    if not topic or len(topic) > 80:
+        raise HTTPException(status_code=404, detail="There is no such topic.")
+    f = _filters(start, end, None)
+    mentions = reports.topic_mentions(session, topic, f)
+    return TEMPLATES.TemplateResponse(request, "dashboard/topic.html", {
+        "viewer": viewer, "topic": topic, "filters": f, "mentions": mentions,
+    }, headers=NO_STORE)
+
+
+@router.get("/conversations/{conversation_id}", response_class=HTMLResponse, name="dashboard_conversation")
+def conversation_page(
+    request: Request,
+    conversation_id: int,
+    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    session: Session = Depends(db_session),
+) -> HTMLResponse:
+    """A CRM conversation's transcript (redacted customer text, escaped by the template)."""
+    conv, turns = reports.conversation_turns(session, conversation_id)
+    if conv is None:
+        raise HTTPException(status_code=404, detail="There is no such conversation.")
+    return TEMPLATES.TemplateResponse(request, "dashboard/conversation.html", {
+        "viewer": viewer, "conv": conv, "turns": turns,
+    }, headers=NO_STORE)
+
+
+@router.get("/chart.js", name="chartjs_bundle", include_in_schema=False)
+def chartjs_bundle(settings: Settings = Depends(web_settings)) -> FileResponse:
+    """Chart.js 4.4.9 from the project's node_modules (package-lock.json; no CDN)."""
+    path = settings.project_root / CHARTJS_BUNDLE
+    if not path.is_file():
+        raise HTTPException(status_code=503, detail="Chart.js is not installed: run `make web` (npm ci).")
+    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
