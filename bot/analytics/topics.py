@@ -35,6 +35,7 @@ MAX_TEXT = 1000  # characters of one text that are parsed (complaints are short;
 QUOTE_CHARS = 300
 CLUSTER_DISTANCE = 0.3  # cosine distance under which aspect phrases join one topic
 MIN_TOPIC_SHARE = 0.01  # smaller groups fold into a bigger one with the same opinion word
+DETAIL_OVERLAP = 0.8  # a group whose texts mostly also mention a bigger group is a detail of it
 GENERIC_NOUNS = {
     "i", "you", "it", "thing", "day", "week", "time", "nobody", "anyone", "someone", "something",
     "everything", "nothing", "lot", "bit", "minute", "hour", "home", "number", "side", "way", "use",
@@ -182,13 +183,13 @@ def aspects(doc, products: frozenset[str] = frozenset()) -> list[Aspect]:  # noq
 
 
 def _name(members: list[Aspect]) -> str:
-    """'<most common opinion> <most common noun>' ('item' when the nouns are too varied)."""
-    nouns = Counter(a.noun for a in members)
-    noun, n = nouns.most_common(1)[0]
-    if n / len(members) < 0.3:
-        noun = "item"
+    """'<most common opinion> <most common noun>'; just the noun when few members carry an opinion."""
+    top = Counter(a.phrase for a in members).most_common(1)[0][0]
+    noun = next(a.noun for a in members if a.phrase == top)
     ops = Counter(a.opinion for a in members if a.opinion)
-    return f"{ops.most_common(1)[0][0]} {noun}" if ops else noun
+    if ops and sum(ops.values()) >= 0.3 * len(members):
+        return f"{ops.most_common(1)[0][0]} {noun}"
+    return "product issue" if noun == "item" else noun
 
 
 def cluster(phrases: list[str], embed: Callable[[list[str]], np.ndarray] | None = None) -> list[int]:
@@ -229,6 +230,31 @@ def _merge_small(groups: dict[int, list[Aspect]], min_size: float) -> dict[int, 
     return {k: v for k, v in merged.items() if v}
 
 
+def _fold_details(mentions: list[tuple[int, str]], labels: dict[str, int]) -> dict[str, int]:
+    """Fold a group into a bigger one when nearly all its texts also mention the bigger one: it is a
+    detail of the same complaint ("the promised delivery date" beside "the package arrived late")."""
+    labels = dict(labels)
+    for _ in range(len(set(labels.values()))):
+        texts: dict[int, set[int]] = {}
+        for text_key, phrase in mentions:
+            texts.setdefault(labels[phrase], set()).add(text_key)
+        changed = False
+        for small in sorted(texts, key=lambda k: len(texts[k])):
+            best, overlap = None, 0.0
+            for big, big_texts in texts.items():
+                if big != small and len(big_texts) >= len(texts[small]):
+                    share = len(texts[small] & big_texts) / len(texts[small])
+                    if share > overlap:
+                        best, overlap = big, share
+            if best is not None and overlap >= DETAIL_OVERLAP:
+                labels = {p: (best if lab == small else lab) for p, lab in labels.items()}
+                changed = True
+                break
+        if not changed:
+            break
+    return labels
+
+
 @dataclass
 class TopicResult:
     mentions: list[dict] = field(default_factory=list)
@@ -257,6 +283,10 @@ def extract(texts: list[SourceText], now: datetime, embed: Callable[[list[str]],
         by_cluster.setdefault(labels[a.phrase], []).append(a)
     by_cluster = _merge_small(by_cluster, max(MIN_TOPIC_SHARE * len(parsed), 2))
     labels = {a.phrase: label for label, members in by_cluster.items() for a in members}
+    labels = _fold_details([(id(src), a.phrase) for src, a in parsed], labels)
+    by_cluster = {}
+    for _, a in parsed:
+        by_cluster.setdefault(labels[a.phrase], []).append(a)
     names: dict[int, str] = {}
     taken: set[str] = set()
     for label, members in sorted(by_cluster.items(), key=lambda kv: -len(kv[1])):
@@ -265,8 +295,12 @@ def extract(texts: list[SourceText], now: datetime, embed: Callable[[list[str]],
             name += " (other)"
         taken.add(name)
         names[label] = name
+    seen: set[tuple[int, str]] = set()
     for src, a in parsed:
         topic = names[labels[a.phrase]]
+        if (id(src), topic) in seen:  # one text counts once per topic
+            continue
+        seen.add((id(src), topic))
         result.topics[topic] = result.topics.get(topic, 0) + 1
         result.mentions.append({
             "source": src.source, "source_id": src.source_id, "conversation_id": src.conversation_id[:128],
