@@ -92,6 +92,29 @@ def _identity_lookup(
     return (customer_id, "chat") if customer_id is not None else (None, None)
 
 
+def email_typed_in_this_session(tracker: Tracker, email: Any) -> bool:
+    """True when the client of the latest message typed ``email`` itself (in any of its messages).
+
+    An email remembered in the conversation (a slot, prefilled again when a form starts) is proof
+    of ownership only for the client session that typed it: someone continuing the conversation
+    from another session must type it again. Without server claims (no session) nothing can be told apart.
+    """
+    current = server_claims(tracker).get("session") or ""
+    if not current:
+        return True
+    wanted = str(email or "").strip().lower()
+    if not wanted:
+        return False
+    keys = identity_service.keyring()
+    for event in tracker.events or []:
+        if event.get("event") != "user" or wanted not in str(event.get("text") or "").lower():
+            continue
+        claims = verify_claims(event.get("metadata") or {}, keys) or {}
+        if claims.get("session") == current:
+            return True
+    return False
+
+
 def resolve_identity(tracker: Tracker) -> Identity:
     """A website token checked by the channel (or on the message) wins; then an in-chat verification.
 
@@ -161,7 +184,9 @@ class SafeAction(Action, metaclass=ABCMeta):
         except Exception:  # noqa: BLE001 - log it, apologise, keep the conversation going
             logger.exception("Action %s failed", self.name())
             dispatcher.utter_message(text=TECHNICAL_PROBLEM)
-            return []
+            from actions.handoff import hand_over_failure  # a person takes over when configured (handoff.yml)
+
+            return await hand_over_failure(dispatcher, tracker, self.name())
 
     @abstractmethod
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
@@ -246,6 +271,8 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         if ident.customer_id is not None:
             return await self._check(number, ident.customer_id, dispatcher)
         email = tracker.get_slot("email")
+        if email and not email_typed_in_this_session(tracker, email):  # remembered from another client
+            return {"order_number": number, "email": None}
         if email:  # the email came first (or in the same message): verify now
             return await self._verify(number, str(email), tracker, dispatcher)
         return {"order_number": number}  # ownership is proven with the email next
@@ -257,6 +284,8 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         number = tracker.get_slot("order_number")
         if ident.customer_id is not None or not number:
             return {"email": value}
+        if not email_typed_in_this_session(tracker, value):  # prefilled from another client session: ask again
+            return {"email": None}
         return await self._verify(str(number), str(value or ""), tracker, dispatcher)
 
     async def _verify(

@@ -10,10 +10,12 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SafeAction, conversation_id, in_transaction, resolve_identity
+from actions import handoff
+from actions.common import SafeAction, conversation_id, in_transaction, resolve_identity, server_claims
 from actions.csat import escalation_events
 from bot.services import faq
 from bot.services import feedback as feedback_service
+from bot.services import identity as identity_service
 from bot.services import tickets as ticket_service
 from bot.services.errors import InvalidInput
 
@@ -61,7 +63,17 @@ async def open_ticket(
         ident.customer_id,
         priority,
         trigger_texts,
+        server_claims(tracker).get("client"),  # tickets are capped per client address too
     )
+
+
+async def is_gold(tracker: Tracker) -> bool:
+    """Whether the identified customer is gold tier (their complaints go to a person at once)."""
+    customer_id = resolve_identity(tracker).customer_id
+    if customer_id is None:
+        return False
+    profile = await in_transaction(identity_service.get_customer, customer_id)
+    return getattr(profile, "tier", None) == "gold"
 
 
 class ActionRequestHuman(SafeAction):
@@ -78,6 +90,9 @@ class ActionRequestHuman(SafeAction):
                 text="I can pass you to our support team. Could you tell me in a few words what it's about?"
             )
             return []
+        if handoff.config().triggers.asked_for_person:  # a person takes over now; the bot pauses
+            paused = await handoff.hand_over(dispatcher, tracker, ticket.number, "asked_for_person")
+            return [SlotSet(name, None) for name in TASK_SLOTS] + escalation_events() + paused
         if ticket.reused:
             dispatcher.utter_message(
                 text=f"Our support team already has this conversation (ticket {ticket.number}) and will take "
@@ -104,6 +119,9 @@ class ActionLogComplaint(SafeAction):
                 text="I'm sorry something went wrong. Could you tell me in a few words what happened?"
             )
             return []
+        if handoff.config().triggers.gold_complaint and await is_gold(tracker):
+            dispatcher.utter_message(text="I'm really sorry about this. Let me get a colleague for you right away.")
+            return escalation_events() + await handoff.hand_over(dispatcher, tracker, ticket.number, "gold_complaint")
         if ticket.reused:
             dispatcher.utter_message(
                 text=f"I'm really sorry about this. I've added it to your open ticket {ticket.number}, so the "
@@ -141,7 +159,8 @@ class ActionFallback(SafeAction):
             "Sorry, I didn't quite get that. Could you say it another way? For example: "
             '"where is my order?" or "I want to return an item".'
         )
-        if len(streak) <= 1:
+        needed = handoff.config().triggers.fallbacks  # misunderstood messages in a row that hand over
+        if needed == 0 or len(streak) < max(needed, 2):
             dispatcher.utter_message(text=rephrase)
             return []
         try:  # the two latest misunderstood messages must both be something a person meant to say
@@ -151,6 +170,9 @@ class ActionFallback(SafeAction):
         except InvalidInput:
             dispatcher.utter_message(text=rephrase)
             return []
+        if not ticket.reused or ticket.status == "open":  # a person takes over now
+            dispatcher.utter_message(text="I'm sorry, I'm still not understanding you.")
+            return escalation_events() + await handoff.hand_over(dispatcher, tracker, ticket.number, "fallbacks")
         if not ticket.reused:
             dispatcher.utter_message(
                 text="I'm sorry, I'm still not understanding. I've asked a colleague from our support team to "

@@ -16,6 +16,7 @@ from rasa_sdk.events import ActionReverted, EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import handoff
 from actions.common import SafeAction
 from actions.csat import escalation_events
 from actions.support import open_ticket
@@ -47,9 +48,13 @@ class ActionOfferHuman(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         texts = latest_user_texts(tracker, STREAK_MESSAGES)
-        dispatcher.utter_message(text=UPSET_OFFER)
+        mode = handoff.config().triggers.negative_sentiment  # offer | escalate | off (bot/content/handoff.yml)
+        if mode == "off":
+            return [ActionReverted()]
+        if mode == "offer":
+            dispatcher.utter_message(text=UPSET_OFFER)
         try:
-            await open_ticket(
+            ticket = await open_ticket(
                 tracker, "upset", "Customer upset several messages in a row: offered a human agent", "high", texts
             )
         except InvalidInput:  # junk never opens a ticket by itself; the offer stands
@@ -58,4 +63,7 @@ class ActionOfferHuman(SafeAction):
             logger.exception("Could not note the upset customer's escalation (%s)", tracker.sender_id)
             return [ActionReverted()]
         # after the revert, so that they stay applied
+        if mode == "escalate":  # a person takes over at once: the bot pauses instead of answering
+            return [ActionReverted(), *escalation_events(), *await handoff.hand_over(
+                dispatcher, tracker, ticket.number, "negative_sentiment")]
         return [ActionReverted(), *escalation_events()]

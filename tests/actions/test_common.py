@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
 
 from actions import common
+from actions import handoff as actions_handoff
 from actions.common import (
     MAX_VERIFICATION_ATTEMPTS,
     TECHNICAL_PROBLEM,
@@ -20,6 +22,9 @@ from actions.common import (
     resolve_identity,
 )
 from actions.orders import ValidateTrackOrderForm
+from bot.db import models
+from bot.db.session import session_scope
+from bot.services import handoff as handoff_service
 from bot.services.errors import NotAllowed
 from tests.actions.conftest import (
     ALICE,
@@ -33,6 +38,7 @@ from tests.actions.conftest import (
     forged_token_for,
     make_tracker,
     one_text,
+    slot_event,
     slot_values,
     texts,
     token_for,
@@ -171,11 +177,24 @@ async def test_safe_action_shows_service_error_message(domain, dispatcher):
     assert one_text(dispatcher) == "You can't do that, sorry."
 
 
-async def test_safe_action_turns_crashes_into_a_polite_reply(domain, dispatcher):
+async def test_safe_action_turns_crashes_into_a_polite_reply(domain, dispatcher, monkeypatch):
+    off = handoff_service.HandoffConfig(triggers=handoff_service.Triggers(action_failed=False))
+    monkeypatch.setattr(actions_handoff, "config", lambda: off)
     events = await _Boom(RuntimeError("db exploded at /secret/path")).run(dispatcher, make_tracker(domain), domain)
     assert events == []
     assert one_text(dispatcher) == TECHNICAL_PROBLEM
     assert "secret" not in TECHNICAL_PROBLEM
+
+
+async def test_a_failed_action_hands_over_to_a_person(fresh_db_url, domain, dispatcher):
+    """bot/content/handoff.yml's action_failed: a ticket, a handoff, and the bot pauses."""
+    events = await _Boom(RuntimeError("db exploded")).run(dispatcher, make_tracker(domain, sender_id="boom-1"), domain)
+    assert events == [ConversationPaused()]
+    assert [m["text"] for m in dispatcher.messages][0] == TECHNICAL_PROBLEM
+    assert "passed this conversation to our support team" in dispatcher.messages[-1]["text"]
+    with session_scope() as s:
+        (handoff,) = s.scalars(select(models.Handoff).where(models.Handoff.sender_id == "boom-1")).all()
+        assert (handoff.reason, handoff.status) == ("action_failed", "open")
 
 
 # ---------------------------------------------------------------- order form identity
@@ -417,7 +436,7 @@ async def test_chat_verification_binds_to_the_session_in_signed_claims(db_url, d
 
     claims = {CLAIMS_KEY: sign_claims({"client": "ip:x", "session": "sid-1"}, keyring())}
     tracker = form_tracker(domain, "email", {"email": EMAILS[CARLA]}, slots={"order_number": "190008"},
-                           metadata=claims, sender_id="conv-claims")
+                           metadata=claims, sender_id="conv-claims", text=EMAILS[CARLA])
     slots = slot_values(await ValidateTrackOrderForm().run(dispatcher, tracker, domain))
     assert slots["verified_customer_id"] == str(CARLA)
     same = make_tracker(domain, metadata=claims, sender_id="conv-claims")
@@ -427,3 +446,18 @@ async def test_chat_verification_binds_to_the_session_in_signed_claims(db_url, d
     assert resolve_identity(make_tracker(domain, sender_id="conv-claims")).customer_id is None
     forged = {CLAIMS_KEY: {**claims[CLAIMS_KEY], "cid": ALICE, "exp": 9e9}}
     assert resolve_identity(make_tracker(domain, metadata=forged, sender_id="x")).customer_id is None
+
+
+async def test_an_email_remembered_from_another_session_is_asked_again(db_url, domain, dispatcher):
+    """The email slot of a verified conversation is no proof for another client on the same sender id."""
+    from bot.services.identity import keyring
+    from concierge_rasa.security import CLAIMS_KEY, sign_claims
+
+    victim = {CLAIMS_KEY: sign_claims({"session": "victim-sid"}, keyring())}
+    attacker = {CLAIMS_KEY: sign_claims({"session": "attacker-sid"}, keyring())}
+    history = [user_event(EMAILS[ALICE], "inform", metadata=victim), slot_event("email", EMAILS[ALICE])]
+    tracker = form_tracker(domain, "order_number", {"order_number": "190003"}, metadata=attacker,
+                           slots={"email": EMAILS[ALICE]}, history=history, sender_id="conv-reuse")
+    slots = slot_values(await ValidateTrackOrderForm().run(dispatcher, tracker, domain))
+    assert "verified_customer_id" not in slots and slots["email"] is None
+    assert slots["order_number"] == "190003" and dispatcher.messages == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ConversationPaused, SlotSet
 from sqlalchemy import select
 
 from actions.support import (
@@ -20,7 +22,6 @@ from actions.support import (
 )
 from bot.db import models as m
 from bot.db.session import session_scope
-from bot.services import faq
 from tests.actions.conftest import (
     ALICE,
     BAD_INPUTS,
@@ -34,7 +35,13 @@ from tests.actions.conftest import (
 )
 
 TASK_RESET = [SlotSet(name, None) for name in TASK_SLOTS]
-ESCALATED = [SlotSet("escalated", True), SlotSet("csat_due", False)]  # the bot asks no CSAT after a ticket
+ESCALATED = [SlotSet("escalated", True), SlotSet("csat_due", False)]
+PAUSED = [ConversationPaused()]
+
+
+def handoffs() -> list[m.Handoff]:
+    with session_scope() as s:
+        return list(s.scalars(select(m.Handoff).order_by(m.Handoff.id)))  # the bot asks no CSAT after a ticket
 
 
 def tickets(conversation: str = "conv-test") -> list[m.SupportTicket]:
@@ -65,16 +72,21 @@ async def test_request_human_opens_a_high_priority_ticket(fresh_db_url, domain, 
         slots={"order_number": "190001"},
     )
     events = await ActionRequestHuman().run(dispatcher, tracker, domain)
-    assert events == TASK_RESET + ESCALATED
+    assert events == TASK_RESET + ESCALATED + PAUSED  # a person takes over: the bot stops answering
     (ticket,) = tickets()
     assert (ticket.category, ticket.priority, ticket.status, ticket.customer_id) == ("handoff", "high", "open", ALICE)
     assert ticket.subject == "Customer asked for a human agent"
     assert ticket.description == "customer: my parcel never arrived\ncustomer: let me talk to a human"
     assert ticket.number.startswith("TK-") and len(ticket.number) == 9
-    assert one_text(dispatcher) == (
-        f"I've asked our support team to take over this conversation (ticket {ticket.number}). "
-        f"{faq.answer('business_hours')}"
-    )
+    passed = f"I've passed this conversation to our support team (ticket {ticket.number})"
+    assert one_text(dispatcher).startswith(passed)
+    (handoff,) = handoffs()
+    assert (handoff.reason, handoff.status, handoff.customer_id, handoff.ticket_id) == (
+        "asked_for_person", "open", ALICE, ticket.id)
+    summary = json.loads(handoff.summary)
+    assert summary["order_number"] == "190001" and summary["wanted"] == "track_order"
+    assert json.loads(handoff.snapshot)["profile"]["id"] == ALICE
+    assert [t["text"] for t in json.loads(handoff.transcript)] == ["my parcel never arrived", "let me talk to a human"]
 
 
 async def test_request_human_anonymous(fresh_db_url, domain, dispatcher):
@@ -121,11 +133,11 @@ async def test_second_escalation_reuses_the_open_ticket(fresh_db_url, domain, di
     complaint = "Your courier threw my parcel over the fence and it broke"
     await ActionLogComplaint().run(dispatcher, make_tracker(domain, text=complaint, intent="complaint"), domain)
     tracker = make_tracker(domain, text="I want to talk to a person", intent="contact_human_agent")
-    assert await ActionRequestHuman().run(dispatcher, tracker, domain) == TASK_RESET + ESCALATED
+    assert await ActionRequestHuman().run(dispatcher, tracker, domain) == TASK_RESET + ESCALATED + PAUSED
     (ticket,) = tickets()
     assert ticket.category == "complaint" and "[handoff] Customer asked for a human agent" in ticket.description
     reply = dispatcher.messages[-1]["text"]
-    assert reply.startswith(f"Our support team already has this conversation (ticket {ticket.number})")
+    assert reply.startswith(f"I've passed this conversation to our support team (ticket {ticket.number})")
 
 
 # ---------------------------------------------------------------- fallback
@@ -147,16 +159,17 @@ async def test_second_fallback_in_a_row_opens_a_ticket(fresh_db_url, domain, dis
     assert (ticket.category, ticket.priority) == ("fallback", "normal")
     assert ticket.subject == "Assistant could not understand the customer"
     assert "customer: blah now" in ticket.description
-    assert f"(ticket {ticket.number})" in one_text(dispatcher)
+    assert f"(ticket {ticket.number})" in dispatcher.messages[-1]["text"]
+    assert [h.reason for h in handoffs()] == ["fallbacks"]
 
 
 async def test_third_fallback_opens_no_second_ticket(fresh_db_url, domain, dispatcher):
     await ActionFallback().run(dispatcher, fallback_tracker(domain, 2), domain)
-    assert await ActionFallback().run(dispatcher, fallback_tracker(domain, 3), domain) == ESCALATED
+    # the bot is paused after the second; a third (e.g. after the agent handed back) reuses both
+    assert await ActionFallback().run(dispatcher, fallback_tracker(domain, 3), domain) == ESCALATED + PAUSED
     (ticket,) = tickets()
-    assert f"A colleague from our support team will look at this conversation soon (ticket {ticket.number})" in (
-        dispatcher.messages[-1]["text"]
-    )
+    assert f"(ticket {ticket.number})" in dispatcher.messages[-1]["text"]
+    assert len(handoffs()) == 1
 
 
 @pytest.mark.parametrize(
