@@ -196,4 +196,7 @@ def check_schema(url: str | None = None) -> None:
     names = set(inspect(get_engine(url)).get_table_names())
     missing = {"customers", "orders", "customer_analytics", "feedback_mentions"} - names
     if missing:
-        raise ValueError(f"the database lacks {', '.join(sorted(missing))}: run `make migrate` (or `make seed`)")
+        raise ValueError(
+            f"the database lacks {', '.join(sorted(missing))}: run `make migrate`; a database migrated while "
+            "revision 0004 was an empty placeholder must be re-created (remove var/concierge.db, then `make db`)"
+        )
