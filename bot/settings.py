@@ -90,6 +90,11 @@ class Settings:
     crm_idle_close_s: int = 1800  # a conversation without events for this long is closed (abandoned if unresolved)
     crm_poll_ms: int = 100  # how often the SQL source looks for new events
     crm_batch_size: int = 200  # events per CRM transaction
+    # agent console (bot/web/console.py, issue 18): Rasa's HTTP API on localhost, console sessions
+    rasa_api_url: str = "http://127.0.0.1:5005"  # where the web app reaches Rasa's HTTP API (server side)
+    rasa_api_token: str = field(default="", repr=False)  # RASA_API_TOKEN (rasa run --auth-token)
+    console_session_ttl_s: int = 8 * 3600  # an agent's console session lasts a working day
+    console_login_per_min: int = 5  # log-in attempts per client address and per user name
 
     def __repr__(self) -> str:
         return (
@@ -111,7 +116,9 @@ class Settings:
             f"rabbitmq_host={self.rabbitmq_host!r}, rabbitmq_port={self.rabbitmq_port}, "
             f"rabbitmq_user={self.rabbitmq_user!r}, rabbitmq_password='***', rabbitmq_queue={self.rabbitmq_queue!r}, "
             f"crm_keep_raw_text={self.crm_keep_raw_text}, crm_idle_close_s={self.crm_idle_close_s}, "
-            f"crm_poll_ms={self.crm_poll_ms}, crm_batch_size={self.crm_batch_size})"
+            f"crm_poll_ms={self.crm_poll_ms}, crm_batch_size={self.crm_batch_size}"
+            f", rasa_api_url={self.rasa_api_url!r}, rasa_api_token='***', "
+            f"console_session_ttl_s={self.console_session_ttl_s}, console_login_per_min={self.console_login_per_min})"
         )
 
     __str__ = __repr__
@@ -200,6 +207,17 @@ def _crm_settings(env: os._Environ[str] | dict[str, str], var_dir: Path) -> dict
     }
 
 
+def _console_settings(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
+    """The agent console's fields: Rasa's HTTP API (server side, token from RASA_API_TOKEN), sessions."""
+    rasa_port = _int_env("RASA_PORT", 5005)
+    return {
+        "rasa_api_url": (env.get("CONCIERGE_RASA_API_URL", "").strip() or f"http://127.0.0.1:{rasa_port}").rstrip("/"),
+        "rasa_api_token": env.get("RASA_API_TOKEN", "").strip(),
+        "console_session_ttl_s": _int_env("CONCIERGE_CONSOLE_SESSION_TTL_S", 8 * 3600),
+        "console_login_per_min": _int_env("CONCIERGE_CONSOLE_LOGIN_PER_MIN", 5),
+    }
+
+
 def load_settings() -> Settings:
     """Build a fresh Settings from the environment (uncached)."""
     env = os.environ
@@ -222,6 +240,7 @@ def load_settings() -> Settings:
         **_web_settings(env, var_dir),
         **_security_settings(env, var_dir, secret),
         **_crm_settings(env, var_dir),
+        **_console_settings(env),
     )
 
 

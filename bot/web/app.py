@@ -10,13 +10,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot.settings import Settings, get_settings
-from bot.web import dashboard, images, shop, widget
+from bot.web import console, dashboard, images, shop, widget
+from bot.web.auth import LoginRequired
 from bot.web.deps import TEMPLATES
 from bot.web.security import content_security_policy
 
@@ -73,6 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return _error_page(request, exc.status_code, message)
 
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        """Console pages send people to the log-in form; streams and htmx calls get a plain 401."""
+        if request.method == "GET" and "text/html" in request.headers.get("accept", "") and not request.headers.get(
+            "HX-Request"
+        ):
+            return RedirectResponse(str(request.url_for("console_login")), status_code=303)
+        return JSONResponse({"detail": "Log in to the console first."}, status_code=401)
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         status = 422 if _wants_json(request) else 400
@@ -86,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(shop.router)
     app.include_router(widget.router)
     app.include_router(images.router)
+    app.include_router(console.router)
     app.include_router(dashboard.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,0 +1,72 @@
+"""Rasa's HTTP API as the console uses it: an agent's reply, pause/resume, the CSAT question.
+
+Why through Rasa: the reply goes out on the channel the customer is using (``output_channel=latest``
+with ``execute_side_effects``: socket.io pushes it to the widget) and lands in the tracker and the
+event stream, so the CRM records it like any bot turn. The API runs only on localhost with
+``--enable-api --auth-token``; the token (RASA_API_TOKEN) is sent as Rasa expects, in the query
+string, and never logged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from bot.services.errors import ServiceError
+from bot.settings import Settings
+
+TIMEOUT_S = 15
+PERSON_KEY = "from_person"  # metadata of a bot event written by a person
+
+
+class RasaUnavailable(ServiceError):
+    code = "rasa_unavailable"
+    message = "The chat server didn't accept that; the customer hasn't received it. Try again in a moment."
+
+
+def _post(settings: Settings, path: str, body: Any, **params: str) -> Any:
+    if not settings.rasa_api_token:
+        raise RasaUnavailable("no_token", "RASA_API_TOKEN is not set: the console cannot reach the chat.")
+    url = f"{settings.rasa_api_url}{path}"
+    try:
+        resp = requests.post(url, json=body, params={**params, "token": settings.rasa_api_token}, timeout=TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise RasaUnavailable() from exc
+    if resp.status_code >= 300:
+        raise RasaUnavailable(f"http_{resp.status_code}")
+    return resp.json() if resp.content else None
+
+
+def _events_path(sender_id: str) -> str:
+    return f"/conversations/{quote(sender_id, safe='')}/tracker/events"
+
+
+def agent_label(display_name: str) -> str:
+    return f"{display_name} (support)"
+
+
+def send_agent_reply(settings: Settings, sender_id: str, agent_name: str, text: str) -> None:
+    """The agent's message to the customer, marked as from a person with the agent's name."""
+    event = {
+        "event": "bot",
+        "timestamp": time.time(),
+        "text": f"{agent_label(agent_name)}: {text}",
+        "metadata": {PERSON_KEY: True, "agent": agent_name},
+    }
+    _post(settings, _events_path(sender_id), [event], output_channel="latest", execute_side_effects="true")
+
+
+def resume(settings: Settings, sender_id: str, message: str, *, csat: bool) -> None:
+    """Resumes the bot with a closing message; with ``csat`` it then asks the CSAT question (csat_form)."""
+    events = [
+        {"event": "resume", "timestamp": time.time()},
+        {"event": "slot", "timestamp": time.time(), "name": "escalated", "value": not csat},
+        {"event": "bot", "timestamp": time.time(), "text": message, "metadata": {"handoff": "closed"}},
+    ]
+    _post(settings, _events_path(sender_id), events, output_channel="latest", execute_side_effects="true")
+    if csat:
+        path = f"/conversations/{quote(sender_id, safe='')}/execute"
+        _post(settings, path, {"name": "csat_form"}, output_channel="latest")
