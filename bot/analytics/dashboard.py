@@ -2,8 +2,9 @@
 
 Everything is aggregated in the database (GROUP BY on indexed columns, see migration
 0006_dashboard_indexes) so a request stays fast on a long history; Python only reshapes the
-grouped rows. Conversations are selected by the day they started and their channel; the
-turns, tickets and CSAT of those conversations follow them. Agent timings come from the
+grouped rows. Conversations are selected by the day they started and their channel; customer
+messages, tickets, handoffs and CSAT by the day they were sent or made (and the channel of
+their conversation). Agent timings come from the
 console's handoffs (assigned / first response / resolved). The customer analytics (segments,
 churn risk, lifecycle, feedback topics) are read from what ``make analytics`` stored
 (:mod:`bot.analytics.reports`).
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from bot.analytics import reports
 from bot.crm.records import FALLBACK_INTENTS
+from bot.db.base import utcnow
 from bot.db.models import (
     Conversation,
     CustomerAnalytics,
@@ -179,19 +181,28 @@ class TurnReport:
 
 
 def turn_report(session: Session, f: Filters, top: int = 10) -> TurnReport:
-    """Customer messages of the filtered conversations: sentiment trend, top intents, fallback rate."""
+    """Customer messages sent in the range (on the channel): sentiment trend, top intents, fallback rate.
+
+    Two range scans of the covering index ix_turns_role_event (role, event_at, sentiment, intent,
+    conversation): one grouped by day and sentiment, one by intent; a channel filter joins each
+    message to its conversation by primary key.
+    """
     day = func.date(Turn.event_at)
     is_fallback = case((Turn.intent.in_(sorted(FALLBACK_INTENTS)), 1), else_=0)
-    scope = select(Conversation.id).where(*_in_scope(f))
-    base = [Turn.conversation_id.in_(scope), Turn.role == "user"]
+    clauses = [Turn.role == "user", Turn.event_at >= f.start_at, Turn.event_at < f.end_before]
+
+    def scoped(q):  # noqa: ANN001, ANN202 - a Select
+        q = q.where(*clauses)
+        return q.join(Conversation, Conversation.id == Turn.conversation_id).where(
+            Conversation.channel == f.channel) if f.channel is not None else q
+
     rows = session.execute(
-        select(day, Turn.sentiment_label, func.count(), func.sum(is_fallback))
-        .where(*base)
+        scoped(select(day, Turn.sentiment_label, func.count(), func.sum(is_fallback)).select_from(Turn))
         .group_by(day, Turn.sentiment_label)
     ).all()
     intents = session.execute(
-        select(Turn.intent, func.count().label("n"))
-        .where(*base, Turn.intent.is_not(None))
+        scoped(select(Turn.intent, func.count()).select_from(Turn))
+        .where(Turn.intent.is_not(None))
         .group_by(Turn.intent)
         .order_by(func.count().desc(), Turn.intent)
         .limit(max(1, min(top, 50)))
@@ -202,13 +213,14 @@ def turn_report(session: Session, f: Filters, top: int = 10) -> TurnReport:
     totals_day, fallback_day = [0] * len(days), [0] * len(days)
     messages = fallbacks = 0
     for d, label, n, fb in rows:
+        fb = int(fb or 0)
         messages += n
-        fallbacks += int(fb or 0)
+        fallbacks += fb
         i = index.get(_day(d))
-        if i is None:  # a late message of a conversation started in range
+        if i is None:
             continue
         totals_day[i] += n
-        fallback_day[i] += int(fb or 0)
+        fallback_day[i] += fb
         if label in per_day:
             per_day[label][i] += n
     labelled = [sum(per_day[s][i] for s in SENTIMENTS) for i in range(len(days))]
@@ -388,32 +400,92 @@ def analytics_churn(session: Session, bins: int = 10) -> dict:
     }
 
 
+_LIFECYCLE_CACHE: dict[tuple, dict] = {}
+
+
 def analytics_lifecycle(session: Session, periods: int = 12, step_days: int = 30) -> dict:
-    """Customers per lifecycle stage over time (monthly snapshots) and today's stored counts."""
-    history = reports.lifecycle_history(session, periods, step_days)
-    stages = sorted({s for h in history for s in h.counts})
+    """Customers per lifecycle stage over time (monthly snapshots) and today's stored counts.
+
+    The snapshots are recomputed from every order (:func:`bot.analytics.reports.lifecycle_history`,
+    about 2 s on 12,000 orders), so they are kept per process until the day, the orders (count,
+    last id, last update) or the customers change; the first request of a day pays for it.
+    """
     from bot.db import analytics as repo
+    from bot.db.models import Customer, Order
 
-    return {
-        "dates": [h.at.date().isoformat() for h in history],
-        "stages": {s: [h.counts.get(s, 0) for h in history] for s in stages},
-        "today": repo.stage_counts(session),
-    }
+    fingerprint = session.execute(
+        select(func.count(Order.id), func.max(Order.id), func.max(Order.updated_at))
+    ).one()
+    customers = session.execute(select(func.count(Customer.id), func.max(Customer.id))).one()
+    key = (str(session.get_bind().url), utcnow().date(), periods, step_days, tuple(fingerprint), tuple(customers))
+    cached = _LIFECYCLE_CACHE.get(key)
+    if cached is None:
+        history = reports.lifecycle_history(session, periods, step_days)
+        stages = sorted({s for h in history for s in h.counts})
+        cached = {
+            "dates": [h.at.date().isoformat() for h in history],
+            "stages": {s: [h.counts.get(s, 0) for h in history] for s in stages},
+        }
+        if len(_LIFECYCLE_CACHE) >= 16:
+            _LIFECYCLE_CACHE.clear()
+        _LIFECYCLE_CACHE[key] = cached
+    return {**cached, "today": repo.stage_counts(session)}
 
 
-def analytics_topics(session: Session, f: Filters, limit: int = 8) -> list[dict]:
-    """The most mentioned feedback topics in the range with trend, weekly counts and example quotes."""
+def analytics_topics(session: Session, f: Filters, limit: int = 8, examples: int = 3) -> list[dict]:
+    """The most mentioned feedback topics in the range with trend, weekly counts and example quotes.
+
+    Same figures as :func:`bot.analytics.topics.top_topics` (trend against the period of the same
+    length just before, mentions per week of the range, newest distinct quotes) but counted with
+    GROUP BY and reading only the top topics' rows, so a year of mentions stays fast.
+    """
+    start, end = f.start_at, f.end_before
+    span = end - start
+    counts = session.execute(
+        select(FeedbackMention.topic, func.count())
+        .where(FeedbackMention.created_at >= start, FeedbackMention.created_at < end)
+        .group_by(FeedbackMention.topic)
+        .order_by(func.count().desc(), FeedbackMention.topic)
+        .limit(max(1, min(limit, 50)))
+    ).all()
+    if not counts:
+        return []
+    names = [t for t, _ in counts]
+    previous = dict(session.execute(
+        select(FeedbackMention.topic, func.count())
+        .where(FeedbackMention.topic.in_(names), FeedbackMention.created_at >= start - span,
+               FeedbackMention.created_at < start)
+        .group_by(FeedbackMention.topic)
+    ).all())
+    weeks = max(1, -(-int(span.total_seconds()) // (7 * 86400)))
+    weekly = {t: [0] * weeks for t in names}
+    for topic, at in session.execute(
+        select(FeedbackMention.topic, FeedbackMention.created_at)
+        .where(FeedbackMention.topic.in_(names), FeedbackMention.created_at >= start, FeedbackMention.created_at < end)
+    ):
+        weekly[topic][min(int((at - start).total_seconds() // (7 * 86400)), weeks - 1)] += 1
     out = []
-    for t in reports.top_topics(session, f.start_at, f.end_before, limit=limit, examples=3):
+    for topic, n in counts:
+        quotes: list[dict] = []
+        seen: set[str] = set()
+        for quote, conv, crm, source, at in session.execute(
+            select(FeedbackMention.quote, FeedbackMention.conversation_id, FeedbackMention.crm_conversation_id,
+                   FeedbackMention.source, FeedbackMention.created_at)
+            .where(FeedbackMention.topic == topic, FeedbackMention.created_at >= start,
+                   FeedbackMention.created_at < end)
+            .order_by(FeedbackMention.created_at.desc(), FeedbackMention.id)
+            .limit(examples * 5)
+        ):
+            if quote in seen or len(quotes) >= examples:
+                continue
+            seen.add(quote)
+            quotes.append({"quote": quote, "conversation_id": conv, "crm_conversation_id": crm, "source": source,
+                           "created_at": at.isoformat(timespec="seconds")})
+        prev = int(previous.get(topic, 0))
         out.append({
-            "topic": t.topic, "mentions": t.mentions, "previous": t.previous, "trend_pct": t.trend_pct,
-            "weekly": t.weekly,
-            "examples": [
-                {"quote": q.quote, "conversation_id": q.conversation_id,
-                 "crm_conversation_id": q.crm_conversation_id, "source": q.source,
-                 "created_at": q.created_at.isoformat(timespec="seconds")}
-                for q in t.examples
-            ],
+            "topic": topic, "mentions": int(n), "previous": prev,
+            "trend_pct": round(100.0 * (n - prev) / prev, 1) if prev else None,
+            "weekly": weekly[topic], "examples": quotes,
         })
     return out
 
@@ -425,7 +497,7 @@ def topic_mentions(session: Session, topic: str, f: Filters, limit: int = 200) -
                FeedbackMention.source, FeedbackMention.created_at, FeedbackMention.aspect)
         .where(FeedbackMention.topic == topic[:80], FeedbackMention.created_at >= f.start_at,
                FeedbackMention.created_at < f.end_before)
-        .order_by(FeedbackMention.created_at.desc(), FeedbackMention.id.desc())
+        .order_by(FeedbackMention.created_at.desc(), FeedbackMention.id)
         .limit(max(1, min(limit, 1000)))
     ).all()
     return [

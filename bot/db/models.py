@@ -367,8 +367,8 @@ class Turn(Base):
     __table_args__ = (
         CheckConstraint(_in("role", TURN_ROLES), name="role"),
         Index("ix_turns_conversation_event_at", "conversation_id", "event_at"),
-        # dashboard (0006): customer messages of a conversation with day, sentiment and intent
-        Index("ix_turns_conversation_role_day", "conversation_id", "role", "event_at", "sentiment_label", "intent"),
+        # dashboard (0006): customer messages by time with sentiment, intent and conversation
+        Index("ix_turns_role_event", "role", "event_at", "sentiment_label", "intent", "conversation_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,7 +1,8 @@
 """The supervisor dashboard: report page, JSON per panel, CSV export, topic drill-down.
 
-Supervisors only: every route depends on :func:`supervisor` (the console's log-in, see
-``bot.web.auth``). The page is server-rendered; ``static/dashboard.js`` fetches each panel's
+Supervisors only: every route but the Chart.js bundle depends on :func:`supervisor` (the
+console's log-in, ``bot.web.auth.current_supervisor``: no session -> log-in page or 401, an agent
+-> 403). The page is server-rendered; ``static/dashboard.js`` fetches each panel's
 JSON with the page's filters and draws it with Chart.js, served from the project's
 node_modules (``npm ci``; nothing from a CDN). Queries live in :mod:`bot.analytics.dashboard`.
 """
@@ -23,13 +24,13 @@ from bot.settings import Settings
 from bot.web.deps import TEMPLATES, db_session, web_settings
 
 try:
-    from bot.web.auth import require_supervisor
+    from bot.web.auth import current_supervisor as require_supervisor
 except ImportError:  # the console's log-in is not installed yet: nobody gets in
 
     def require_supervisor() -> None:
         raise HTTPException(status_code=401, detail="Log in to the console first.")
 
-router = APIRouter(prefix="/dashboard")
+router = APIRouter(prefix="/console/dashboard")  # under /console: the console's cookie path
 
 CHARTJS_BUNDLE = "node_modules/chart.js/dist/chart.umd.js"  # Chart.js 4 UMD build (window.Chart), npm ci
 FILTERED = ("conversations", "messages", "agents", "csat", "topics")

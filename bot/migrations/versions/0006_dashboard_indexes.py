@@ -1,7 +1,7 @@
 """dashboard indexes: the supervisor dashboard's GROUP BY queries read indexes only (issue 18)
 
-Conversations by (channel,) start day, the customer turns of those conversations with their
-intent and sentiment, CSAT by day, tickets and handoffs by creation time. bench/dashboard.py
+Conversations by (channel,) start day, customer messages by time with their sentiment, intent
+and conversation, CSAT by day, tickets and handoffs by creation time. bench/dashboard.py
 measures each dashboard request with and without these on a history of >= 100,000 turns.
 
 Revision ID: 0006_dashboard_indexes
@@ -22,9 +22,7 @@ depends_on: str | Sequence[str] | None = None
 INDEXES = {
     "ix_conversations_started_outcome": ("conversations", ["started_at", "outcome", "escalated"]),
     "ix_conversations_channel_started": ("conversations", ["channel", "started_at", "outcome", "escalated"]),
-    "ix_turns_conversation_role_day": (
-        "turns", ["conversation_id", "role", "event_at", "sentiment_label", "intent"]
-    ),
+    "ix_turns_role_event": ("turns", ["role", "event_at", "sentiment_label", "intent", "conversation_id"]),
     "ix_feedback_created_rating": ("feedback", ["created_at", "rating"]),
     "ix_support_tickets_created_category": ("support_tickets", ["created_at", "category"]),
     "ix_handoffs_created_channel": ("handoffs", ["created_at", "channel"]),
