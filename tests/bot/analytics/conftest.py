@@ -35,16 +35,18 @@ def analyzed(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     tmp = tmp_path_factory.mktemp("analytics")
     url = _copy(db_url, tmp / "analyzed.db")
-    mp = pytest.MonkeyPatch()
+    mp = pytest.MonkeyPatch()  # only while refreshing: later test folders keep their settings
     mp.setenv("CONCIERGE_VAR_DIR", str(tmp / "var"))
     mp.setenv("CONCIERGE_MODELS_DIR", str(tmp / "var" / "models"))
     get_settings.cache_clear()
     serving.clear()
-    report = refresh(url, progress=None)
+    try:
+        report = refresh(url, progress=None)
+    finally:
+        mp.undo()
+        get_settings.cache_clear()
+        serving.clear()
     yield Analyzed(url, tmp / "var", report)
-    serving.clear()
-    mp.undo()
-    get_settings.cache_clear()
     from bot.db.session import get_engine
 
     get_engine(url).dispose()
@@ -76,3 +78,19 @@ def analyzed_session(analyzed: Analyzed):  # noqa: ANN201 - Session
         trans.rollback()
         conn.close()
         engine.dispose()
+
+
+@pytest.fixture
+def analytics_env(analyzed: Analyzed, monkeypatch: pytest.MonkeyPatch) -> Iterator[Analyzed]:
+    """Settings pointing at the analysed copy's models and charts, for one test."""
+    from bot.analytics import serving
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("CONCIERGE_VAR_DIR", str(analyzed.var_dir))
+    monkeypatch.setenv("CONCIERGE_MODELS_DIR", str(analyzed.var_dir / "models"))
+    get_settings.cache_clear()
+    serving.clear()
+    yield analyzed
+    serving.clear()
+    monkeypatch.undo()
+    get_settings.cache_clear()

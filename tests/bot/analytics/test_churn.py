@@ -63,7 +63,7 @@ def test_bad_input_and_bad_artifacts(tmp_path):
         ChurnModel.load(path)
 
 
-def test_shop_model_on_the_seeded_shop(analyzed):
+def test_shop_model_on_the_seeded_shop(analyzed, analytics_env):
     ev = analyzed.report.churn
     assert 0.0 <= ev["auc"] <= 1.0 and 0.0 <= ev["brier"] <= 1.0
     assert 0.0 < ev["churn_rate"] < 1.0 and ev["customers"] > 20

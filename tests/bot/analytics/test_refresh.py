@@ -14,7 +14,7 @@ from bot.db.base import utcnow
 from bot.services import recommendations
 
 
-def test_one_row_per_active_customer_and_a_summary(analyzed, analyzed_session):
+def test_one_row_per_active_customer_and_a_summary(analyzed, analyzed_session, analytics_env):
     s = analyzed_session
     active = s.scalar(select(func.count()).select_from(m.Customer).where(m.Customer.status == "active"))
     assert s.scalar(select(func.count()).select_from(m.CustomerAnalytics)) == active == analyzed.report.customers
@@ -27,7 +27,7 @@ def test_one_row_per_active_customer_and_a_summary(analyzed, analyzed_session):
     assert reports.run_summary()["customers"] == active
 
 
-def test_customer_view_stored_and_scored_on_the_spot(analyzed_session):
+def test_customer_view_stored_and_scored_on_the_spot(analyzed_session, analytics_env):
     s = analyzed_session
     view = reports.customer_view(s, 1)
     assert view is not None and view.stored and view.segment and view.lifecycle_label
@@ -45,7 +45,7 @@ def test_customer_view_stored_and_scored_on_the_spot(analyzed_session):
     assert fresh.segment in serving.segment_model().names
 
 
-def test_little_history_gets_the_segment_s_best_sellers(analyzed_session):
+def test_little_history_gets_the_segment_s_best_sellers(analyzed_session, analytics_env):
     s = analyzed_session
     light = s.scalars(
         select(m.CustomerAnalytics.customer_id).where(m.CustomerAnalytics.frequency.between(1, 2))
@@ -61,7 +61,7 @@ def test_little_history_gets_the_segment_s_best_sellers(analyzed_session):
     assert all(not r.reason.startswith("popular with") for r in recommendations.recommend_for_customer(s, heavy, k=5))
 
 
-def test_cli_if_missing_and_clear_errors(analyzed, capsys, tmp_path, monkeypatch):
+def test_cli_if_missing_and_clear_errors(analyzed, analytics_env, capsys, tmp_path):
     assert main(["--url", analyzed.url, "--if-missing"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
