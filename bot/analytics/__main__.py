@@ -19,13 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     from bot.analytics.refresh import is_missing, refresh
 
     say = None if args.quiet else (lambda msg: print(msg, flush=True))
-    if args.if_missing and not is_missing(args.url):
-        if say:
-            say("analytics already computed: nothing to do (--if-missing; `make analytics` recomputes)")
-        return 0
     try:
+        if args.if_missing and not is_missing(args.url):
+            if say:
+                say("analytics already computed: nothing to do (--if-missing; `make analytics` recomputes)")
+            return 0
         refresh(args.url, progress=say, with_topics=not args.no_topics)
-    except ValueError as exc:  # too little data to analyse: say so, no stack trace
+    except ValueError as exc:  # no schema or too little data to analyse: say so, no stack trace
         print(f"analytics not computed: {exc}", file=sys.stderr)
         return 1
     return 0

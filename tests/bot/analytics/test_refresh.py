@@ -65,9 +65,10 @@ def test_cli_if_missing_and_clear_errors(analyzed, analytics_env, capsys, tmp_pa
     assert main(["--url", analyzed.url, "--if-missing"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
-    assert main(["--url", empty]) == 1
-    err = capsys.readouterr().err
-    assert "make migrate" in err and "Traceback" not in err
+    for extra in ([], ["--if-missing"]):
+        assert main(["--url", empty, *extra]) == 1
+        err = capsys.readouterr().err
+        assert "make migrate" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("periods", [1, 3])
