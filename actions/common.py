@@ -26,6 +26,7 @@ from bot.services import identity as identity_service
 from bot.services import verification as verification_service
 from bot.services.errors import NotAllowed, NotFound, ServiceError
 from bot.services.orders import normalize_order_number
+from bot.settings import get_settings
 from concierge_rasa.security import verify_claims
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,12 @@ def email_typed_in_this_session(tracker: Tracker, email: Any) -> bool:
     if not wanted:
         return False
     keys = identity_service.keyring()
+    since = time.time() - get_settings().session_idle_s  # typed before a lapse of inactivity: proves nothing now
     for event in tracker.events or []:
         if event.get("event") != "user" or wanted not in str(event.get("text") or "").lower():
+            continue
+        stamp = event.get("timestamp")
+        if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp < since:
             continue
         claims = verify_claims(event.get("metadata") or {}, keys) or {}
         if claims.get("session") == current:

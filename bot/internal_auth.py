@@ -109,12 +109,3 @@ def install_guard(app: Any, token: str) -> None:
             if problem:
                 return response.json({"error": f"invalid action call: {problem}"}, status=400)
         return None
-
-    async def server_error(request: Any, exception: Exception) -> Any:
-        status = getattr(exception, "status_code", 500) or 500
-        if status >= 500:
-            logger.error("Request %s %s failed", request.method, request.path, exc_info=exception)
-            return response.json({"error": "internal error"}, status=500)
-        return response.json({"error": str(getattr(exception, "message", "") or "bad request")[:200]}, status=status)
-
-    app.error_handler.add(Exception, server_error)

@@ -15,7 +15,8 @@ from bot.analytics.priority import raise_priority
 from bot.db import customers as customers_repo
 from bot.db import tickets as tickets_repo
 from bot.db.models import TICKET_PRIORITIES, SupportTicket
-from bot.services.errors import InvalidInput
+from bot.services import verification
+from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.junk import junk_reason
 from bot.services.types import TicketInfo
 
@@ -40,6 +41,7 @@ def create_ticket(
     customer_id: int | None = None,
     priority: str = "normal",
     trigger_texts: Sequence[str] | None = None,
+    client: str | None = None,
 ) -> TicketInfo:
     """Open a ticket, or add to the conversation's open one (``reused``); long text is truncated.
 
@@ -59,6 +61,9 @@ def create_ticket(
     existing = tickets_repo.open_for_conversation(session, conversation_id)
     if existing is not None:
         return _add_to(existing, category, subject, description, customer_id, priority)
+    if not verification.ticket_allowed(session, conversation_id, client):  # caps per conversation and address
+        raise NotAllowed("ticket_limit", verification.TICKET_LIMIT_MESSAGE)
+    verification.record_ticket(session, client)
     ticket = tickets_repo.create(
         session,
         conversation_id=conversation_id,

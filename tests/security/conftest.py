@@ -1,0 +1,79 @@
+"""A real stack (action server + Rasa, tests/e2e/conftest.py) configured as a deployment behind a
+proxy, so each test can speak from its own client address (X-Forwarded-For), with small limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from tests.e2e.conftest import ACTION_TOKEN, SECRET, Servers, start_servers
+
+RASA_API_TOKEN = "security-suite-rasa-api-token-0123456789"
+PREVIOUS_SECRET = "the-previous-identity-secret-0123456789"  # still accepted (rotation)
+RETIRED_SECRET = "a-retired-identity-secret-no-longer-valid"
+IDLE_S = 25
+LIMITS = {
+    "SANIC_PROXIES_COUNT": "1",  # the client address comes from X-Forwarded-For, as behind one proxy
+    "CONCIERGE_IDENTITY_SECRET_PREVIOUS": PREVIOUS_SECRET,
+    "CONCIERGE_SESSION_IDLE_S": str(IDLE_S),
+    "CONCIERGE_RATE_SENDER_PER_MIN": "30",
+    "CONCIERGE_RATE_SENDER_BURST": "10",
+    "CONCIERGE_RATE_CLIENT_PER_MIN": "60",
+    "CONCIERGE_RATE_CLIENT_BURST": "20",
+    "CONCIERGE_VERIFY_MAX_FAILURES": "3",
+    "CONCIERGE_VERIFY_CLIENT_MAX_FAILURES": "10",
+    "CONCIERGE_TICKETS_PER_CLIENT_DAY": "2",
+}
+
+__all__ = ["ACTION_TOKEN", "SECRET", "Reply", "rest"]
+
+
+@dataclass
+class Reply:
+    status: int
+    texts: list[str]
+    credential: str | None
+    raw: str
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+
+def rest(
+    srv: Servers,
+    sender: str,
+    message: object,
+    ip: str,
+    metadata: object = None,
+    credential: str | None = None,
+) -> Reply:
+    """One REST message from client address ``ip`` (with the session credential, when given)."""
+    headers = {"X-Forwarded-For": ip}
+    if credential:
+        headers["X-Concierge-Session"] = credential
+    body: dict = {"sender": sender, "message": message}
+    if metadata is not None:
+        body["metadata"] = metadata
+    resp = requests.post(f"{srv.rasa_url}/webhooks/rest/webhook", json=body, headers=headers, timeout=60)
+    texts: list[str] = []
+    try:
+        data = resp.json()
+        if isinstance(data, list):
+            texts = [str(m.get("text") or "") for m in data if isinstance(m, dict)]
+    except ValueError:
+        pass
+    return Reply(resp.status_code, texts, resp.headers.get("X-Concierge-Session"), resp.text)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """One stack for the security suite (attacks and fuzzing): starting one costs about a minute."""
+    yield from start_servers(
+        tmp_path_factory.mktemp("security"),
+        extra_env=LIMITS,
+        rasa_args=["--enable-api", "--auth-token", RASA_API_TOKEN],
+    )
