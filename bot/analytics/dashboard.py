@@ -400,36 +400,67 @@ def analytics_churn(session: Session, bins: int = 10) -> dict:
     }
 
 
-_LIFECYCLE_CACHE: dict[tuple, dict] = {}
+def lifecycle_counts(session: Session, end: datetime, periods: int = 12, step_days: int = 30) -> list[dict]:
+    """Customers per lifecycle stage at ``periods`` snapshots ``step_days`` apart, oldest first.
+
+    The same figures as :func:`bot.analytics.lifecycle.stage_counts_over_time` (the stage rules
+    are its :func:`~bot.analytics.lifecycle.stage`, tested equal on the seeded shop) with each
+    customer's purchase history found by bisecting a sorted list instead of pandas row lookups:
+    about 40 ms instead of 2-4 s on 1,000 customers and 12,000 orders, so it needs no cache.
+    """
+    from bisect import bisect_left
+
+    from bot.analytics import features as feats
+    from bot.analytics.lifecycle import stage
+    from bot.db.models import LIFECYCLE_STAGES, Customer, Order
+
+    periods = max(1, min(int(periods), 120))
+    step_days = max(1, min(int(step_days), 365))
+    bought: dict[int, list[datetime]] = defaultdict(list)
+    for cid, at in session.execute(
+        select(Order.customer_id, Order.created_at)
+        .where(Order.status.in_(feats.PURCHASE_STATUSES), Order.created_at < end)
+        .order_by(Order.created_at)
+    ):
+        bought[cid].append(at)
+    signups = session.execute(select(Customer.id, Customer.created_at).where(Customer.status == "active")).all()
+    day_s = 86400.0
+    out = []
+    for k in range(periods - 1, -1, -1):
+        at = end - timedelta(days=step_days * k)
+        counts = dict.fromkeys(LIFECYCLE_STAGES, 0)
+        for cid, signup in signups:
+            times = bought.get(cid, [])
+            n = bisect_left(times, at)
+            if n == 0:
+                if signup >= at:
+                    continue
+                recency = since_first = gap = None
+                start = signup
+            else:
+                last, first = times[n - 1], times[0]
+                j = bisect_left(times, last) - 1  # the purchase before the last one (strictly earlier)
+                recency = (at - last).total_seconds() / day_s
+                since_first = (at - first).total_seconds() / day_s
+                gap = (last - times[j]).total_seconds() / day_s if j >= 0 else None
+                start = min(signup, first)
+            tenure = (at - start).total_seconds() / day_s
+            counts[stage(recency, n, since_first, tenure, gap)] += 1
+        out.append({"at": at, "counts": counts})
+    return out
 
 
 def analytics_lifecycle(session: Session, periods: int = 12, step_days: int = 30) -> dict:
-    """Customers per lifecycle stage over time (monthly snapshots) and today's stored counts.
-
-    The snapshots are recomputed from every order (:func:`bot.analytics.reports.lifecycle_history`,
-    about 2 s on 12,000 orders), so they are kept per process until the day, the orders (count,
-    last id, last update) or the customers change; the first request of a day pays for it.
-    """
+    """Customers per lifecycle stage over time (monthly snapshots) and today's stored counts."""
     from bot.db import analytics as repo
-    from bot.db.models import Customer, Order
 
-    fingerprint = session.execute(
-        select(func.count(Order.id), func.max(Order.id), func.max(Order.updated_at))
-    ).one()
-    customers = session.execute(select(func.count(Customer.id), func.max(Customer.id))).one()
-    key = (str(session.get_bind().url), utcnow().date(), periods, step_days, tuple(fingerprint), tuple(customers))
-    cached = _LIFECYCLE_CACHE.get(key)
-    if cached is None:
-        history = reports.lifecycle_history(session, periods, step_days)
-        stages = sorted({s for h in history for s in h.counts})
-        cached = {
-            "dates": [h.at.date().isoformat() for h in history],
-            "stages": {s: [h.counts.get(s, 0) for h in history] for s in stages},
-        }
-        if len(_LIFECYCLE_CACHE) >= 16:
-            _LIFECYCLE_CACHE.clear()
-        _LIFECYCLE_CACHE[key] = cached
-    return {**cached, "today": repo.stage_counts(session)}
+    history = lifecycle_counts(session, utcnow().replace(microsecond=0), periods, step_days)
+    stages = [s for s in history[-1]["counts"] if any(h["counts"][s] for h in history)] if history else []
+    return {
+        "dates": [h["at"].date().isoformat() for h in history],
+        "stages": {s: [h["counts"][s] for h in history] for s in stages},
+        "today": repo.stage_counts(session),
+    }
 
 
 def analytics_topics(session: Session, f: Filters, limit: int = 8, examples: int = 3) -> list[dict]:

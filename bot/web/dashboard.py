@@ -21,14 +21,8 @@ from sqlalchemy.orm import Session
 from bot.analytics import dashboard as reports
 from bot.db.base import utcnow
 from bot.settings import Settings
+from bot.web.auth import AgentInfo, current_supervisor
 from bot.web.deps import TEMPLATES, db_session, web_settings
-
-try:
-    from bot.web.auth import current_supervisor as require_supervisor
-except ImportError:  # the console's log-in is not installed yet: nobody gets in
-
-    def require_supervisor() -> None:
-        raise HTTPException(status_code=401, detail="Log in to the console first.")
 
 router = APIRouter(prefix="/console/dashboard")  # under /console: the console's cookie path
 
@@ -39,8 +33,9 @@ REPORTS = FILTERED + STORED
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def supervisor(viewer: Any = Depends(require_supervisor)) -> Any:  # noqa: ANN401 - the console's agent type
-    """The logged-in supervisor (401/403 otherwise): the one place this router checks who asks."""
+def supervisor(viewer: AgentInfo = Depends(current_supervisor)) -> AgentInfo:
+    """The logged-in supervisor (log-in page / 401 without a session, 403 for an agent): the one
+    place this router checks who asks (tests and the benchmark may override it)."""
     return viewer
 
 
@@ -82,7 +77,7 @@ def dashboard_page(
     start: str | None = Query(None, max_length=10),
     end: str | None = Query(None, max_length=10),
     channel: str | None = Query(None, max_length=40),
-    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
 ) -> HTMLResponse:
     """The dashboard page: filters, headline figures (server-rendered), canvases the script fills."""
@@ -103,7 +98,7 @@ def dashboard_api(
     start: str | None = Query(None, max_length=10),
     end: str | None = Query(None, max_length=10),
     channel: str | None = Query(None, max_length=40),
-    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
 ) -> JSONResponse:
     """One panel's figures as JSON for the page's charts."""
@@ -119,7 +114,7 @@ def dashboard_csv(
     start: str | None = Query(None, max_length=10),
     end: str | None = Query(None, max_length=10),
     channel: str | None = Query(None, max_length=40),
-    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
 ) -> Response:
     """One report as a CSV file (formula-like cells quoted so spreadsheets do not run them)."""
@@ -141,7 +136,7 @@ def topic_page(
     topic: str,
     start: str | None = Query(None, max_length=10),
     end: str | None = Query(None, max_length=10),
-    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
 ) -> HTMLResponse:
     """A feedback topic's mentions in the range, each linking to its conversation."""
@@ -158,7 +153,7 @@ def topic_page(
 def conversation_page(
     request: Request,
     conversation_id: int,
-    viewer: Any = Depends(supervisor),  # noqa: ANN401
+    viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
 ) -> HTMLResponse:
     """A CRM conversation's transcript (redacted customer text, escaped by the template)."""

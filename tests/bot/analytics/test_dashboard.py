@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from bot.analytics import dashboard as d
+from bot.db.base import utcnow
 from bot.db.models import (
     Conversation,
     Customer,
@@ -239,3 +240,15 @@ def test_default_filters() -> None:
     f = d.parse_filters(None, "", "  ", date(2026, 3, 30))
     assert (f.start, f.end, f.channel) == (date(2026, 3, 1), date(2026, 3, 30), None)
     assert len(f.days()) == 30
+
+
+def test_lifecycle_counts_equal_the_analytics_rules_on_the_seeded_shop(session: Session) -> None:
+    """The dashboard's fast lifecycle history gives exactly bot.analytics.lifecycle's figures."""
+    from bot.analytics import lifecycle
+
+    end = utcnow().replace(microsecond=0)
+    expected = lifecycle.stage_counts_over_time(session, end, periods=8, step_days=45)
+    got = d.lifecycle_counts(session, end, periods=8, step_days=45)
+    assert [g["at"] for g in got] == [e.at for e in expected]
+    assert [g["counts"] for g in got] == [e.counts for e in expected]
+    assert sum(got[-1]["counts"].values()) > 0 and len({s for g in got for s, n in g["counts"].items() if n}) >= 3
