@@ -18,14 +18,13 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
 from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from bot.analytics import reports
 from bot.crm.records import FALLBACK_INTENTS
 from bot.db.base import utcnow
 from bot.db.models import (
@@ -351,12 +350,25 @@ def csat_report(session: Session, f: Filters) -> CsatReport:
 
 # ---------------------------------------------------------------- customer analytics (issue 20)
 def analytics_segments(session: Session) -> dict:
-    """Segment sizes and value (the stored refresh) and a 2-D PCA projection of the customers.
+    """Segment sizes and means (the figures of ``reports.segment_summary``, grouped in SQL) and a
+    2-D PCA projection of the customers, from what the last ``make analytics`` stored.
 
     The projection is of the stored, standardised recency, frequency, monetary value, churn risk
     and 12-month value; at most MAX_POINTS customers are drawn (every k-th, deterministic).
     """
-    summary = reports.segment_summary(session)
+    total = session.scalar(select(func.count()).select_from(CustomerAnalytics)) or 0
+    summary = [
+        {"name": name, "customers": int(n), "share": n / total, "mean_expected_value_12m": float(value or 0),
+         "mean_churn_risk": float(risk or 0), "mean_recency_days": float(recency or 0),
+         "mean_frequency": float(freq or 0)}
+        for name, n, value, risk, recency, freq in session.execute(
+            select(CustomerAnalytics.segment, func.count(), func.avg(CustomerAnalytics.expected_value_12m),
+                   func.avg(CustomerAnalytics.churn_risk), func.avg(CustomerAnalytics.recency_days),
+                   func.avg(CustomerAnalytics.frequency))
+            .group_by(CustomerAnalytics.segment)
+        )
+    ]
+    summary.sort(key=lambda x: -x["mean_expected_value_12m"])
     rows = session.execute(
         select(
             CustomerAnalytics.customer_id, CustomerAnalytics.segment, CustomerAnalytics.recency_days,
@@ -378,7 +390,7 @@ def analytics_segments(session: Session) -> dict:
             {"x": round(float(xy[i, 0]), 3), "y": round(float(xy[i, 1]), 3), "segment": rows[i][1]}
             for i in range(0, len(rows), step)
         ]
-    return {"segments": [asdict(s) for s in summary], "points": points, "customers": len(rows)}
+    return {"segments": summary, "points": points, "customers": len(rows)}
 
 
 def analytics_churn(session: Session, bins: int = 10) -> dict:
@@ -406,7 +418,7 @@ def lifecycle_counts(session: Session, end: datetime, periods: int = 12, step_da
     The same figures as :func:`bot.analytics.lifecycle.stage_counts_over_time` (the stage rules
     are its :func:`~bot.analytics.lifecycle.stage`, tested equal on the seeded shop) with each
     customer's purchase history found by bisecting a sorted list instead of pandas row lookups:
-    about 40 ms instead of 2-4 s on 1,000 customers and 12,000 orders, so it needs no cache.
+    about 0.1 s instead of 2-4 s on 1,000 customers and 12,000 orders, so it needs no cache.
     """
     from bisect import bisect_left
 

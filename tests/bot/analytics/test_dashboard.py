@@ -184,6 +184,11 @@ def test_segments_churn_lifecycle(s: Session) -> None:
     assert sizes == {"loyal": 2, "at risk": 2}
     assert seg["segments"][0]["name"] == "loyal"  # sorted by mean value
     assert seg["segments"][0]["mean_expected_value_12m"] == 250.0
+    from dataclasses import asdict
+
+    from bot.analytics.reports import segment_summary
+
+    assert seg["segments"] == [pytest.approx(asdict(x)) for x in segment_summary(s)]  # the analytics' figures
     assert len(seg["points"]) == 4 and {p["segment"] for p in seg["points"]} == {"loyal", "at risk"}
     churn = d.analytics_churn(s)
     assert churn["customers"] == [1, 1, 0, 0, 0, 0, 0, 1, 0, 1]
