@@ -29,7 +29,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(wildcard data/sentiment/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling \
+        web browser bench-widget bench-dashboard test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
@@ -141,6 +141,10 @@ bench-socketio: setup db models $(MODEL)
 
 bench-latency: setup db models $(MODEL)
 	$(PY) bench/latency.py
+
+# supervisor dashboard requests on a year of history (>= 100,000 turns) with/without the 0006 indexes
+bench-dashboard: $(VENV)/.installed web
+	$(PY) bench/dashboard.py
 
 # recall/precision of the CRM's redaction per kind of personal data (data/redaction/labelled.jsonl)
 bench-redaction: $(VENV)/.installed

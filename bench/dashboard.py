@@ -17,10 +17,12 @@ one also pays for the session lookup, exactly as in production.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import importlib.util
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -234,6 +236,7 @@ def main() -> None:
     from bot.web.auth import create_agent
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    atexit.register(shutil.rmtree, tmp, True)  # the temporary history goes when the run ends
     db = tmp / "history.db"
     url = f"sqlite:///{db}"
     now = utcnow().replace(microsecond=0)

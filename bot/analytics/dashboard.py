@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Integer, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.records import FALLBACK_INTENTS
@@ -183,24 +183,30 @@ def turn_report(session: Session, f: Filters, top: int = 10) -> TurnReport:
     """Customer messages sent in the range (on the channel): sentiment trend, top intents, fallback rate.
 
     Two range scans of the covering index ix_turns_role_event (role, event_at, sentiment, intent,
-    conversation): one grouped by day and sentiment, one by intent; a channel filter joins each
-    message to its conversation by primary key.
+    conversation): one grouped by day and sentiment, one by intent. With a channel, the channel's
+    conversations lead (ix_conversations_channel_started) into the covering index
+    ix_turns_conversation_role_event, so no message of another channel is read.
     """
     day = func.date(Turn.event_at)
     is_fallback = case((Turn.intent.in_(sorted(FALLBACK_INTENTS)), 1), else_=0)
     clauses = [Turn.role == "user", Turn.event_at >= f.start_at, Turn.event_at < f.end_before]
 
     def scoped(q):  # noqa: ANN001, ANN202 - a Select
-        q = q.where(*clauses)
-        return q.join(Conversation, Conversation.id == Turn.conversation_id).where(
-            Conversation.channel == f.channel) if f.channel is not None else q
+        if f.channel is None:
+            return q.select_from(Turn).where(*clauses)
+        # one channel: from its conversations that overlap the range (the ingestor keeps
+        # last_event_at = the latest event) to their customer messages in the range
+        return q.select_from(Conversation).join(
+            Turn, (Turn.conversation_id == Conversation.id) & and_(*clauses)
+        ).where(Conversation.channel == f.channel, Conversation.started_at < f.end_before,
+                Conversation.last_event_at >= f.start_at)
 
     rows = session.execute(
-        scoped(select(day, Turn.sentiment_label, func.count(), func.sum(is_fallback)).select_from(Turn))
+        scoped(select(day, Turn.sentiment_label, func.count(), func.sum(is_fallback)))
         .group_by(day, Turn.sentiment_label)
     ).all()
     intents = session.execute(
-        scoped(select(Turn.intent, func.count()).select_from(Turn))
+        scoped(select(Turn.intent, func.count()))
         .where(Turn.intent.is_not(None))
         .group_by(Turn.intent)
         .order_by(func.count().desc(), Turn.intent)

@@ -369,6 +369,7 @@ class Turn(Base):
         Index("ix_turns_conversation_event_at", "conversation_id", "event_at"),
         # dashboard (0006): customer messages by time with sentiment, intent and conversation
         Index("ix_turns_role_event", "role", "event_at", "sentiment_label", "intent", "conversation_id"),
+        Index("ix_turns_conversation_role_event", "conversation_id", "role", "event_at", "sentiment_label", "intent"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

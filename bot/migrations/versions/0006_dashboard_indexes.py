@@ -23,6 +23,9 @@ INDEXES = {
     "ix_conversations_started_outcome": ("conversations", ["started_at", "outcome", "escalated"]),
     "ix_conversations_channel_started": ("conversations", ["channel", "started_at", "outcome", "escalated"]),
     "ix_turns_role_event": ("turns", ["role", "event_at", "sentiment_label", "intent", "conversation_id"]),
+    "ix_turns_conversation_role_event": (
+        "turns", ["conversation_id", "role", "event_at", "sentiment_label", "intent"]
+    ),
     "ix_feedback_created_rating": ("feedback", ["created_at", "rating"]),
     "ix_support_tickets_created_category": ("support_tickets", ["created_at", "category"]),
     "ix_handoffs_created_channel": ("handoffs", ["created_at", "channel"]),
