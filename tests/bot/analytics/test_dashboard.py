@@ -257,3 +257,22 @@ def test_lifecycle_counts_equal_the_analytics_rules_on_the_seeded_shop(session: 
     assert [g["at"] for g in got] == [e.at for e in expected]
     assert [g["counts"] for g in got] == [e.counts for e in expected]
     assert sum(got[-1]["counts"].values()) > 0 and len({s for g in got for s, n in g["counts"].items() if n}) >= 3
+
+
+def test_messages_of_a_conversation_started_before_the_range_count_with_and_without_a_channel(s: Session) -> None:
+    """Messages are counted by the time they were sent: one channel's figures add up to all channels'."""
+    s.add(Conversation(id=7, sender_id="s7", channel="slack", started_at=datetime(2026, 3, 9, 23, 50),
+                       last_event_at=DAY1, outcome="open"))
+    s.flush()
+    s.add(Turn(conversation_id=7, role="user", event="user", text="late one", intent="track_order",
+               sentiment_label="negative", event_at=DAY1, event_key="k-late"))
+    s.flush()
+    try:
+        everything = d.turn_report(s, F)
+        per_channel = [d.turn_report(s, d.Filters(F.start, F.end, c)) for c in d.channels(s)]
+        assert everything.messages == 8 and d.turn_report(s, F_SLACK).messages == 3
+        assert sum(r.messages for r in per_channel) == everything.messages
+        assert [sum(x) for x in zip(*(r.sentiment_per_day["negative"] for r in per_channel), strict=True)] == \
+            everything.sentiment_per_day["negative"]
+    finally:
+        s.rollback()
