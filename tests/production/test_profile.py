@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -62,7 +63,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
-        "CONCIERGE_IDENTITY_SECRET": "prod-test-secret",
+        "CONCIERGE_IDENTITY_SECRET": "prod-test-secret-at-least-32-characters-long",
+        "CONCIERGE_ACTION_TOKEN": "prod-test-action-token-at-least-32-characters",
         "PYTHONPATH": str(ROOT),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TRACKER_DB_HOST": PG[0],
@@ -123,7 +125,18 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         wait_for(f"http://127.0.0.1:{action_port}/health", procs[0], logs[0], 120)
         for proc, log, port in zip(procs[1:], logs[1:], ports, strict=True):
             wait_for(f"http://127.0.0.1:{port}/webhooks/rest/", proc, log, 300)
-        yield {"ports": ports, "queue": queue, "dbname": dbname, "db_url": db_url}
+        # the CRM ingestor consumes the replicas' queue, as scripts/run_production.sh starts it
+        crm_log = tmp / "crm.log"
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bot.crm.ingestor"],
+                cwd=ROOT,
+                env={**env, "CONCIERGE_CRM_SOURCE": "pika"},
+                stdout=crm_log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        yield {"ports": ports, "queue": queue, "dbname": dbname, "db_url": db_url, "crm_log": crm_log}
     finally:
         for proc in procs:
             proc.terminate()
@@ -151,11 +164,20 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             pass
 
 
+SESSIONS: dict[str, str] = {}  # the REST session credential per sender, sent back as a real client does
+
+
 def say(port: int, sender: str, text: str) -> str:
+    headers = {"X-Concierge-Session": SESSIONS[sender]} if sender in SESSIONS else {}
     resp = requests.post(
-        f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+        f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+        json={"sender": sender, "message": text},
+        headers=headers,
+        timeout=60,
     )
     resp.raise_for_status()
+    if resp.headers.get("X-Concierge-Session"):
+        SESSIONS[sender] = resp.headers["X-Concierge-Session"]
     return "\n".join(m.get("text", "") for m in resp.json())
 
 
@@ -186,20 +208,65 @@ def test_customer_data_comes_from_postgresql(prod: dict) -> None:
 
 
 def test_events_are_published_to_rabbitmq(prod: dict) -> None:
+    """Rasa's Pika broker publishes through the fanout exchange: a queue of the test's own sees
+    every event, while the ingestor consumes the profile's queue."""
     import pika
 
     a, _ = prod["ports"]
     me = f"prod-{uuid.uuid4().hex[:8]}"
-    say(a, me, "hello")
     conn = pika.BlockingConnection(pika.ConnectionParameters(RABBIT[0], RABBIT[1]))
     channel = conn.channel()
+    mine_q = channel.queue_declare(queue="", exclusive=True).method.queue
+    channel.queue_bind(mine_q, "rasa-exchange")
+    say(a, me, "hello")
     seen = []
-    for _ in range(500):
-        method, _props, body = channel.basic_get(prod["queue"], auto_ack=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(e.get("event") == "bot" for e in seen):
+        method, _props, body = channel.basic_get(mine_q, auto_ack=True)
         if method is None:
-            break
-        seen.append(json.loads(body))
+            time.sleep(0.1)
+            continue
+        event = json.loads(body)
+        if event.get("sender_id") == me:
+            seen.append(event)
     conn.close()
-    mine = [e for e in seen if e.get("sender_id") == me]
-    assert any(e.get("event") == "user" and e.get("text") == "hello" for e in mine)
-    assert any(e.get("event") == "bot" for e in mine)
+    assert any(e.get("event") == "user" and e.get("text") == "hello" for e in seen)
+    assert any(e.get("event") == "bot" for e in seen)
+
+
+def test_conversations_reach_the_crm_through_rabbitmq(prod: dict) -> None:
+    """Two replicas, one conversation: the ingestor's rows in PostgreSQL, the customer linked."""
+    from sqlalchemy import create_engine, text
+
+    a, b = prod["ports"]
+    me = f"prod-{uuid.uuid4().hex[:8]}"
+    say(a, me, "where is my order 190001?")
+    say(b, me, "alice.martin@example.com")
+    engine = create_engine(prod["db_url"])
+    row = None
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    text("SELECT id, customer_id, turn_count, channel FROM conversations WHERE sender_id = :s"),
+                    {"s": me},
+                ).first()
+                users = conn.execute(
+                    text(
+                        "SELECT text, intent, customer_id FROM turns WHERE conversation_id = :c AND role = 'user' "
+                        "ORDER BY event_at"
+                    ),
+                    {"c": row.id if row else -1},
+                ).all()
+            if row is not None and row.customer_id == 1 and len(users) == 2:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    assert row is not None, prod["crm_log"].read_text()[-2000:]
+    assert (row.customer_id, row.turn_count, row.channel) == (1, 2, "rest")
+    assert [(u.text, u.intent, u.customer_id) for u in users] == [
+        ("where is my order 190001?", "track_order", 1),
+        ("[EMAIL]", "inform", 1),
+    ]
