@@ -3,10 +3,14 @@
 Options measured (issue 17 section 3), all trained on the project's own messages only
 (``data/sentiment/messages.csv``), temperatures fitted on ``data/sentiment/eval/validation.csv``:
 
-- (a) ``head``: the shipped ``SentimentClassifier`` (concierge_rasa/nlu/sentiment.py), a softmax
-  head on the frozen MiniLM layer means the NLU featurizer already computes, trained here
-  exactly as ``rasa train`` does. Its layers and ``c`` were chosen on the validation file: the
-  grid is printed again.
+- (a) ``frozen_head`` (shipped, config.yml): ``SentimentClassifier``
+  (concierge_rasa/nlu/sentiment.py), a softmax head on the frozen MiniLM layer means the NLU
+  featurizer's encoder pass already made, trained here exactly as ``rasa train`` does. Its
+  layers and ``c``: the grid on the validation file is printed again (accuracy ties; the
+  featurizer's layers 4-6 kept).
+- (d) ``tuned_head``: the same component with ``tune_top_layers: 2``: a copy of MiniLM's last
+  two layers trained on the sentiment labels runs on the states below them (also left by the
+  featurizer's pass) and feeds the head.
 - (b) ``onnx_finetuned``: the old fine-tuned model (var/models/sentiment, trained if missing)
   exported to int8 ONNX and run with onnxruntime, as the Rasa runtime would have to.
 - ``old``: that same model in torch, as the action server ran it (behind an HTTP hop not counted here).
@@ -15,7 +19,8 @@ Test sets: ``data/sentiment/eval/test.csv`` (hand-written customer messages, nev
 training or choosing anything) and Twitter US Airline Sentiment's test part (same split as
 bench/sentiment.py: duplicates dropped, stratified 80/20, seed 42; zero-shot, cross-domain).
 Figures: accuracy, macro-F1, expected calibration error (10 bins) before and after temperature
-scaling, and the latency each option adds to a parse (one message at a time, one thread).
+scaling, the upset rule's precision/recall at calibrated p(negative) >= 0.7, and the latency
+each option adds to a parse (one message at a time, one thread, all options in one loop).
 The reliability diagram goes to ``var/bench/sentiment_reliability.png``; the last stdout line is JSON.
 
 Runs in the Rasa runtime (``.venv-rasa``); the torch parts run in ``.venv`` through ``--worker``.
@@ -37,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, default_data_dir, emit, percentile_ms, say  # noqa: E402
 
 LATENCY_MESSAGES = 300
+UPSET = 0.7  # UpsetPolicy's threshold in config.yml
 
 
 # ---------------------------------------------------------------- the torch worker (.venv)
@@ -154,6 +160,9 @@ def scores(probs, y_names: list[str], temperature: float = 1.0) -> dict:  # noqa
         "ece_after": round(expected_calibration_error(cal, y), 4),
         "mean_confidence_before": round(float(raw.max(1).mean()), 4),
         "mean_confidence_after": round(float(cal.max(1).mean()), 4),
+        # the upset rule's test (config.yml threshold) on calibrated p(negative)
+        "upset_precision": round(float((y[flagged] == 0).mean()), 4) if (flagged := cal[:, 0] >= UPSET).any() else 0.0,
+        "upset_recall": round(float(flagged[y == 0].mean()), 4) if (y == 0).any() else 0.0,
     }
 
 
@@ -194,22 +203,19 @@ def grid_on_validation(encoder, train, val) -> list[dict]:  # noqa: ANN001
     return rows
 
 
-def head_option(sets: dict, train, val) -> tuple[dict, object, dict]:  # noqa: ANN001
-    """Option (a): the component trained as in `rasa train`; probabilities on every set, latency."""
+def head_option(sets: dict, overrides: dict, label: str) -> tuple[dict, object, dict]:
+    """The component trained as in `rasa train` (config overrides); probabilities on every set,
+    and the latency it adds to a parse."""
     import numpy as np
     from rasa.engine.graph import ExecutionContext, GraphSchema
     from rasa.engine.storage.local_model_storage import LocalModelStorage
     from rasa.engine.storage.resource import Resource
-    from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
-    from rasa.shared.nlu.constants import TEXT
-    from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
     from concierge_rasa.nlu.sentiment import SentimentClassifier
 
     context = ExecutionContext(GraphSchema({}), "bench")
-    config = SentimentClassifier.get_default_config()
+    config = {**SentimentClassifier.get_default_config(), **overrides}
     with tempfile.TemporaryDirectory(prefix="sentiment-bench-") as tmp:
         storage = LocalModelStorage(Path(tmp))
         t0 = time.perf_counter()
@@ -217,43 +223,14 @@ def head_option(sets: dict, train, val) -> tuple[dict, object, dict]:  # noqa: A
         train_s = time.perf_counter() - t0
         component = SentimentClassifier.load(config, storage, Resource("s"), context)
     head = component.head
-    say(f"(a) head trained as in rasa train in {train_s:.1f}s, temperature {head.temperature:.3f}")
+    say(f"{label}: trained as in rasa train in {train_s:.1f}s, temperature {head.temperature:.3f}")
     probs = {}
     for name, (texts, _) in sets.items():
         t0 = time.perf_counter()
         probs[name] = head.probabilities(component.featurize_texts(texts), calibrated=False)
-        say(f"(a) {name}: {len(texts)} texts encoded in {time.perf_counter() - t0:.0f}s")
+        say(f"{label} {name}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s")
 
-    # parse latency: the featurizer as in config.yml, then the sentiment component (reusing the
-    # featurizer's encoder pass), and the component alone (what it would cost with its own pass)
-    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
-    featurizer = OnnxSentenceFeaturizer(
-        {**OnnxSentenceFeaturizer.get_default_config(), "sentence_layers": [4, 5, 6]}, context
-    )
-    texts = sets["airline_test"][0][:LATENCY_MESSAGES]
-    feat_s, sent_s, own_s = [], [], []
-    for i, text in enumerate([*texts[:20], *texts]):
-        message = Message(data={TEXT: text})
-        tokenizer.process([message])
-        t0 = time.perf_counter()
-        featurizer.process([message])
-        t1 = time.perf_counter()
-        component.process([message])
-        t2 = time.perf_counter()
-        component.process([Message(data={TEXT: text})])
-        t3 = time.perf_counter()
-        if i >= 20:
-            feat_s.append(t1 - t0)
-            sent_s.append(t2 - t1)
-            own_s.append(t3 - t2)
-    latency = {
-        "featurizer_p50_ms": percentile_ms(feat_s, 50),
-        "added_p50_ms": percentile_ms(sent_s, 50),
-        "added_p95_ms": percentile_ms(sent_s, 95),
-        "own_encoder_pass_p50_ms": percentile_ms(own_s, 50),
-        "own_encoder_pass_p95_ms": percentile_ms(own_s, 95),
-    }
-    return {k: np.asarray(v) for k, v in probs.items()}, head, {"train_s": round(train_s, 1), **latency}
+    return {k: np.asarray(v) for k, v in probs.items()}, component, {"train_s": round(train_s, 1)}
 
 
 def onnx_option(export: dict, sets: dict) -> tuple[dict, dict]:
@@ -279,15 +256,52 @@ def onnx_option(export: dict, sets: dict) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         probs[name] = softmax(np.stack([logits(t) for t in texts]))
         say(f"(b) {name}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s")
-    texts = sets["airline_test"][0][:LATENCY_MESSAGES]
-    for t in texts[:20]:
-        logits(t)
-    samples = []
-    for t in texts:
+    return probs, logits
+
+
+def parse_latency(texts: list[str], components: dict, onnx_logits) -> dict:  # noqa: ANN001
+    """Milliseconds each option adds to a parse, measured message by message in one loop (so a
+    busy machine weighs on all alike): the featurizer as in config.yml (two tuned top layers;
+    untrained copies take the same time), then each sentiment component on what it left, and the
+    exported fine-tuned model on the text (its own encoder pass)."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+    from rasa.shared.nlu.constants import TEXT
+    from rasa.shared.nlu.training_data.message import Message
+
+    from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
+    from concierge_rasa.nlu.onnx_runtime import FROZEN_ENCODING
+
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    first = next(iter(components.values()))
+    featurizer = OnnxSentenceFeaturizer(
+        {**OnnxSentenceFeaturizer.get_default_config(), "sentence_layers": [4, 5, 6]},
+        ExecutionContext(GraphSchema({}), "bench"),
+        tuned=first.encoder.top_layer(2),
+    )
+    samples: dict[str, list[float]] = {"featurizer": [], **{name: [] for name in components}, "onnx_finetuned": []}
+    for i, text in enumerate([*texts[:20], *texts]):
+        message = Message(data={TEXT: text})
+        tokenizer.process([message])
         t0 = time.perf_counter()
-        logits(t)
-        samples.append(time.perf_counter() - t0)
-    return probs, {"added_p50_ms": percentile_ms(samples, 50), "added_p95_ms": percentile_ms(samples, 95)}
+        featurizer.process([message])
+        timings = {"featurizer": time.perf_counter() - t0}
+        encoding = message.data[FROZEN_ENCODING]
+        for name, component in components.items():
+            copy = Message(data={TEXT: text, FROZEN_ENCODING: encoding})
+            t0 = time.perf_counter()
+            component.process([copy])
+            timings[name] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        onnx_logits(text)
+        timings["onnx_finetuned"] = time.perf_counter() - t0
+        if i >= 20:
+            for name, value in timings.items():
+                samples[name].append(value)
+    return {
+        name: {"added_p50_ms": percentile_ms(values, 50), "added_p95_ms": percentile_ms(values, 95)}
+        for name, values in samples.items()
+    }
 
 
 def draw(path: Path, panels: list[tuple[str, object, list[str], float]]) -> None:
@@ -373,7 +387,13 @@ def main() -> None:
             check=True, env=env, cwd=ROOT,
         )
         old = json.loads((tmp_dir / "reply.json").read_text())
-        b_probs, b_latency = onnx_option(old["onnx"], {"validation": val, **sets})
+        b_probs, b_logits = onnx_option(old["onnx"], {"validation": val, **sets})
+        every = {"validation": val, **sets}
+        d_probs, d_component, d_info = head_option(every, {"tune_top_layers": 2}, "(d) tuned head")
+        a_probs, a_component, a_info = head_option(every, {}, "(a) frozen head (shipped)")
+        say("added parse latency, all options in one loop")
+        heads = {"frozen_head": a_component, "tuned_head": d_component}
+        latency = parse_latency(sets["airline_test"][0][:LATENCY_MESSAGES], heads, b_logits)
 
     say("(a) choosing layers and c on validation (grid)")
     grid = grid_on_validation(get_encoder(resolve_model_dir(None), num_threads=1), train, val)
@@ -382,12 +402,12 @@ def main() -> None:
         say(f"    layers {row['layers']} c {row['c']}: val acc {row['val_accuracy']:.3f} "
             f"NLL {row['val_nll_calibrated']:.3f}")
     result["head_grid_best_on_validation"] = best
-    result["head_config"] = {"sentence_layers": config["sentence_layers"], "c": config["c"]}
-    a_probs, head, a_latency = head_option({"validation": val, **sets}, train, val)
-
+    result["head_grid_ties_at_best_accuracy"] = sum(r["val_accuracy"] == best["val_accuracy"] for r in grid)
+    result["shipped_config"] = {k: config[k] for k in ("sentence_layers", "c", "tune_top_layers")}
     options = {
-        "head": (a_probs, head.temperature, a_latency),
-        "onnx_finetuned": (b_probs, fitted_temperature(b_probs["validation"], val[1]), b_latency),
+        "frozen_head": (a_probs, a_component.head.temperature, {**a_info, **latency["frozen_head"]}),
+        "tuned_head": (d_probs, d_component.head.temperature, {**d_info, **latency["tuned_head"]}),
+        "onnx_finetuned": (b_probs, fitted_temperature(b_probs["validation"], val[1]), latency["onnx_finetuned"]),
         "old": (
             {k: np.asarray(v) for k, v in old["probabilities"].items()},
             fitted_temperature(old["probabilities"]["validation"], val[1]),
@@ -401,23 +421,25 @@ def main() -> None:
             "latency": latency,
         }
     result["onnx_finetuned"]["export_s"] = old["onnx"]["export_s"]
+    result["featurizer_latency"] = latency["featurizer"]
 
-    print("\noption            set             acc    F1     ECE before -> after   added parse ms p50/p95")
+    print("\noption         set            acc    F1     ECE before -> after  upset P/R  added parse ms p50/p95")
     for name in options:
         lat = result[name]["latency"]
         added = f"{lat.get('added_p50_ms', lat.get('p50_ms'))}/{lat.get('added_p95_ms', lat.get('p95_ms'))}"
         for s in sets:
             r = result[name][s]
             print(
-                f"{name:17s} {s:15s} {r['accuracy']:.3f}  {r['macro_f1']:.3f}  {r['ece_before']:.3f} -> "
-                f"{r['ece_after']:.3f}       {added}"
+                f"{name:14s} {s:14s} {r['accuracy']:.3f}  {r['macro_f1']:.3f}  {r['ece_before']:.3f} -> "
+                f"{r['ece_after']:.3f}      {r['upset_precision']:.2f}/{r['upset_recall']:.2f}  {added}"
             )
     chart = ROOT / "var" / "bench" / "sentiment_reliability.png"
+    a_temperature = options["frozen_head"][1]
     draw(
         chart,
         [
-            ("(a) head, customer test", a_probs["customer_test"], sets["customer_test"][1], head.temperature),
-            ("(a) head, airline test", a_probs["airline_test"], sets["airline_test"][1], head.temperature),
+            ("shipped (a), customer test", a_probs["customer_test"], sets["customer_test"][1], a_temperature),
+            ("shipped (a), airline test", a_probs["airline_test"], sets["airline_test"][1], a_temperature),
             ("old model, customer test", options["old"][0]["customer_test"], sets["customer_test"][1],
              options["old"][1]),
             ("old model, airline test", options["old"][0]["airline_test"], sets["airline_test"][1], options["old"][1]),

@@ -330,8 +330,13 @@ class OnnxSentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponen
                 sequence=sequence, sentence=sentences[k : k + 1], attribute=attribute, message=message
             )
             if keep_frozen and attribute == TEXT:
-                layers = batches[b].layers
-                frozen = FrozenEncoding(batches[b].sentence[k], None if layers is None else layers[k])
+                layers, pre_top = batches[b].layers, batches[b].pre_top
+                frozen = FrozenEncoding(
+                    batches[b].sentence[k],
+                    None if layers is None else layers[k],
+                    None if pre_top is None else pre_top[k],
+                    int(dict(options)["with_pre_top"]) if pre_top is not None else 0,
+                )
                 message.set(FROZEN_ENCODING, frozen)
 
     def _batch_features(self, encoded: EncodedBatch) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -100,6 +100,8 @@ class FrozenEncoding:
 
     sentence: np.ndarray  # [dim], L2-normalised
     layers: Optional[np.ndarray] = None  # [num_layers + 1, dim]
+    pre_top: Optional[np.ndarray] = None  # [pieces, dim]: word-piece states below the last pre_top_depth layers
+    pre_top_depth: int = 0
 
 
 class OnnxSentenceEncoder:

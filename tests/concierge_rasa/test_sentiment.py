@@ -19,7 +19,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.onnx_featurizer import OnnxSentenceFeaturizer
-from concierge_rasa.nlu.onnx_runtime import FROZEN_ENCODING
+from concierge_rasa.nlu.onnx_runtime import FROZEN_ENCODING, get_encoder, resolve_model_dir
 from concierge_rasa.nlu.sentiment import SENTIMENT, SentimentClassifier, read_labelled_csv
 from concierge_rasa.nlu.sentiment_head import (
     LABELS,
@@ -27,6 +27,7 @@ from concierge_rasa.nlu.sentiment_head import (
     SentimentHead,
     expected_calibration_error,
     fit_temperature,
+    label_indices,
     softmax,
 )
 from concierge_rasa.upset_policy import UpsetPolicy, upset_streak
@@ -45,26 +46,32 @@ POSITIVE = [
 NEUTRAL = ["where is my order 104233?", "can I pay by bank transfer", "how do I change my email address"]
 
 
-@pytest.fixture(scope="module")
-def trained(encoder_dir, tmp_path_factory) -> tuple[SentimentClassifier, LocalModelStorage, Resource]:
+def _train(tmp_path_factory, **overrides) -> tuple[SentimentClassifier, LocalModelStorage, Resource]:
     """The component trained as `rasa train` does, on the project's data, then loaded back."""
     storage = LocalModelStorage(tmp_path_factory.mktemp("storage"))
     resource = Resource("sentiment")
     context = ExecutionContext(GraphSchema({}), "test-model")
-    config = SentimentClassifier.get_default_config()
+    config = {**SentimentClassifier.get_default_config(), **overrides}
     SentimentClassifier.validate_config(config)
     SentimentClassifier.create(config, storage, resource, context).train(TrainingData([]))
     loaded = SentimentClassifier.load(config, storage, resource, context)
     return loaded, storage, resource
 
 
+@pytest.fixture(scope="module", params=["frozen", "tuned"])
+def trained(encoder_dir, tmp_path_factory, request) -> tuple[SentimentClassifier, LocalModelStorage, Resource]:
+    """Both variants: the default (head on the frozen layers) and two tuned top layers."""
+    return _train(tmp_path_factory, **({"tune_top_layers": 2} if request.param == "tuned" else {}))
+
+
 def _featurized(context, tokenizer, texts: list[str]) -> list[Message]:
+    """Tokenized and featurized as config.yml's pipeline does (two tuned top layers: the
+    featurizer's encoder pass then includes the states below them, which the sentiment reuses)."""
     messages = [Message(data={TEXT: t}) for t in texts]
     tokenizer.process(messages)
-    featurizer = OnnxSentenceFeaturizer(
-        {**OnnxSentenceFeaturizer.get_default_config(), "sentence_layers": [4, 5, 6]}, context
-    )
-    return featurizer.process(messages)
+    config = {**OnnxSentenceFeaturizer.get_default_config(), "sentence_layers": [4, 5, 6]}
+    tuned = get_encoder(resolve_model_dir(None), num_threads=1).top_layer(2)
+    return OnnxSentenceFeaturizer(config, context, tuned=tuned).process(messages)
 
 
 def _parse_output(message: Message) -> dict:
@@ -121,9 +128,15 @@ def test_temperature_fitted_on_validation_and_stored(trained) -> None:
     assert meta["n_train"] == len(read_labelled_csv([ROOT / "data/sentiment/messages.csv"])[0])
     assert meta["n_validation"] == len(read_labelled_csv([ROOT / "data/sentiment/eval/validation.csv"])[0])
     assert meta["temperature"] == pytest.approx(component.head.temperature, rel=1e-3)
-    assert meta["temperature"] != pytest.approx(1.0, abs=0.05)  # calibration changed something
+    val_texts, val_labels = read_labelled_csv([ROOT / "data/sentiment/eval/validation.csv"])
+    logits = component.head.logits(component.featurize_texts(val_texts))
+    # the stored temperature is the one that minimises the validation NLL
+    assert meta["temperature"] == pytest.approx(fit_temperature(logits, label_indices(val_labels)), rel=1e-2)
     assert meta["validation_nll_after"] <= meta["validation_nll_before"]
     assert meta["sentence_layers"] == [4, 5, 6]
+    depth = int(component.config["tune_top_layers"])
+    assert meta["tuned_depth"] == depth
+    assert (component.tuned is None) if depth == 0 else (component.tuned.depth == depth)
 
 
 def test_load_without_training_adds_nothing(context, model_storage) -> None:
