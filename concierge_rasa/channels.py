@@ -107,6 +107,23 @@ class CountingOutputChannel(OutputChannel):
         return getattr(self.inner, item)
 
 
+async def conversation_paused(sender_id: str) -> bool:
+    """Whether a person has taken the conversation over (Rasa's ConversationPaused): the bot's
+    silence is then expected, the agent answers (README "Agent console")."""
+    try:
+        from sanic import Sanic
+
+        apps = list(Sanic._app_registry.values())  # the Rasa server's app (one per process)
+        agent = next((a.ctx.agent for a in apps if getattr(a.ctx, "agent", None) is not None), None)
+        if agent is None or agent.tracker_store is None:
+            return False
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        return bool(tracker is not None and tracker.is_paused())
+    except Exception:  # noqa: BLE001 - unknown: apologise rather than stay silent
+        logger.exception("Could not read whether %s is paused", sender_id)
+        return False
+
+
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
 ) -> Callable[[UserMessage], Awaitable[None]]:
@@ -131,7 +148,7 @@ def guarded(
         except Exception:  # noqa: BLE001 - the customer must still get an answer
             logger.exception("Handling a message failed (sender %s)", message.sender_id)
         try:
-            if counter.count == 0:
+            if counter.count == 0 and not await conversation_paused(message.sender_id):
                 await counter.send_text_message(message.sender_id, APOLOGY)
         except Exception:  # noqa: BLE001
             logger.exception("Could not send the closing message to %s", message.sender_id)

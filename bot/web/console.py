@@ -284,8 +284,10 @@ def _close(request: Request, handoff_id: int, agent: AgentInfo, settings: Settin
     with session_scope(settings.database_url) as session:
         h = repo.get(session, handoff_id)
         previous = h.status if h else None
-        _act(request, session, agent, handoff_id, "resolve" if resolved else "hand_back", handoff_service.close,
-             agent.id, resolved=resolved)
+        def close(s: Session, hid: int) -> None:
+            handoff_service.close(s, hid, agent.id, resolved=resolved)
+
+        _act(request, session, agent, handoff_id, "resolve" if resolved else "hand_back", close)
         sender = h.sender_id
     template = RESOLVED_MESSAGE if resolved else HANDED_BACK_MESSAGE
     try:
