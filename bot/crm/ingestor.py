@@ -146,6 +146,10 @@ class Ingestor:
         if conv is not None and starts and conv.turn_count > 0:
             self._close(session, conv, conv.last_event_at)  # the previous Rasa session is over
             conv = None
+        if conv is None and not starts:
+            # closed for idleness, yet the same Rasa session goes on (a restart or a new session
+            # always begins with a session start): the conversation is open again
+            conv = repo.reopen_latest(session, ev.sender_id)
         if conv is None:
             conv = repo.start(session, ev.sender_id, ev.at, fx.channel)
         if ev.at > conv.last_event_at:

@@ -20,6 +20,21 @@ def open_for_sender(session: Session, sender_id: str) -> Conversation | None:
     ).first()
 
 
+def reopen_latest(session: Session, sender_id: str) -> Conversation | None:
+    """The sender's latest conversation, open again (its outcome is decided anew when it ends)."""
+    conversation = session.scalars(
+        select(Conversation)
+        .where(Conversation.sender_id == sender_id)
+        .order_by(Conversation.started_at.desc(), Conversation.id.desc())
+        .limit(1)
+    ).first()
+    if conversation is not None:
+        conversation.ended_at = None
+        conversation.outcome = "open"
+        session.flush()
+    return conversation
+
+
 def start(session: Session, sender_id: str, started_at: datetime, channel: str | None = None) -> Conversation:
     conversation = Conversation(
         sender_id=sender_id[:128],

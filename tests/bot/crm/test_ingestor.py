@@ -242,9 +242,8 @@ def test_postgres_outage_during_a_burst_loses_nothing(
 
 def test_the_channels_signed_claims_name_the_customer(crm_sqlite: str, tmp_path: Path) -> None:
     """The Concierge channel replaces a website token by claims it signs (the token is never published)."""
-    from concierge_rasa.security import CLAIMS_KEY, sign_claims
-
     from bot.services.identity import keyring
+    from concierge_rasa.security import CLAIMS_KEY, sign_claims
 
     at = time.time()
     claims = sign_claims({"cid": 3, "exp": int(at) + 600, "session": "s1"}, keyring())
@@ -267,3 +266,19 @@ def test_the_channels_signed_claims_name_the_customer(crm_sqlite: str, tmp_path:
     assert convs["claims-ok"][0].customer_id == 3
     assert convs["claims-forged"][0].customer_id is None
     assert convs["claims-expired"][0].customer_id is None
+
+
+def test_a_conversation_closed_for_idleness_goes_on_in_the_same_session(crm_sqlite: str, tmp_path: Path) -> None:
+    """Idle closing decides an outcome; if the same Rasa session continues, the record does too."""
+    events = [e for e in rasa_events() if e["sender_id"] == "cap-verified"]
+    split = next(i for i, e in enumerate(events) if e["event"] == "user" and e["text"] == "thanks, bye")
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(events[:split])
+    ingestor = ingest_all(crm_sqlite, broker)
+    ingestor.idle_close_s = 1
+    assert ingestor.close_idle() == 1
+    assert conversations(crm_sqlite)["cap-verified"][0].outcome == "resolved"
+    broker.publish(events[split:])  # the customer comes back within Rasa's session
+    ingest_all(crm_sqlite, broker)
+    (conv,) = conversations(crm_sqlite)["cap-verified"]
+    assert (conv.ended_at, conv.outcome, conv.turn_count) == (None, "open", 4)
