@@ -29,7 +29,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(wildcard data/sentiment/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget bench-dashboard test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling \
+        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
@@ -138,6 +138,10 @@ bench-widget: setup browser db models $(MODEL)
 # socket.io (python-socketio client) beside REST on one stack: p50/p95, var/bench/socketio_latency.png
 bench-socketio: setup db models $(MODEL)
 	$(PY) bench/socketio_latency.py
+
+# agent reply -> widget and customer message -> agent screen, p50/p95 beside baselines: var/bench/handoff_latency.png
+bench-handoff: setup web db models $(MODEL)
+	$(PY) bench/handoff_latency.py
 
 bench-latency: setup db models $(MODEL)
 	$(PY) bench/latency.py

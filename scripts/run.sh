@@ -20,7 +20,12 @@ export CONCIERGE_TRACKER_DB="${CONCIERGE_TRACKER_DB:-$VAR_DIR/tracker.db}" CONCI
 # Rasa -> action server shared secret (both processes read it; README "Security")
 CONCIERGE_ACTION_TOKEN="$(scripts/action_token.sh)"
 export CONCIERGE_ACTION_TOKEN
-# Rasa's HTTP API (conversations, tracker edits) only with a token and on localhost: RASA_API_TOKEN=... enables it
+# Rasa's HTTP API (conversations, tracker edits) only with a token and on localhost. The agent console
+# (web app) sends agents' replies through it: RASA_API_TOKEN, else a random one kept in var/rasa_api.key.
+if [ -z "${RASA_API_TOKEN:-}" ]; then
+  RASA_API_TOKEN="$(CONCIERGE_ACTION_TOKEN= CONCIERGE_VAR_DIR="$VAR_DIR" KEY_NAME=rasa_api.key scripts/action_token.sh)"
+fi
+export RASA_API_TOKEN
 rasa_api=()
 if [ -n "${RASA_API_TOKEN:-}" ]; then
   case "${RASA_HOST:-127.0.0.1}" in
@@ -66,7 +71,8 @@ for _ in $(seq 1 240); do
   if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "Rasa server failed to start; see var/logs/rasa.log" >&2; exit 1; fi
   sleep 0.5
 done
-echo "==> starting the web app (shop + chat widget) on :${WEB_PORT} (log: var/logs/web.log)"
+.venv/bin/python -m bot.web.users demo  # the console's demo agent and supervisor (README "Agent console")
+echo "==> starting the web app (shop + chat widget + agent console) on :${WEB_PORT} (log: var/logs/web.log)"
 .venv/bin/python -m bot.web --port "$WEB_PORT" >var/logs/web.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do
@@ -81,6 +87,7 @@ Concierge is running. Press Ctrl-C to stop all its servers.
   socket.io        http://localhost:${RASA_PORT}/socket.io   (chat widgets such as rasa-webchat)
   action server    http://localhost:${ACTION_PORT}/health
   shop + widget    http://127.0.0.1:${WEB_PORT}/   (sign in as a demo customer and open the chat)
+  agent console    http://127.0.0.1:${WEB_PORT}/console   (alex / concierge-agent-demo, sam / concierge-supervisor-demo)
   try:  curl -s localhost:${RASA_PORT}/webhooks/rest/webhook -d '{"sender":"demo","message":"where is my order 190001?"}'
         then the same with "alice.martin@example.com" (demo customers: README)
 

@@ -49,6 +49,7 @@ def start_shop(tmp: Path, **server_kwargs: object) -> Iterator[Shop]:
             **servers.env,
             "WEB_PORT": str(web_port),
             "CONCIERGE_RASA_PUBLIC_URL": servers.rasa_url,
+            "CONCIERGE_RASA_API_URL": servers.rasa_url,  # the console's server-side calls (RASA_API_TOKEN)
             "CONCIERGE_SESSION_SECRET": "browser-test-session-secret-0123456789",
             "CONCIERGE_VAR_DIR": str(tmp / "var"),
         }

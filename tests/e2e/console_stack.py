@@ -150,15 +150,19 @@ class AgentClient:
 
         def read() -> None:
             name = "message"
-            for line in resp.iter_lines(decode_unicode=True):
-                if self._stop.is_set():
-                    break
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    self.stream_events.put((time.perf_counter(), name, json.loads(line[6:])))
-                    name = "message"
-            resp.close()
+            try:
+                for line in resp.iter_lines(decode_unicode=True):
+                    if self._stop.is_set():
+                        break
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        self.stream_events.put((time.perf_counter(), name, json.loads(line[6:])))
+                        name = "message"
+            except requests.RequestException:  # the stack stopped under an open stream
+                pass
+            finally:
+                resp.close()
 
         self._stream_thread = threading.Thread(target=read, daemon=True)
         self._stream_thread.start()

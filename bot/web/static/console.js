@@ -37,5 +37,23 @@
       if (select.value) { text.value = select.value; text.focus(); }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { startStream(); cannedResponses(); });
+  function replyForm() {
+    var form = document.getElementById("reply-form");
+    if (!form) return;
+    form.addEventListener("htmx:afterRequest", function (e) {
+      if (e.detail.successful) form.reset();
+      else alertBox("The reply was not sent: " + (e.detail.xhr.status === 502 ? "the chat server is unreachable" : "try again"));
+    });
+  }
+  function alertBox(message) {
+    var p = document.getElementById("reply-error");
+    if (!p) {
+      p = document.createElement("p");
+      p.id = "reply-error";
+      p.className = "error";
+      document.getElementById("reply-form").appendChild(p);
+    }
+    p.textContent = message;
+  }
+  document.addEventListener("DOMContentLoaded", function () { startStream(); cannedResponses(); replyForm(); });
 })();
