@@ -78,13 +78,13 @@ def action_call_problem(body: bytes, content_encoding: str | None) -> str | None
         "latest_message": dict,
         "active_loop": dict,
     }
-    for key, kind in checks.items():
-        if tracker.get(key) is not None and not isinstance(tracker[key], kind):
+    for key, kind in checks.items():  # Rasa always sends these as objects/lists; null crashes rasa_sdk
+        if key in tracker and not isinstance(tracker[key], kind):
             return f"'tracker.{key}' has the wrong type"
     if any(not isinstance(e, dict) for e in tracker.get("events") or []):
         return "'tracker.events' must hold objects"
     for key in ("slots", "responses", "forms"):
-        if domain.get(key) is not None and not isinstance(domain[key], dict):
+        if key in domain and not isinstance(domain[key], dict):
             return f"'domain.{key}' has the wrong type"
     if call.get("version") is not None and not isinstance(call["version"], str):
         return "'version' must be a string"
@@ -108,4 +108,12 @@ def install_guard(app: Any, token: str) -> None:
             problem = action_call_problem(request.body or b"", request.headers.get("content-encoding"))
             if problem:
                 return response.json({"error": f"invalid action call: {problem}"}, status=400)
+        return None
+
+    @app.on_response
+    async def no_internals(request: Any, resp: Any) -> Any:
+        # rasa_sdk's error handler echoes the exception and the request body: log it, never send it
+        if resp.status >= 500:
+            logger.error("Action server error on %s: %s", request.path, (resp.body or b"")[:2000])
+            return response.json({"error": "internal error"}, status=resp.status)
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pytest
@@ -461,3 +462,17 @@ async def test_an_email_remembered_from_another_session_is_asked_again(db_url, d
     slots = slot_values(await ValidateTrackOrderForm().run(dispatcher, tracker, domain))
     assert "verified_customer_id" not in slots and slots["email"] is None
     assert slots["order_number"] == "190003" and dispatcher.messages == []
+
+
+async def test_an_email_typed_before_a_lapse_of_inactivity_is_asked_again(db_url, domain, dispatcher):
+    from bot.services.identity import keyring
+    from concierge_rasa.security import CLAIMS_KEY, sign_claims
+
+    same = {CLAIMS_KEY: sign_claims({"session": "sid-idle"}, keyring())}
+    old = user_event(EMAILS[ALICE], "inform", metadata=same)
+    old["timestamp"] = time.time() - 4000  # longer ago than session_idle_s (1800 by default)
+    tracker = form_tracker(domain, "order_number", {"order_number": "190003"}, metadata=same,
+                           slots={"email": EMAILS[ALICE]}, history=[old, slot_event("email", EMAILS[ALICE])],
+                           sender_id="conv-idle")
+    slots = slot_values(await ValidateTrackOrderForm().run(dispatcher, tracker, domain))
+    assert "verified_customer_id" not in slots and slots["email"] is None

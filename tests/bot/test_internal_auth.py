@@ -45,6 +45,8 @@ def test_well_formed_calls_pass_plain_and_deflated():
         (json.dumps({**CALL, "tracker": {"sender_id": "a", "events": [1]}}).encode(), None, "events"),
         (json.dumps({**CALL, "tracker": {"sender_id": "a", "slots": []}}).encode(), None, "slots"),
         (json.dumps({**CALL, "domain": "x"}).encode(), None, "domain"),
+        (json.dumps({**CALL, "tracker": {"sender_id": "a", "latest_message": None}}).encode(), None, "latest_message"),
+        (json.dumps({**CALL, "tracker": {"sender_id": "a", "slots": None}}).encode(), None, "slots"),
         (json.dumps({**CALL, "version": {}}).encode(), None, "version"),
         (b"[" * 5000 + b"]" * 5000, None, ""),
         (json.dumps({**CALL, "x": nested(70)}).encode(), None, "deeply"),
