@@ -241,6 +241,13 @@ def main() -> None:
                 CONCIERGE_IDENTITY_SECRET=os.environ.get("CONCIERGE_IDENTITY_SECRET") or secrets.token_urlsafe(48),
                 CONCIERGE_EVENTS_DB=str(events_db),
                 CONCIERGE_TRACKER_DB=str(tmp / "tracker.db"),
+                # every simulated customer comes from 127.0.0.1: lift the per-address limits (README "Security")
+                CONCIERGE_RATE_CLIENT_PER_MIN="1000000",
+                CONCIERGE_RATE_CLIENT_BURST="1000000",
+                CONCIERGE_RATE_SENDER_PER_MIN="1000000",
+                CONCIERGE_RATE_SENDER_BURST="1000000",
+                CONCIERGE_VERIFY_CLIENT_MAX_FAILURES="1000000",
+                CONCIERGE_TICKETS_PER_CLIENT_DAY="1000000",
             )
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
             procs.append(
