@@ -38,6 +38,7 @@ MAX_TRANSCRIPT_TURNS = 40
 MAX_TURN_TEXT = 1000
 MAX_REPLY = 2000
 MAX_LABELS = 8
+AGENT_MARK = " (support): "  # how an agent's reply starts (bot/services/rasa_api.agent_label)
 
 
 # ---------------------------------------------------------------- configuration
@@ -478,5 +479,8 @@ def turns(session: Session, sender_id: str, after_id: int = 0) -> list[TurnView]
     """The conversation as the CRM recorded it (the customer's messages keep arriving while paused)."""
     out = []
     for t in repo.crm_turns(session, sender_id, after_id):
-        out.append(TurnView(t.id, t.role, t.text or "", t.event_at, None, t.sentiment_label))
+        text = t.text or ""
+        head, sep, _ = text[:120].partition(AGENT_MARK)
+        from_agent = head if t.role == "bot" and sep and head else None  # a person's reply (rasa_api)
+        out.append(TurnView(t.id, t.role, text, t.event_at, from_agent, t.sentiment_label))
     return out

@@ -160,7 +160,7 @@ def conversation(handoff_id: int, request: Request, agent: AgentInfo = Depends(c
 
 def _turn_json(t: handoff_service.TurnView) -> str:
     return json.dumps({"id": t.id, "role": t.role, "text": t.text, "at": t.at.isoformat(timespec="seconds"),
-                       "sentiment": t.sentiment})
+                       "sentiment": t.sentiment, "agent": bool(t.from_agent)})
 
 
 @router.get("/h/{handoff_id}/stream", name="console_stream")

@@ -9,7 +9,7 @@
     li.dataset.id = String(t.id);
     var who = document.createElement("span");
     who.className = "who";
-    who.textContent = t.role === "user" ? "Customer" : "Bot/agent";
+    who.textContent = t.role === "user" ? "Customer" : (t.agent ? "Agent" : "Bot");
     var text = document.createElement("span");
     text.className = "text";
     text.textContent = t.text;

@@ -1,0 +1,102 @@
+"""The agent console in Debian's chromium, beside a customer in the shop's real widget.
+
+A customer asks for a person in the widget; an agent logs in to the console, sees the ticket in the
+inbox, claims it, watches the customer's next message (an HTML/script payload) appear live and
+shown as text, and replies; the customer's widget shows the reply with the agent's name.
+Screenshots: var/test-artifacts/console-*.png (and docs/img/console-*.png for the README).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from bot.db.session import session_scope
+from bot.web.users import DEMO_USERS, ensure_demo_users
+from tests.browser.conftest import Visit
+from tests.browser.stack import ARTIFACTS, Shop, start_shop
+from tests.browser.test_shop_widget import log_in
+from tests.e2e.conftest import ROOT
+
+REPLY_TIMEOUT_MS = 45_000
+TOKEN = "browser-rasa-api-token-0123456789abcdef"
+PAYLOAD = 'my parcel <b>never</b> came <script>alert("x")</script><img src=x onerror=alert(1)>'
+USER, NAME, PASSWORD, _ = DEMO_USERS[0]
+DOCS_IMG = ROOT / "docs" / "img"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """The shop stack with Rasa's HTTP API on (token, localhost) for the console, demo users seeded."""
+    for s in start_shop(tmp_path_factory.mktemp("console"), extra_env={"RASA_API_TOKEN": TOKEN},
+                        rasa_args=["--enable-api", "--auth-token", TOKEN]):
+        with session_scope(s.servers.db_url) as session:
+            ensure_demo_users(session)
+        yield s
+
+
+def widget_say(v: Visit, text: str) -> None:
+    box = v.page.locator(".rw-new-message")
+    box.fill(text)
+    box.press("Enter")
+    expect(v.page.locator(".rw-client").last).to_have_text(text)
+
+
+def test_agent_claims_sees_the_customer_live_and_replies(browser, shop: Shop, visit: Visit) -> None:
+    customer = visit
+    log_in(customer, 1)  # Alice, a demo customer: the console shows her customer-360
+    customer.page.goto(shop.url + "/")
+    customer.page.locator(".rw-launcher").click(timeout=30_000)
+    expect(customer.page.locator(".rw-response").first).to_contain_text("I'm Concierge", timeout=REPLY_TIMEOUT_MS)
+    widget_say(customer, "I want to talk to a human")
+    messages = customer.page.locator(".rw-messages-container")
+    expect(messages).to_contain_text("passed this conversation to our support team", timeout=REPLY_TIMEOUT_MS)
+    ticket = re.search(r"\(ticket (TK-\d{6})\)", messages.inner_text()).group(1)
+
+    agent = Visit(browser, shop, "console")
+    try:
+        page = agent.page
+        page.goto(shop.url + "/console")
+        expect(page).to_have_url(re.compile(r"/console/login$"))
+        page.fill("input[name=username]", USER)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        row = page.locator("tr", has=page.locator(f"a:text-is('{ticket}')"))
+        expect(row).to_be_visible(timeout=10_000)
+        expect(row.locator(".state")).to_have_text("open")
+        agent.screenshot("inbox")
+        row.locator("button.claim").click()  # claimed: the conversation opens
+        expect(page).to_have_url(re.compile(r"/console/h/\d+$"))
+        expect(page.locator("#conv-status")).to_have_text("assigned")
+        expect(page.locator(".c360")).to_contain_text("Alice Martin")
+        # the CRM ingestor's first batch loads its redaction models: allow it a cold start
+        expect(page.locator("#transcript")).to_contain_text("I want to talk to a human", timeout=REPLY_TIMEOUT_MS)
+
+        widget_say(customer, PAYLOAD)  # appears in the open page without a reload, as text
+        live = page.locator("#transcript li.live.user")
+        expect(live.last).to_contain_text(PAYLOAD, timeout=REPLY_TIMEOUT_MS)
+        assert page.locator("#transcript script").count() == 0 and page.locator("#transcript img").count() == 0
+        agent.screenshot("live-message")
+
+        page.select_option("#canned", label="Greeting")
+        expect(page.locator("#reply-text")).to_have_value(re.compile("thanks for waiting"))
+        page.fill("#reply-text", "Sorry about that! I'm checking with the courier now.")
+        page.click("#send")
+        expect(page.locator("#reply-text")).to_have_value("", timeout=20_000)  # sent: the form resets
+        expect(messages).to_contain_text(f"{NAME} (support): Sorry about that! I'm checking with the courier now.",
+                                          timeout=20_000)
+        agent_turn = page.locator("#transcript li.bot", has_text="(support): Sorry about that!")
+        expect(agent_turn.locator(".who")).to_have_text("Agent", timeout=20_000)
+        customer.screenshot("widget-agent-reply")
+        agent.screenshot("conversation")
+        assert agent.dialogs == [] and customer.dialogs == []  # no script ran anywhere
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        for label, name in (("inbox", "console-inbox.png"), ("conversation", "console-conversation.png")):
+            shot = next(ARTIFACTS.glob(f"console-*-{label}.png"))
+            shutil.copyfile(shot, DOCS_IMG / name)
+    finally:
+        agent.context.close()
