@@ -414,11 +414,11 @@ def main() -> None:
             old["latency"],
         ),
     }
-    for name, (probs, temperature, latency) in options.items():
+    for name, (probs, temperature, added) in options.items():
         result[name] = {
             "temperature": round(float(temperature), 4),
             **{s: scores(probs[s], sets[s][1], temperature) for s in sets},
-            "latency": latency,
+            "latency": added,
         }
     result["onnx_finetuned"]["export_s"] = old["onnx"]["export_s"]
     result["featurizer_latency"] = latency["featurizer"]
