@@ -8,7 +8,7 @@ message; no second encoder pass: about 0.2 ms a message), with a temperature fit
 validation set, so ``p(negative) >= 0.7`` means about seven in ten. With ``tune_top_layers: 2``
 a copy of MiniLM's last two layers trained on the sentiment labels runs on the states below them
 (which the featurizer's pass also leaves) and feeds the head instead: a little more accurate,
-clearly so off-domain, at about three quarters of an encoder pass per message (figures beside
+clearly so off-domain, at about two thirds of an encoder pass per message (figures beside
 the old model: ``bench/sentiment_nlu.py``). The result goes into the parse data, where the
 dialogue policies (``upset_policy``), the actions (``tracker.latest_message["sentiment"]``), the
 tracker store and the event broker see it::
@@ -113,7 +113,7 @@ class SentimentClassifier(GraphComponent):
             # a copy of the encoder's last layers trained on the sentiment labels (0 = frozen
             # encoder, the default); their means replace those layers' in the head's input. At
             # parse time they run on the states below them, which the featurizer's pass leaves.
-            # 2 is more accurate off-domain but costs about 0.75 of an encoder pass per message
+            # 2 is more accurate off-domain but costs about 2/3 of an encoder pass per message
             "tune_top_layers": 0,
             "tune_epochs": 2,
             "tune_learning_rate": 0.0001,
