@@ -88,7 +88,7 @@ $(ONNX): scripts/export_onnx.py | $(VENV)/.installed
 	$(PY) scripts/export_onnx.py
 
 models: $(VENV)/.installed $(ONNX) db
-	$(PY) -m bot.ml.train --if-missing
+	$(PY) -m bot.ml.train --if-missing --only recommender
 
 train-models: $(VENV)/.installed $(ONNX) db
 	$(PY) -m bot.ml.train

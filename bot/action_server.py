@@ -34,7 +34,6 @@ def warm_up_models() -> None:
     try:
         from bot.ml import serving
 
-        serving.analyze_sentiment("hello")
         serving.get_recommender()
     except Exception:  # noqa: BLE001 - missing models mean fallbacks, not a dead server
         logger.exception("Could not load the embedded models; answering with fallbacks")
