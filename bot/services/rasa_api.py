@@ -66,6 +66,8 @@ def resume(settings: Settings, sender_id: str, message: str, *, csat: bool) -> N
         {"event": "slot", "timestamp": time.time(), "name": "escalated", "value": not csat},
         {"event": "bot", "timestamp": time.time(), "text": message, "metadata": {"handoff": "closed"}},
     ]
+    if not csat:  # the bot now waits for the customer, as after any of its turns (the policies expect it)
+        events.append({"event": "action", "timestamp": time.time(), "name": "action_listen"})
     _post(settings, _events_path(sender_id), events, output_channel="latest", execute_side_effects="true")
     if csat:
         path = f"/conversations/{quote(sender_id, safe='')}/execute"

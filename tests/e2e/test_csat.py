@@ -3,12 +3,13 @@
 - After a request the bot resolved it asks once for a 1-5 rating (buttons) and a comment; the rating
   is stored in ``feedback`` with the conversation and the customer, and reaches the CRM's conversation.
 - A customer who ignores the question and asks something else is served, and not asked again.
-- After an escalation the bot asks no CSAT.
+- After an escalation the bot pauses; handed back by the agent, it asks no CSAT.
 - Junk never opens a ticket; a conversation has at most one open ticket.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,17 +19,28 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Conversation, Feedback, Order, SupportTicket
+from bot.services import rasa_api
 from bot.services.identity import sign_token
+from bot.settings import load_settings
 from tests.e2e.conftest import SECRET, Servers, start_servers
 
 pytestmark = pytest.mark.e2e
 ALICE, BOB, CARLA = 1, 2, 3
 RATING_QUESTION = "How would you rate this conversation"
+API_TOKEN = "csat-e2e-rasa-api-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def servers_csat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    yield from start_servers(tmp_path_factory.mktemp("csat"))
+    # Rasa's HTTP API on (token, localhost): the agent console's hand-back resumes a paused conversation
+    yield from start_servers(tmp_path_factory.mktemp("csat"), extra_env={"RASA_API_TOKEN": API_TOKEN},
+                             rasa_args=["--enable-api", "--auth-token", API_TOKEN])
+
+
+def hand_back(srv: Servers, sender_id: str) -> None:
+    """What the console's 'Hand back to the bot' does (bot/services/rasa_api.py): resume, no CSAT."""
+    settings = dataclasses.replace(load_settings(), rasa_api_url=srv.rasa_url, rasa_api_token=API_TOKEN)
+    rasa_api.resume(settings, sender_id, "You're back with the assistant.", csat=False)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +135,8 @@ def test_no_csat_after_an_escalation(servers_csat: Servers, db) -> None:
     me, who = sender(), token(ALICE)
     handoff = texts(servers_csat.say(me, "I want to talk to a real person", who))
     assert "TK-" in handoff
+    assert servers_csat.say(me, "hello?", who) == []  # paused: a person answers now, not the bot
+    hand_back(servers_csat, me)
     reply = texts(servers_csat.say(me, "where is my order 190001?", who))
     assert "190001" in reply and RATING_QUESTION not in reply
 
@@ -138,9 +152,12 @@ def test_junk_never_opens_a_ticket(servers_csat: Servers, db) -> None:
 
 def test_one_open_ticket_per_conversation(servers_csat: Servers, db) -> None:
     me = sender()
-    first = texts(servers_csat.say(me, "I want to talk to a human"))
-    assert "TK-" in first
-    second = texts(servers_csat.say(me, "this is ridiculous, my parcel arrived completely smashed"))
-    third = texts(servers_csat.say(me, "let me speak to someone from your staff"))
+    first = texts(servers_csat.say(me, "this is ridiculous, my parcel arrived completely smashed"))
+    assert "TK-" in first  # a complaint: a ticket, the bot carries on (not a gold customer)
+    second = texts(servers_csat.say(me, "let me speak to someone from your staff"))
     ((number, status),) = tickets_of(db, me)
-    assert status == "open" and number in second and number in third
+    assert status == "open" and number in first and number in second  # the handoff reuses the ticket
+    hand_back(servers_csat, me)
+    third = texts(servers_csat.say(me, "I want to talk to a human"))
+    ((again, _),) = tickets_of(db, me)
+    assert again == number and number in third
