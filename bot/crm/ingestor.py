@@ -354,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     from bot.settings import get_settings
 
     settings = get_settings()
+    try:  # recording may lag a little; live turns of the Rasa and action servers come first
+        os.nice(10)
+    except OSError:  # pragma: no cover - not permitted here: run at normal priority
+        pass
     source = build_source(args.source)
     ingestor = Ingestor(source)
     stop = threading.Event()
