@@ -76,8 +76,10 @@ class ActionTrackOrder(SafeAction):
             dispatcher.utter_message(text="I don't see any orders on your account yet.")
             return ident.events
         lines = "\n".join(f"- {describe_order(o)}" for o in orders)
+        # A blank line ends the list: the widget renders Markdown, where a line right after a
+        # bullet continues that bullet ("... was cancelled. Ask me about any of them by number.").
         dispatcher.utter_message(
-            text=f"Here are your most recent orders:\n{lines}\nAsk me about any of them by number."
+            text=f"Here are your most recent orders:\n{lines}\n\nAsk me about any of them by number."
         )
         return ident.events + csat_offer(tracker)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from markdown_it import MarkdownIt
 from rasa_sdk.events import SlotSet
 from sqlalchemy import select
 
@@ -74,6 +75,11 @@ async def test_track_without_number_lists_recent_orders(db_url, domain, dispatch
     assert text.startswith("Here are your most recent orders:")
     assert [line.split(" ")[2] for line in text.splitlines()[1:4]] == [f"#{o.number}" for o in recent]
     assert len(recent) == 3
+    # the widget renders Markdown (CommonMark): the closing line is its own paragraph, not part
+    # of the last bullet
+    html = MarkdownIt("commonmark").render(text)
+    assert html.count("<li>") == 3
+    assert html.rstrip().endswith("</ul>\n<p>Ask me about any of them by number.</p>")
 
 
 async def test_track_unverified_says_nothing_more(db_url, domain, dispatcher):
