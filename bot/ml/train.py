@@ -121,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"{name}: present at {where()}, skipped (--if-missing)")
             continue
         results.append(train())
-    print(json.dumps(results))
+    if results:
+        print(json.dumps(results))
+    else:  # a bare "[]" read like an error in make run's output
+        print("nothing to train: every requested model is already present (--if-missing)")
     return 0
 
 
