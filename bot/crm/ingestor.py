@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm import records
 from bot.crm.records import BadEvent, RasaEvent
+from bot.crm.redaction import Span, apply, redact_entities
 from bot.crm.sources import Batch, EventSource, PikaEventSource, SQLEventSource
 from bot.db import conversations as repo
 from bot.db import crm_ingest
@@ -38,6 +39,14 @@ from bot.db.base import utcnow
 from bot.db.models import Conversation
 
 logger = logging.getLogger("bot.crm.ingestor")
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """A text as the CRM stores it, and the spans of personal data found in the original."""
+
+    text: str
+    spans: list[Span]
 
 
 @dataclass
@@ -111,8 +120,9 @@ class Ingestor:
                 logger.warning("skipped a broker message that is not a Rasa event (%s, %d bytes)", exc, len(raw or ""))
         return events
 
-    def _redact(self, events: list[RasaEvent]) -> dict[str, str]:
-        """Redacted copies of every text in the batch (one NER pass, outside the DB transaction)."""
+    def _redact(self, events: list[RasaEvent]) -> dict[str, Redacted]:
+        """Redacted copies of every text in the batch and of its turn's entities (one NER pass,
+        outside the DB transaction): nothing the customer typed reaches the CRM unredacted."""
         texts: dict[str, str] = {}
         for ev in events:
             if ev.type in ("user", "bot") and isinstance(ev.data.get("text"), str) and ev.data["text"]:
@@ -124,9 +134,10 @@ class Ingestor:
         if not texts:
             return {}
         keys = list(texts)
-        return dict(zip(keys, self.redactor.redact_many([texts[k] for k in keys]), strict=True))
+        all_spans = self.redactor.spans_many([texts[k] for k in keys])
+        return {k: Redacted(apply(texts[k], spans), spans) for k, spans in zip(keys, all_spans, strict=True)}
 
-    def _apply_all(self, session: Session, events: list[RasaEvent], redacted: dict[str, str]) -> int:
+    def _apply_all(self, session: Session, events: list[RasaEvent], redacted: dict[str, Redacted]) -> int:
         stored = 0
         fresh: set[str] = set()
         for ev in events:
@@ -139,7 +150,7 @@ class Ingestor:
             stored += 1
         return stored
 
-    def _apply(self, session: Session, ev: RasaEvent, redacted: str | None) -> None:
+    def _apply(self, session: Session, ev: RasaEvent, found: Redacted | None) -> None:
         fx = records.effects_of(ev)
         starts = fx.starts or (ev.type == "action" and ev.data.get("name") == "action_session_start")
         conv = repo.open_for_sender(session, ev.sender_id)
@@ -169,7 +180,7 @@ class Ingestor:
         if fx.csat_rating is not None:
             conv.csat_rating = fx.csat_rating
         if fx.csat_comment is not None:
-            conv.csat_comment = redacted if redacted is not None else fx.csat_comment
+            conv.csat_comment = found.text if found is not None else fx.csat_comment
         customer_id = fx.customer_id
         if customer_id is None and (fx.claims or fx.customer_token):
             customer_id = customer_from_message(ev.data.get("metadata"), fx.customer_token, ev.data["timestamp"])
@@ -178,7 +189,10 @@ class Ingestor:
 
         turn = records.turn_of(ev)
         if turn is not None:
-            text = redacted if redacted is not None else ""
+            text = found.text if found is not None else ""
+            # entity values repeat the customer's words: redacted as the text was (raw ones stay
+            # recoverable from raw_text and the offsets only when the retention setting keeps it)
+            entities = redact_entities(turn.entities, turn.text, found.spans if found is not None else [])
             action_name = turn.action_name
             if turn.role == "bot" and action_name is None:
                 action_name = repo.last_action(session, conv.id)
@@ -191,7 +205,7 @@ class Ingestor:
                 raw_text=turn.text if self.keep_raw_text and turn.text else None,
                 intent=turn.intent,
                 confidence=turn.confidence,
-                entities=turn.entities,
+                entities=entities,
                 sentiment_label=turn.sentiment_label,
                 sentiment_probability=turn.sentiment_probability,
                 action_name=action_name,

@@ -16,6 +16,7 @@ amounts and dates are never taken for phone numbers. Figures: ``bench/redaction.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -239,6 +240,64 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         return self.redact_many([text])[0]
+
+
+# entity types whose value is personal data whatever the text around it says
+PERSONAL_ENTITIES = {
+    "email": "EMAIL",
+    "phone": "PHONE",
+    "phone_number": "PHONE",
+    "card": "CARD",
+    "card_number": "CARD",
+    "address": "ADDRESS",
+    "street_address": "ADDRESS",
+    "name": "NAME",
+    "person": "NAME",
+    "first_name": "NAME",
+    "last_name": "NAME",
+}
+
+
+def redact_entities(entities_json: str | None, text: str, spans: Sequence[Span]) -> str | None:
+    """The turn's entities (JSON list) with values redacted as the text was.
+
+    Why: the entities column repeats what the customer typed; a value inside a redacted stretch
+    of the text becomes that stretch's redacted form, a value of a personal entity type
+    (email, phone, name...) becomes its placeholder, and any other string value still goes
+    through the patterns (a normalised email has no offsets into the text).
+    """
+    if not entities_json:
+        return entities_json
+    try:
+        entities = json.loads(entities_json)
+    except ValueError:
+        return None
+    if not isinstance(entities, list):
+        return None
+    out = []
+    for entity in entities:
+        if not isinstance(entity, dict):
+            continue
+        entity = dict(entity)
+        value = entity.get("value")
+        start, end = entity.get("start"), entity.get("end")
+        kind = PERSONAL_ENTITIES.get(str(entity.get("entity", "")).lower())
+        offsets = isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)
+        inside = [s for s in spans if offsets and s.start < end and start < s.end]
+        if inside:
+            clipped = [Span(max(s.start, start) - start, min(s.end, end) - start, s.label) for s in inside]
+            value = apply(text[start:end], clipped)
+        elif kind is not None:
+            value = PLACEHOLDER[kind]
+        elif isinstance(value, str):
+            value = apply(value, merge(pattern_spans(value)))
+        elif value is not None and not isinstance(value, (int, float, bool)):
+            value = None  # a list or object of unknown content is not kept
+        if kind is not None and isinstance(value, str) and value != PLACEHOLDER[kind] and not value.startswith("["):
+            value = PLACEHOLDER[kind]
+        entity["value"] = value
+        out.append(entity)
+    return json.dumps(out, ensure_ascii=False, default=str)
 
 
 @functools.lru_cache(maxsize=1)

@@ -282,3 +282,39 @@ def test_a_conversation_closed_for_idleness_goes_on_in_the_same_session(crm_sqli
     ingest_all(crm_sqlite, broker)
     (conv,) = conversations(crm_sqlite)["cap-verified"]
     assert (conv.ended_at, conv.outcome, conv.turn_count) == (None, "open", 4)
+
+
+SEEDED_PERSONAL = ("alice.martin@example.com", "alice.martin", "+44 20 7946 0958", "7946 0958", "7946")
+INGESTOR_TABLES = ("conversations", "turns", "interactions", "crm_ingested_events", "crm_ingest_offsets")
+
+
+def stored_crm_values(url: str, *, skip: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+    """(table, column, value) of every text-like value in every CRM table the ingestor writes."""
+    out = []
+    with get_engine(url).connect() as conn:
+        for table in INGESTOR_TABLES:
+            result = conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed table names
+            for row in result.mappings():
+                for column, value in row.items():
+                    if column not in skip and value is not None:
+                        out.append((table, column, str(value)))
+    return out
+
+
+@pytest.mark.parametrize("keep_raw_text", [False, True])
+def test_no_stored_crm_column_holds_the_customers_email_or_phone(
+    crm_sqlite: str, tmp_path: Path, keep_raw_text: bool
+) -> None:
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(rasa_events())
+    ingest_all(crm_sqlite, broker, keep_raw_text=keep_raw_text)
+    # raw_text is the retention setting's column: empty by default, the raw message when kept
+    values = stored_crm_values(crm_sqlite, skip=("raw_text",))
+    assert len(values) > 500
+    leaks = [(t, c, v[:80]) for t, c, v in values for secret in SEEDED_PERSONAL if secret in v]
+    assert leaks == []
+    email = next(t for t in turns(crm_sqlite, "cap-verified") if t.intent == "inform")
+    assert json.loads(email.entities) == [{"entity": "email", "value": "[EMAIL]", "start": 0, "end": 24}]
+    assert email.raw_text == ("alice.martin@example.com" if keep_raw_text else None)
+    order = next(t for t in turns(crm_sqlite, "cap-verified") if t.intent == "track_order")
+    assert json.loads(order.entities)[0]["value"] == "190001"  # shop identifiers stay

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from bot.crm.redaction import Span, apply, luhn_ok, merge, pattern_spans, redact
+from bot.crm.redaction import Span, apply, luhn_ok, merge, pattern_spans, redact, redact_entities
 
 
 @pytest.mark.parametrize(
@@ -77,3 +78,20 @@ def test_the_model_is_not_loaded_at_import() -> None:
     code = "import sys, bot.crm.redaction, bot.crm.ingestor; print('spacy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_entity_values_are_redacted_like_the_text() -> None:
+    text_ = "call me on +1 415 555 0134 about the Kestrel phone, I'm Maria"
+    entities = json.dumps(
+        [
+            {"entity": "phone_number", "value": "+1 415 555 0134", "start": 11, "end": 26},
+            {"entity": "product", "value": "phone", "start": 45, "end": 50},
+            {"entity": "email", "value": "MARIA@EXAMPLE.COM"},  # normalised, no offsets
+            {"entity": "person", "value": "Maria", "start": 56, "end": 61},
+            {"entity": "amount", "value": 12.5},
+        ]
+    )
+    spans = [Span(11, 26, "PHONE"), Span(56, 61, "NAME")]
+    got = json.loads(redact_entities(entities, text_, spans))
+    assert [e["value"] for e in got] == ["[PHONE]", "phone", "[EMAIL]", "[NAME]", 12.5]
+    assert redact_entities(None, text_, spans) is None
