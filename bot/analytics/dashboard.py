@@ -123,16 +123,18 @@ def channels(session: Session) -> list[str]:
 class ConversationReport:
     conversations: int
     closed: int
-    open: int
+    open: int  # still open, with the bot or with a person
     resolved: int  # the bot finished the customer's task (bot resolutions)
-    escalated: int  # handed to a person
+    escalated: int  # handed to a person, still open (a live handoff) or closed
     fallback: int  # ended on a message the bot did not understand
     abandoned: int
     bot_resolution_rate: float | None  # resolved / closed
     containment_rate: float | None  # closed without a person / closed
-    handoff_rate: float | None  # escalated / conversations
+    handoff_rate: float | None  # escalated (open or closed) / conversations
     days: list[str] = field(default_factory=list)
-    per_day: dict[str, list[int]] = field(default_factory=dict)  # outcome -> count per day
+    # bucket -> count per day; the buckets split the total: escalated (open or closed), resolved,
+    # fallback, abandoned, open (still open and never handed to a person)
+    per_day: dict[str, list[int]] = field(default_factory=dict)
 
 
 def conversation_report(session: Session, f: Filters) -> ConversationReport:
@@ -149,18 +151,26 @@ def conversation_report(session: Session, f: Filters) -> ConversationReport:
     totals: Counter[str] = Counter()
     for d, outcome, escalated, n in rows:
         i = index.get(_day(d))
-        bucket = "escalated" if escalated and outcome != "open" else outcome
+        # A conversation with a person is escalated from the moment it is handed over, not only
+        # once it closes: counting only closed ones showed a 0% handoff rate beside the reasons
+        # panel's live handoffs.
+        handed_over = bool(escalated) or outcome == "escalated"
+        bucket = "escalated" if handed_over else outcome
         totals["total"] += n
         totals[bucket] += n
+        if outcome == "open":
+            totals["all_open"] += n
+        elif handed_over:
+            totals["escalated_closed"] += n
         if i is not None:
             per_day["total"][i] += n
             per_day.setdefault(bucket, [0] * len(days))[i] += n
-    closed = totals["total"] - totals["open"]
+    closed = totals["total"] - totals["all_open"]
     return ConversationReport(
-        conversations=totals["total"], closed=closed, open=totals["open"], resolved=totals["resolved"],
+        conversations=totals["total"], closed=closed, open=totals["all_open"], resolved=totals["resolved"],
         escalated=totals["escalated"], fallback=totals["fallback"], abandoned=totals["abandoned"],
         bot_resolution_rate=_rate(totals["resolved"], closed),
-        containment_rate=_rate(closed - totals["escalated"], closed),
+        containment_rate=_rate(closed - totals["escalated_closed"], closed),
         handoff_rate=_rate(totals["escalated"], totals["total"]),
         days=days, per_day=per_day,
     )

@@ -137,6 +137,37 @@ def test_conversations_per_day_and_rates(s: Session) -> None:
     assert (slack.conversations, slack.fallback, slack.open) == (2, 1, 1)
 
 
+def test_a_live_handoff_counts_in_the_handoff_rate(s: Session) -> None:
+    """A conversation a person is handling right now is open and escalated: the rate, the stacked
+    outcomes and the handoffs panel all count it (the rate used to say 0% beside live handoffs).
+    Added in this test's session only, never committed."""
+    t = SupportTicket(number="TK-000009", conversation_id="s7", category="handoff", subject="x",
+                      status="open", created_at=DAY2)
+    s.add(Conversation(id=7, sender_id="s7", channel="socketio", customer_id=1, started_at=DAY2,
+                       last_event_at=DAY2, outcome="open", escalated=True))
+    s.add(t)
+    s.flush()
+    s.add(Handoff(ticket_id=t.id, sender_id="s7", channel="socketio", reason="asked_for_person",
+                  status="assigned", created_at=DAY2, updated_at=DAY2))
+    s.flush()
+    r = d.conversation_report(s, F)
+    assert (r.conversations, r.closed, r.open) == (6, 4, 2)  # both open ones: one with the bot, one with a person
+    assert (r.resolved, r.escalated, r.fallback, r.abandoned) == (2, 2, 1, 0)
+    assert r.handoff_rate == 0.3333  # 2 handed to a person (1 closed, 1 live) / 6, rounded
+    assert r.containment_rate == 0.75  # closed ones only: unchanged by the live handoff
+    assert r.bot_resolution_rate == 0.5
+    assert r.per_day["escalated"] == [1, 1, 0]
+    assert r.per_day["open"] == [0, 1, 0]  # open with the bot only: the live handoff is under escalated
+    buckets = ("resolved", "escalated", "fallback", "abandoned", "open")
+    assert [sum(r.per_day[k][i] for k in buckets) for i in range(3)] == r.per_day["total"]
+    agents = d.agent_report(s, F)
+    assert agents.handoffs == 4 and agents.waiting == 2
+    socketio = d.conversation_report(s, d.Filters(F.start, F.end, "socketio"))
+    assert (socketio.conversations, socketio.escalated, socketio.handoff_rate) == (4, 2, 0.5)
+    s.rollback()
+    assert d.conversation_report(s, F).escalated == 1
+
+
 def test_customer_messages_sentiment_intents_fallback(s: Session) -> None:
     r = d.turn_report(s, F)
     assert r.messages == 7  # user turns in range (bot turn and the February one excluded)
