@@ -40,6 +40,11 @@ def _post(settings: Settings, path: str, body: Any, **params: str) -> Any:
     return resp.json() if resp.content else None
 
 
+def _listen_event() -> dict[str, Any]:
+    """The bot waits for the customer, as after any of its turns (the policies expect it)."""
+    return {"event": "action", "timestamp": time.time(), "name": "action_listen"}
+
+
 def _events_path(sender_id: str) -> str:
     return f"/conversations/{quote(sender_id, safe='')}/tracker/events"
 
@@ -67,8 +72,13 @@ def resume(settings: Settings, sender_id: str, message: str, *, csat: bool) -> N
         {"event": "bot", "timestamp": time.time(), "text": message, "metadata": {"handoff": "closed"}},
     ]
     if not csat:  # the bot now waits for the customer, as after any of its turns (the policies expect it)
-        events.append({"event": "action", "timestamp": time.time(), "name": "action_listen"})
+        events.append(_listen_event())
     _post(settings, _events_path(sender_id), events, output_channel="latest", execute_side_effects="true")
     if csat:
         path = f"/conversations/{quote(sender_id, safe='')}/execute"
         _post(settings, path, {"name": "csat_form"}, output_channel="latest")
+        # /execute runs the form (it asks for the rating, requested_slot=csat_rating) but predicts
+        # nothing after it: without action_listen the tracker's latest action is the form itself, so
+        # on the customer's answer the rule policy predicts action_listen (a form that just ran waits)
+        # and the "5" got no reply; the form only took the message after it.
+        _post(settings, _events_path(sender_id), [_listen_event()])

@@ -96,9 +96,18 @@ async def test_customer_agent_and_bot_hand_the_conversation_around(stack: Consol
         closing = "\n".join(await widget.texts_until_quiet(first_timeout=20))
         assert "marked this conversation as resolved" in closing and AGENT_NAME in closing
         assert "rate" in closing and "1" in closing and "5" in closing  # the CSAT question
+        # the button's payload as rasa-webchat sends it ("5"): the first answer is taken, the comment follows
+        tracker = requests.get(f"{stack.servers.rasa_url}/conversations/{widget.session_id}/tracker",
+                               params={"token": RASA_API_TOKEN}, timeout=10).json()
+        assert tracker["latest_action_name"] == "action_listen"  # the bot waits for the answer
+        assert tracker["active_loop"]["name"] == "csat_form" and tracker["slots"]["requested_slot"] == "csat_rating"
         await widget.send("5")
         after_rating = "\n".join(await widget.texts_until_quiet(first_timeout=30))
-        assert after_rating  # the bot answers again (the comment question or thanks)
+        assert "Anything you'd like to tell us" in after_rating, after_rating
+        assert "went wrong" not in after_rating
+        await widget.send("quick and friendly")
+        thanks = "\n".join(await widget.texts_until_quiet(first_timeout=30))
+        assert "Thank you for your feedback" in thanks, thanks
     finally:
         agent.close()
         await widget.close()
@@ -118,9 +127,9 @@ async def test_customer_agent_and_bot_hand_the_conversation_around(stack: Consol
     assert any(r == "bot" and t.endswith(f" (support): {reply}") for r, t in texts)
     assert any(r == "user" and "thank you" in t for r, t in texts)
     assert events.index("pause") < events.index("resume")
-    conv = wait_db(db, select(m.Conversation.escalated, m.Conversation.csat_rating)
-                   .where(m.Conversation.sender_id == sender), lambda rows: rows and rows[0].csat_rating == 5)
-    assert conv[0].escalated and conv[0].csat_rating == 5
+    conv = wait_db(db, select(m.Conversation.escalated, m.Conversation.csat_rating, m.Conversation.csat_comment)
+                   .where(m.Conversation.sender_id == sender), lambda rows: rows and rows[0].csat_comment)
+    assert conv[0].escalated and conv[0].csat_rating == 5 and conv[0].csat_comment == "quick and friendly"
     engine = create_engine(db)
     with Session(engine) as s:
         h = s.get(m.Handoff, handoff_id)
