@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -434,6 +435,25 @@ class TurnView:
     at: datetime
     from_agent: str | None = None  # the agent's name when a person wrote this bot turn
     sentiment: str | None = None
+    payload: bool = False  # ``text`` describes an intent payload (widget start, a button), not typed words
+
+
+MOOD = {"negative": 0, "neutral": 1, "positive": 2}
+PAYLOAD = re.compile(r"/([A-Za-z_][\w-]{0,79})(\{.*\})?", re.DOTALL)
+PAYLOAD_WORDS = {"greet": "opened the chat", "deny": "clicked a button: no / skip", "affirm": "clicked a button: yes"}
+
+
+def payload_description(role: str, text: str | None) -> str | None:
+    """What a customer's intent payload means ("/greet" is the widget opening), or None for typed text.
+
+    Why: rasa-webchat sends its start message and button payloads as ``/intent`` messages; shown
+    as the customer's words they read as if the customer had typed "/greet".
+    """
+    match = PAYLOAD.fullmatch((text or "").strip()) if role == "user" else None
+    if match is None:
+        return None
+    intent = match.group(1)
+    return PAYLOAD_WORDS.get(intent, "clicked a button: " + intent.replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -482,5 +502,26 @@ def turns(session: Session, sender_id: str, after_id: int = 0) -> list[TurnView]
         text = t.text or ""
         head, sep, _ = text[:120].partition(AGENT_MARK)
         from_agent = head if t.role == "bot" and sep and head else None  # a person's reply (rasa_api)
-        out.append(TurnView(t.id, t.role, text, t.event_at, from_agent, t.sentiment_label))
+        described = payload_description(t.role, text)
+        out.append(TurnView(t.id, t.role, described or text, t.event_at, from_agent, t.sentiment_label,
+                            described is not None))
     return out
+
+
+def live_sentiment(turns: list[TurnView]) -> dict[str, Any]:
+    """The customer's mood over the whole conversation so far (CRM turns, also those after the hand-over).
+
+    Why: the summary stored at escalation only saw the messages before it, and its trend needs two;
+    one message already has a label to show, and the customer keeps writing while the agent reads.
+    """
+    labelled = [t.sentiment for t in turns if t.role == "user" and t.sentiment and not t.payload]
+    trend = "unknown"
+    if len(labelled) >= 2:
+        first, last = MOOD.get(labelled[0], 1), MOOD.get(labelled[-1], 1)
+        trend = "worsening" if last < first else "improving" if last > first else "steady"
+    return {
+        "latest": labelled[-1] if labelled else None,
+        "trend": trend,
+        "negative_messages": sum(1 for label in labelled if label == "negative"),
+        "messages": len(labelled),
+    }

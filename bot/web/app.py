@@ -27,7 +27,9 @@ SESSION_MAX_AGE_S = 7 * 24 * 3600
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+    """API callers and htmx (the console's actions: console.js shows ``detail``, htmx swaps nothing)."""
+    return (request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+            or bool(request.headers.get("HX-Request")))
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:

@@ -155,12 +155,13 @@ def conversation(handoff_id: int, request: Request, agent: AgentInfo = Depends(c
         raise HTTPException(status_code=404, detail=exc.message) from exc
     turns = handoff_service.turns(session, view.sender_id)
     return render(request, "conversation.html", agent, view=view, turns=turns, canned=canned_responses(),
-                  agents=repo.agents(session), last_turn=turns[-1].id if turns else 0)
+                  agents=repo.agents(session), last_turn=turns[-1].id if turns else 0,
+                  mood=handoff_service.live_sentiment(turns))
 
 
 def _turn_json(t: handoff_service.TurnView) -> str:
     return json.dumps({"id": t.id, "role": t.role, "text": t.text, "at": t.at.isoformat(timespec="seconds"),
-                       "sentiment": t.sentiment, "agent": bool(t.from_agent)})
+                       "sentiment": t.sentiment, "agent": bool(t.from_agent), "payload": t.payload})
 
 
 @router.get("/h/{handoff_id}/stream", name="console_stream")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.analytics import dashboard as reports
 from bot.db.base import utcnow
+from bot.services.handoff import payload_description
 from bot.settings import Settings
 from bot.web.auth import AgentInfo, current_supervisor
 from bot.web.deps import TEMPLATES, db_session, web_settings
@@ -160,8 +161,10 @@ def conversation_page(
     conv, turns = reports.conversation_turns(session, conversation_id)
     if conv is None:
         raise HTTPException(status_code=404, detail="There is no such conversation.")
+    # "/greet" and button payloads are not the customer's words: described, not quoted
+    payloads = {i: payload_description(t.role, t.text) for i, t in enumerate(turns)}
     return TEMPLATES.TemplateResponse(request, "dashboard/conversation.html", {
-        "viewer": viewer, "conv": conv, "turns": turns,
+        "viewer": viewer, "conv": conv, "turns": turns, "payloads": payloads,
     }, headers=NO_STORE)
 
 

@@ -12,7 +12,14 @@
     who.textContent = t.role === "user" ? "Customer" : (t.agent ? "Agent" : "Bot");
     var text = document.createElement("span");
     text.className = "text";
-    text.textContent = t.text;
+    if (t.payload) {
+      li.className += " payload";
+      var i = document.createElement("i");
+      i.textContent = t.text;
+      text.appendChild(i);
+    } else {
+      text.textContent = t.text;
+    }
     var time = document.createElement("time");
     time.textContent = (t.at || "").slice(11, 19);
     li.append(who, " ", text, " ", time);
@@ -41,19 +48,32 @@
     var form = document.getElementById("reply-form");
     if (!form) return;
     form.addEventListener("htmx:afterRequest", function (e) {
-      if (e.detail.successful) form.reset();
-      else alertBox("The reply was not sent: " + (e.detail.xhr.status === 502 ? "the chat server is unreachable" : "try again"));
+      if (e.detail.successful) { form.reset(); showError(""); }
     });
   }
-  function alertBox(message) {
-    var p = document.getElementById("reply-error");
-    if (!p) {
-      p = document.createElement("p");
-      p.id = "reply-error";
-      p.className = "error";
-      document.getElementById("reply-form").appendChild(p);
+  // Any console action that fails (the chat server unreachable, a closed conversation, an expired
+  // session) says so on the page: htmx itself swaps nothing on an error response.
+  function errorText(xhr) {
+    var detail = "";
+    try { detail = JSON.parse(xhr.responseText).detail; } catch (err) { detail = ""; }
+    if (typeof detail !== "string" || !detail) {
+      detail = xhr.status === 401 ? "Your session has ended: log in again." : "Something went wrong (" + xhr.status + ").";
     }
-    p.textContent = message;
+    return detail;
   }
-  document.addEventListener("DOMContentLoaded", function () { startStream(); cannedResponses(); replyForm(); });
+  function showError(message) {
+    var p = document.getElementById("console-error");
+    if (!p) return;
+    p.textContent = message;
+    p.hidden = !message;
+  }
+  function errorHandling() {
+    document.body.addEventListener("htmx:responseError", function (e) {
+      showError("Not done: " + errorText(e.detail.xhr));
+    });
+    document.body.addEventListener("htmx:sendError", function () {
+      showError("Not done: the console's server is unreachable. Check your connection and try again.");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { startStream(); cannedResponses(); replyForm(); errorHandling(); });
 })();
