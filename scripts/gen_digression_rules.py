@@ -1,7 +1,7 @@
 """Writes nlu_data/rules/digressions.yml: what happens when a customer digresses inside a form.
 
-Why generated: every form needs the same three behaviours (answer a side question and
-resume, stop on request, hand over to a human), and writing 8 x 20 rules by hand invites
+Why generated: every form needs the same four behaviours (answer a side question and
+resume, stop on request, stop on a "no" it cannot use, hand over to a human), and writing 8 x 20 rules by hand invites
 typos. The CSAT form is different: a customer who asks for something else instead of rating
 leaves it, and the request is served as it would be outside any form.
 Run `python scripts/gen_digression_rules.py` after adding a form or an FAQ intent;
@@ -100,6 +100,22 @@ def build() -> str:
                 "condition": [{"active_loop": form}],
                 "steps": [
                     {"intent": "stop"},
+                    {"action": "action_deactivate_loop"},
+                    {"active_loop": None},
+                    {"action": "action_stop_task"},
+                ],
+            }
+        )
+        # "no" where the form asks for an order number or email fills nothing, so the form
+        # rejects it; without this rule the unconditioned "deny" rule answered "anything else?"
+        # and the still-active form asked the same question again, for ever. A "no" that fills a
+        # slot (the yes/no confirmations) never gets here: the form takes it.
+        rules.append(
+            {
+                "rule": f"{label}: stop when the customer says no",
+                "condition": [{"active_loop": form}],
+                "steps": [
+                    {"intent": "deny"},
                     {"action": "action_deactivate_loop"},
                     {"active_loop": None},
                     {"action": "action_stop_task"},

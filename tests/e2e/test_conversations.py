@@ -177,6 +177,20 @@ def test_faq_digression_inside_a_form_then_stop(servers: Servers, db) -> None:
     assert status_of(db, number) == "processing"
 
 
+def test_no_to_the_email_question_leaves_the_form(servers: Servers, db) -> None:
+    """A "no" where the form wants the email fills nothing: the task stops, and the question
+    does not come back (it used to: "Okay. Is there anything else...?" then the email question)."""
+    number, _, _ = pick_order(db, "processing")
+    me = new_sender()
+    assert "email" in servers.text(me, f"cancel order {number}").lower()
+    left = servers.text(me, "no")
+    assert "stopped" in left.lower()
+    assert "email" not in left.lower()
+    after = servers.text(me, "no thanks, bye")
+    assert "email" not in after.lower() and "order number" not in after.lower()
+    assert status_of(db, number) == "processing"
+
+
 def test_fallback_twice_opens_a_ticket(servers: Servers, db) -> None:
     before = count(db, SupportTicket)
     me = new_sender()
