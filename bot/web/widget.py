@@ -7,11 +7,14 @@ identity secret, see ``bot.services.identity``) and the widget sends it with eve
 
 from __future__ import annotations
 
+import re
 import time
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from bot.services import identity
@@ -35,13 +38,31 @@ def widget_context(request: Request, settings: Settings, logged_in: bool) -> dic
     }
 
 
+# The bundle's CSS modules each start with `@import url(https://fonts.googleapis.com/...Inter...)`
+# (11 copies, no option turns them off). The page's CSP (style-src 'self') blocks them, which cost
+# 11 console errors on every page, and the shop must not call a font service anyway: they are cut
+# when the bundle is served, and the widget's own CSS falls back to `font-family: Inter, sans-serif`.
+REMOTE_CSS_IMPORT = re.compile(rb"@import url\(https?://[^)]*\);?")
+
+
+@lru_cache(maxsize=2)
+def _bundle_without_remote_imports(path: Path, mtime_ns: int, size: int) -> bytes:
+    """The bundle's bytes with remote CSS imports removed (cached per file version)."""
+    return REMOTE_CSS_IMPORT.sub(b"", path.read_bytes())
+
+
 @router.get("/widget/webchat.js", name="webchat_bundle")
-def webchat_bundle(settings: Settings = Depends(web_settings)) -> FileResponse:
-    """rasa-webchat 1.0.1 from the project's node_modules (installed by `npm ci`; no CDN)."""
+def webchat_bundle(settings: Settings = Depends(web_settings)) -> Response:
+    """rasa-webchat 1.0.1 from the project's node_modules (installed by `npm ci`; no CDN, no font service)."""
     path = settings.project_root / WEBCHAT_BUNDLE
     if not path.is_file():
         raise HTTPException(status_code=503, detail="The chat widget is not installed: run `make web` (npm ci).")
-    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
+    st = path.stat()
+    return Response(
+        _bundle_without_remote_imports(path, st.st_mtime_ns, st.st_size),
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get("/api/chat-token", name="chat_token")

@@ -46,6 +46,11 @@ class Visit:
         self.page.on("dialog", self._dialog)
         self.requests: list[str] = []
         self.context.on("requestfinished", lambda r: self.requests.append(r.url))
+        # requests that never finished (a CSP block, a refused connection) and the page's console errors
+        self.failed: list[str] = []
+        self.context.on("requestfailed", lambda r: self.failed.append(r.url))
+        self.console_errors: list[str] = []
+        self.page.on("console", lambda msg: self.console_errors.append(msg.text) if msg.type == "error" else None)
         self.shots = 0
 
     def _dialog(self, dialog: object) -> None:
