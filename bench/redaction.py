@@ -79,23 +79,41 @@ def score(rows: list[dict], predicted: list[list[Span]]) -> dict:
     return out
 
 
+def catalogue_names(db_url: str | None) -> list[str]:
+    """Product names as the ingestor loads them (the seeded shop: ``make db``)."""
+    from bot.crm.ingestor import load_product_names
+
+    try:
+        names = load_product_names(db_url)
+    except Exception as exc:  # noqa: BLE001 - say what is missing instead of a stack trace
+        sys.exit(f"bench-redaction: cannot read the catalogue ({type(exc).__name__}); run `make db` first")
+    if not names:
+        sys.exit("bench-redaction: the catalogue has no products; run `make db` first")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "data" / "redaction" / "labelled.jsonl"))
+    parser.add_argument("--db", help="the catalogue's database URL (default: the settings' DATABASE_URL)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
     TEXTS[:] = [r["text"] for r in rows]
     print(f"[bench-redaction] {len(rows)} labelled messages ({sum(len(r['spans']) for r in rows)} spans)", flush=True)
 
-    redactor = Redactor()
+    names = catalogue_names(args.db)
+    print(f"[bench-redaction] {len(names)} product names from the catalogue ({args.db or 'settings DATABASE_URL'})")
+    redactor = Redactor(keep_terms=names)
+    roles = [r.get("role", "user") for r in rows]
+    keep = [[r["agent"]] if r.get("agent") else [] for r in rows]
     t0 = time.perf_counter()
     _ = redactor.nlp
     load_s = time.perf_counter() - t0
     per_message = []
     full = []
-    for text in TEXTS:  # one at a time, as a single message would be, for the latency figure
+    for i, text in enumerate(TEXTS):  # one at a time, as a single message would be, for the latency figure
         t = time.perf_counter()
-        full.append(redactor.spans_many([text])[0])
+        full.append(redactor.spans_many([text], roles=[roles[i]], keep=[keep[i]])[0])
         per_message.append((time.perf_counter() - t) * 1000)
     docs = list(redactor.nlp.pipe(TEXTS))
     ner_only = [merge(Redactor._ner_spans(d)) for d in docs]  # noqa: SLF001 - the baseline is the NER alone

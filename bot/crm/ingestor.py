@@ -39,6 +39,7 @@ from bot.db.base import utcnow
 from bot.db.models import Conversation
 
 logger = logging.getLogger("bot.crm.ingestor")
+CATALOGUE_REFRESH_S = 300.0  # how often a running ingestor reloads the product names
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Ingestor:
         self.idle_close_s = idle_close_s or settings.crm_idle_close_s
         self.batch_size = batch_size or settings.crm_batch_size
         self._redactor = redactor
+        self._catalogue_at: float | None = None
         self.stats = Stats()
 
     @property
@@ -120,21 +122,45 @@ class Ingestor:
                 logger.warning("skipped a broker message that is not a Rasa event (%s, %d bytes)", exc, len(raw or ""))
         return events
 
+    def refresh_catalogue(self, force: bool = False) -> None:
+        """Product names are not personal data: the redactor keeps them (loaded once, then every
+        ``CATALOGUE_REFRESH_S`` while running, so new products are known without a restart)."""
+        now = time.monotonic()
+        if not force and self._catalogue_at is not None and now - self._catalogue_at < CATALOGUE_REFRESH_S:
+            return
+        self._catalogue_at = now
+        try:
+            names = load_product_names(self.db_url)
+        except (OperationalError, DBAPIError) as exc:  # the CRM is down: keep the names known so far
+            logger.warning("product names not refreshed (%s)", type(exc).__name__)
+            return
+        if hasattr(self.redactor, "set_keep_terms"):
+            self.redactor.set_keep_terms(names)
+
     def _redact(self, events: list[RasaEvent]) -> dict[str, Redacted]:
         """Redacted copies of every text in the batch and of its turn's entities (one NER pass,
         outside the DB transaction): nothing the customer typed reaches the CRM unredacted."""
         texts: dict[str, str] = {}
+        roles: list[str] = []
+        keep: list[list[str]] = []
         for ev in events:
             if ev.type in ("user", "bot") and isinstance(ev.data.get("text"), str) and ev.data["text"]:
                 texts[ev.key] = ev.data["text"][: records.MAX_TEXT]
+                metadata = ev.data.get("metadata") if isinstance(ev.data.get("metadata"), dict) else {}
+                agent = metadata.get("agent") if ev.type == "bot" else None
+                roles.append(ev.type)
+                keep.append([agent[:60]] if isinstance(agent, str) and agent.strip() else [])
             elif ev.type == "slot" and ev.data.get("name") in records.CSAT_COMMENT_SLOTS:
                 value = ev.data.get("value")
                 if isinstance(value, str) and value.strip():
                     texts[ev.key] = value.strip()[: records.MAX_TEXT]
+                    roles.append("user")
+                    keep.append([])
         if not texts:
             return {}
+        self.refresh_catalogue()
         keys = list(texts)
-        all_spans = self.redactor.spans_many([texts[k] for k in keys])
+        all_spans = self.redactor.spans_many([texts[k] for k in keys], roles=roles, keep=keep)
         return {k: Redacted(apply(texts[k], spans), spans) for k, spans in zip(keys, all_spans, strict=True)}
 
     def _apply_all(self, session: Session, events: list[RasaEvent], redacted: dict[str, Redacted]) -> int:
@@ -311,6 +337,14 @@ class Ingestor:
                     self.stats.batches,
                 )
         return self.stats
+
+
+def load_product_names(db_url: str | None = None) -> list[str]:
+    """The catalogue's product names (what the redactor keeps), read in a short transaction."""
+    from bot.db.session import session_scope
+
+    with session_scope(db_url) as session:
+        return crm_ingest.product_names(session)
 
 
 def customer_from_message(metadata: object, token: str | None, sent_at: float) -> int | None:

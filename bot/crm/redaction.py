@@ -102,6 +102,21 @@ US_STATE_ZIP = re.compile(
 SHOP_ID = re.compile(r"^(?:RF|TK|INV)-\d+$", re.IGNORECASE)
 
 
+# a bot line listing an order's items: "1x Kestrel S2 Camera Bag, 2 x ..."
+ITEM_LINE = re.compile(r"\b\d{1,3}\s?[x×]\s+(?:[^\s,;]+\s+){0,2}$")
+# how an agent's reply starts (bot.services.rasa_api.agent_label): the agent's name stays readable
+AGENT_LABEL = re.compile(r"^([^\n:()\[\]]{1,60}) \(support\): ")
+
+
+def keep_pattern(terms: Iterable[str]) -> tuple[re.Pattern[str] | None, int]:
+    """One case-insensitive alternation of the terms (whole words, longest first), and their count."""
+    unique = sorted({t.strip() for t in terms if isinstance(t, str) and len(t.strip()) >= 2}, key=len, reverse=True)
+    if not unique:
+        return None, 0
+    body = "|".join(re.escape(t) for t in unique)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE), len(unique)
+
+
 def luhn_ok(digits: str) -> bool:
     """The check digit of payment card numbers: catches typos and most random digit runs."""
     total, double = 0, False
@@ -191,12 +206,25 @@ def apply(text: str, spans: Sequence[Span]) -> str:
 
 # ---------------------------------------------------------------- NER
 class Redactor:
-    """Patterns plus spaCy NER; the pipeline loads on the first text, once per process."""
+    """Patterns plus spaCy NER; the pipeline loads on the first text, once per process.
 
-    def __init__(self, model: str = SPACY_MODEL) -> None:
+    NER findings that overlap a *kept term* are dropped: the shop's product names (``keep_terms``,
+    the catalogue, set again with :meth:`set_keep_terms` when it changes) are not personal data,
+    though spaCy reads "Kestrel S2" or "... by Maya Linwood" as a person. Patterns (emails,
+    cards, phones, addresses) are never dropped.
+    """
+
+    def __init__(self, model: str = SPACY_MODEL, keep_terms: Iterable[str] = ()) -> None:
         self.model = model
         self._nlp: Any = None
         self._lock = threading.Lock()
+        self._keep: re.Pattern[str] | None = None
+        self.keep_count = 0
+        self.set_keep_terms(keep_terms)
+
+    def set_keep_terms(self, terms: Iterable[str]) -> None:
+        """The phrases NER must not redact (product names); longest first, case-insensitive."""
+        self._keep, self.keep_count = keep_pattern(terms)
 
     @property
     def nlp(self) -> Any:
@@ -209,17 +237,45 @@ class Redactor:
                     self._nlp = spacy.load(self.model, exclude=["parser", "lemmatizer", "tagger", "attribute_ruler"])
         return self._nlp
 
-    def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Personal data in each text (one NER pass over the batch)."""
+    def spans_many(
+        self,
+        texts: Sequence[str],
+        *,
+        roles: Sequence[str] | None = None,
+        keep: Sequence[Iterable[str]] | None = None,
+    ) -> list[list[Span]]:
+        """Personal data in each text (one NER pass over the batch).
+
+        ``roles``: "user" (default) or "bot" per text. A bot text is the shop speaking: its
+        product lines ("1x Kestrel S2 Camera Bag") and carrier places ("in transit, Memphis,
+        TN") are not the customer's data, so NER only looks for names there (the bot greets
+        the customer by name); patterns run on every text. ``keep``: extra terms per text
+        (the agent's name in "Alex (support): ...").
+        """
         results: list[list[Span]] = []
         todo = [t if isinstance(t, str) else "" for t in texts]
         docs = self.nlp.pipe(todo, batch_size=64) if any(todo) else ([None] * len(todo))
-        for text, doc in zip(todo, docs, strict=True):
+        for i, (text, doc) in enumerate(zip(todo, docs, strict=True)):
+            role = roles[i] if roles is not None else "user"
             spans = pattern_spans(text)
             if doc is not None:
-                spans += self._ner_spans(doc)
+                ner = self._ner_spans(doc)
+                if role == "bot":
+                    ner = [s for s in ner if s.label == "NAME" and not ITEM_LINE.search(text[: s.start])]
+                kept = self._kept_ranges(text, keep[i] if keep is not None else ())
+                spans += [s for s in ner if not any(s.start < e and b < s.end for b, e in kept)]
             results.append(merge(spans))
         return results
+
+    def _kept_ranges(self, text: str, extra: Iterable[str]) -> list[tuple[int, int]]:
+        ranges = [m.span() for m in self._keep.finditer(text)] if self._keep is not None else []
+        extra_rx, _ = keep_pattern(extra)
+        if extra_rx is not None:
+            ranges += [m.span() for m in extra_rx.finditer(text)]
+        label = AGENT_LABEL.match(text)
+        if label:
+            ranges.append(label.span(1))
+        return ranges
 
     @staticmethod
     def _ner_spans(doc: Any) -> list[Span]:
@@ -235,8 +291,15 @@ class Redactor:
             spans.append(Span(start, start + len(value), label))
         return spans
 
-    def redact_many(self, texts: Sequence[str]) -> list[str]:
-        return [apply(t or "", s) for t, s in zip(texts, self.spans_many(texts), strict=True)]
+    def redact_many(
+        self,
+        texts: Sequence[str],
+        *,
+        roles: Sequence[str] | None = None,
+        keep: Sequence[Iterable[str]] | None = None,
+    ) -> list[str]:
+        spans = self.spans_many(texts, roles=roles, keep=keep)
+        return [apply(t or "", s) for t, s in zip(texts, spans, strict=True)]
 
     def redact(self, text: str) -> str:
         return self.redact_many([text])[0]

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
-from bot.db.models import IngestedEvent, IngestOffset
+from bot.db.models import IngestedEvent, IngestOffset, Product
 
 
 def seen(session: Session, event_key: str) -> bool:
@@ -44,3 +44,8 @@ def set_offset(session: Session, source: str, position: int) -> None:
     elif position > row.position:
         row.position = position
         row.updated_at = utcnow()
+
+
+def product_names(session: Session) -> list[str]:
+    """Every product name in the catalogue (the redactor does not take them for personal data)."""
+    return [n for n in session.scalars(select(Product.name).distinct()) if n]

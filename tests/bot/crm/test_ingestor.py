@@ -318,3 +318,45 @@ def test_no_stored_crm_column_holds_the_customers_email_or_phone(
     assert email.raw_text == ("alice.martin@example.com" if keep_raw_text else None)
     order = next(t for t in turns(crm_sqlite, "cap-verified") if t.intent == "track_order")
     assert json.loads(order.entities)[0]["value"] == "190001"  # shop identifiers stay
+
+
+def test_product_names_and_the_agents_name_stay_readable(crm_sqlite: str, tmp_path: Path) -> None:
+    from bot.db.models import Product
+
+    with Session(get_engine(crm_sqlite)) as s:
+        product = s.scalars(select(Product).order_by(Product.id)).first()
+        product.name = "Kestrel S2 Camera Bag"
+        s.commit()
+    at = 1_790_000_000.0
+    events = [
+        {"sender_id": "names", "event": "session_started", "timestamp": at},
+        {
+            "sender_id": "names",
+            "event": "user",
+            "timestamp": at + 1,
+            "text": "is the Kestrel S2 Camera Bag waterproof?",
+        },
+        {"sender_id": "names", "event": "bot", "timestamp": at + 2, "text": "1x Kestrel S2 Camera Bag, 1x Lumen X9"},
+        {
+            "sender_id": "names",
+            "event": "bot",
+            "timestamp": at + 3,
+            "text": "Alex (support): Hello Alice Martin, this is Alex.",
+            "metadata": {"from_person": True, "agent": "Alex"},
+        },
+    ]
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish(events)
+    ingestor = ingest_all(crm_sqlite, broker)
+    assert [t.text for t in turns(crm_sqlite, "names") if t.role in ("user", "bot")] == [
+        "is the Kestrel S2 Camera Bag waterproof?",
+        "1x Kestrel S2 Camera Bag, 1x Lumen X9",
+        "Alex (support): Hello [NAME], this is Alex.",
+    ]
+    # a product added later is known after a refresh
+    assert ingestor.redactor.keep_count >= 1
+    with Session(get_engine(crm_sqlite)) as s:
+        s.scalars(select(Product).order_by(Product.id)).first().name = "Maya Linwood Notebook"
+        s.commit()
+    ingestor.refresh_catalogue(force=True)
+    assert ingestor.redactor.redact("I love the Maya Linwood Notebook") == "I love the Maya Linwood Notebook"

@@ -95,3 +95,38 @@ def test_entity_values_are_redacted_like_the_text() -> None:
     got = json.loads(redact_entities(entities, text_, spans))
     assert [e["value"] for e in got] == ["[PHONE]", "phone", "[EMAIL]", "[NAME]", 12.5]
     assert redact_entities(None, text_, spans) is None
+
+
+CATALOGUE = ["Kestrel S2 Camera Bag", "Kestrel Plus Memory Card", "A Winter in Lisbon: A Novel by Maya Linwood"]
+
+
+def test_catalogue_product_names_are_not_personal_data() -> None:
+    from bot.crm.redaction import Redactor
+
+    redactor = Redactor(keep_terms=CATALOGUE)
+    bot = "Order 190004: 1x Kestrel S2 Camera Bag, 1x Kestrel Plus Memory Card. Delivered."
+    user = "A Winter in Lisbon: A Novel by Maya Linwood arrived torn, I'm Jonas Weber, jonas@example.com"
+    assert redactor.redact_many([bot, user], roles=["bot", "user"]) == [
+        bot,
+        "A Winter in Lisbon: A Novel by Maya Linwood arrived torn, I'm [NAME], [EMAIL]",
+    ]
+    redactor.set_keep_terms([])  # refreshable: without the catalogue spaCy redacts inside the title
+    assert redactor.redact_many([user])[0].split(" arrived")[0] != user.split(" arrived")[0]
+
+
+def test_bot_texts_keep_carrier_places_and_the_agents_name_but_not_the_customers_data() -> None:
+    from bot.crm.redaction import Redactor
+
+    redactor = Redactor(keep_terms=CATALOGUE)
+    texts = [
+        "Latest update: Departed sorting facility, in transit, Memphis, TN (Nov 28).",
+        "Alex (support): Hello Alice Martin, this is Alex. Your card 4111 1111 1111 1111 is refunded.",
+        "Thanks, Maria Gonzalez. Your new address is 221 Baker Street; the code went to maria@example.com",
+    ]
+    assert redactor.redact_many(texts, roles=["bot"] * 3, keep=[[], ["Alex"], []]) == [
+        texts[0],
+        "Alex (support): Hello [NAME], this is Alex. Your card [CARD] is refunded.",
+        "Thanks, [NAME]. Your new address is [ADDRESS]; the code went to [EMAIL]",
+    ]
+    # the customer writing the same place is still redacted
+    assert redactor.redact("I live in Memphis, TN") == "I live in [PLACE], TN"
