@@ -520,6 +520,7 @@ def live_sentiment(turns: list[TurnView]) -> dict[str, Any]:
         first, last = MOOD.get(labelled[0], 1), MOOD.get(labelled[-1], 1)
         trend = "worsening" if last < first else "improving" if last > first else "steady"
     return {
+        "first": labelled[0] if labelled else None,
         "latest": labelled[-1] if labelled else None,
         "trend": trend,
         "negative_messages": sum(1 for label in labelled if label == "negative"),

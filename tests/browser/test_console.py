@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +59,9 @@ def test_agent_claims_sees_the_customer_live_and_replies(browser, shop: Shop, vi
     ticket = re.search(r"\(ticket (TK-\d{6})\)", messages.inner_text()).group(1)
 
     agent = Visit(browser, shop, "console")
+    console_errors: list[str] = []
+    agent.page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    agent.page.on("pageerror", lambda exc: console_errors.append(str(exc)))
     try:
         page = agent.page
         page.goto(shop.url + "/console")
@@ -94,9 +98,93 @@ def test_agent_claims_sees_the_customer_live_and_replies(browser, shop: Shop, vi
         customer.screenshot("widget-agent-reply")
         agent.screenshot("conversation")
         assert agent.dialogs == [] and customer.dialogs == []  # no script ran anywhere
+        # the widget's start message is not shown as the customer's words
+        expect(page.locator("#transcript")).to_contain_text("opened the chat")
+        assert "/greet" not in page.locator("#transcript").inner_text()
+        expect(page.locator("#mood")).to_contain_text("now")  # the turns' sentiment, not "unknown"
+
+        page.click("#resolve")  # through htmx: back to the inbox; the customer gets the CSAT question
+        expect(page).to_have_url(re.compile(r"/console$"), timeout=20_000)
+        expect(messages).to_contain_text("marked this conversation as resolved", timeout=REPLY_TIMEOUT_MS)
+        rating = customer.page.locator(".rw-replies .rw-reply", has_text="5")
+        expect(rating).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        rating.click()  # rasa-webchat sends the button's payload, "5": the first answer is taken
+        expect(messages).to_contain_text("Anything you'd like to tell us", timeout=REPLY_TIMEOUT_MS)
+        assert "went wrong" not in messages.inner_text()
+        customer.screenshot("csat-after-resolve")
+        assert console_errors == [], console_errors  # no CSP violation (htmx without eval), no script error
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         for label, name in (("inbox", "console-inbox.png"), ("conversation", "console-conversation.png")):
             shot = next(ARTIFACTS.glob(f"console-*-{label}.png"))
             shutil.copyfile(shot, DOCS_IMG / name)
     finally:
         agent.context.close()
+
+
+@pytest.fixture
+def console_without_rasa(fresh_db_url: str) -> Iterator[str]:
+    """The web app alone (uvicorn in a thread) on a seeded copy, its Rasa API pointing at a closed port."""
+    import threading
+
+    import uvicorn
+
+    from bot.web.app import create_app
+    from tests.bot.web.conftest import web_test_settings
+    from tests.e2e.conftest import free_port
+
+    port = free_port()
+    settings = web_test_settings(fresh_db_url, rasa_api_url=f"http://127.0.0.1:{free_port()}",
+                                 rasa_api_token="console-browser-token-0123456789abcdef")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.1)
+        assert server.started, "the web app did not start in 10 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_agent_sees_why_an_action_failed_and_no_csp_errors(browser, console_without_rasa: str) -> None:
+    """Rasa unreachable: 'Send to customer' and 'Resolve' say so on the page; nothing is logged as a
+    console error (no CSP violation: htmx runs without eval). Payloads and the mood panel as shown."""
+    from tests.bot.web.test_console import seed_console
+
+    handoff_id, _ = seed_console()
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(console_without_rasa + "/console/login")
+        page.fill("input[name=username]", USER)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/console$"))
+        expect(page.locator("#nav-dashboard")).to_have_count(0)  # an agent: no dashboard link
+        page.goto(f"{console_without_rasa}/console/h/{handoff_id}")
+        expect(page.locator("#console-error")).to_be_hidden()
+        expect(page.locator("#transcript")).to_contain_text("opened the chat")
+        expect(page.locator("#transcript")).not_to_contain_text("/greet")
+        expect(page.locator("#mood")).to_have_text("negative now, worsening (1/2 messages negative)")
+        page.fill("#reply-text", "Checking with the courier now.")
+        page.click("#send")
+        banner = page.locator("#console-error")
+        expect(banner).to_be_visible(timeout=20_000)
+        expect(banner).to_contain_text("the customer hasn't received it")
+        expect(page.locator("#reply-text")).to_have_value("Checking with the courier now.")  # kept to retry
+        page.click("#resolve")
+        expect(banner).to_contain_text("the customer hasn't received it", timeout=20_000)
+        expect(page).to_have_url(re.compile(rf"/console/h/{handoff_id}$"))  # still here, not a raw error page
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "console-error-banner.png"))
+        assert errors == [] or all("502" in e for e in errors), errors  # only the failed requests themselves
+        assert not [e for e in errors if "unsafe-eval" in e or "Content Security Policy" in e], errors
+    finally:
+        context.close()

@@ -2,8 +2,23 @@
 // Customer text is inserted with textContent only: it is never parsed as HTML.
 (function () {
   "use strict";
+  var MOOD = { negative: 0, neutral: 1, positive: 2 };
+  // The "Why a person" sentiment follows the customer's new messages (as handoff.live_sentiment).
+  function updateMood(t) {
+    var dd = document.getElementById("mood");
+    if (!dd || t.role !== "user" || t.payload || !(t.sentiment in MOOD)) return;
+    var n = Number(dd.dataset.messages || 0) + 1;
+    var neg = Number(dd.dataset.negative || 0) + (t.sentiment === "negative" ? 1 : 0);
+    var first = dd.dataset.first || t.sentiment;
+    dd.dataset.messages = String(n);
+    dd.dataset.negative = String(neg);
+    dd.dataset.first = first;
+    var trend = MOOD[t.sentiment] < MOOD[first] ? "worsening" : MOOD[t.sentiment] > MOOD[first] ? "improving" : "steady";
+    dd.textContent = t.sentiment + " now" + (n > 1 ? ", " + trend : "") + " (" + neg + "/" + n + " messages negative)";
+  }
   function appendTurn(list, t) {
     if (list.querySelector('li[data-id="' + t.id + '"]')) return;
+    updateMood(t);
     var li = document.createElement("li");
     li.className = "turn " + (t.role === "user" ? "user" : "bot") + " live";
     li.dataset.id = String(t.id);

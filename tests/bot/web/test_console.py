@@ -31,6 +31,10 @@ SENDER = "sender-console"
 
 @pytest.fixture
 def seeded(fresh_db_url: str) -> tuple[int, int]:
+    return seed_console()
+
+
+def seed_console() -> tuple[int, int]:
     """Demo users and one escalated conversation: the widget's /greet, two customer messages with
     sentiment (neutral, then negative), a /deny button; returns (handoff id, CRM conversation id)."""
     with session_scope() as s:
@@ -136,7 +140,7 @@ def test_why_a_person_reads_the_turns_sentiment(make_client: Callable[..., TestC
     client = make_client(fresh_db_url)
     log_in(client, AGENT)
     page = client.get(f"/console/h/{seeded[0]}").text
-    mood = page.split('<dd id="mood">', 1)[1].split("</dd>", 1)[0]
+    mood = page.split('id="mood"', 1)[1].split(">", 1)[1].split("</dd>", 1)[0]
     # the payloads have no sentiment and don't count; neutral then negative
     assert mood == "negative now, worsening (1/2 messages negative)"
 
@@ -146,7 +150,7 @@ def test_one_message_shows_its_label() -> None:
     turns = [handoff_service.TurnView(1, "user", "opened the chat", at, payload=True),
              handoff_service.TurnView(2, "user", "I want a human", at, sentiment="neutral")]
     mood = handoff_service.live_sentiment(turns)
-    assert mood == {"latest": "neutral", "trend": "unknown", "negative_messages": 0, "messages": 1}
+    assert mood == {"first": "neutral", "latest": "neutral", "trend": "unknown", "negative_messages": 0, "messages": 1}
     assert handoff_service.live_sentiment([])["messages"] == 0
 
 
