@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 from rasa.shared.core.domain import Domain
@@ -26,6 +28,7 @@ def test_each_new_event_is_stored_and_published_once(tmp_path: Path) -> None:
     tracker.update(BotUttered("On its way"))
     asyncio.run(store.save(tracker))
     asyncio.run(store.save(tracker))  # nothing new: nothing stored or published
+    store.flush(timeout=30)  # the writes happen behind the reply
     with sqlite3.connect(tmp_path / "events.db") as conn:
         published = [json.loads(d) for (d,) in conn.execute("SELECT data FROM events ORDER BY id")]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -37,3 +40,42 @@ def test_each_new_event_is_stored_and_published_once(tmp_path: Path) -> None:
     assert all(e["sender_id"] == "s1" for e in published)
     assert published[1]["parse_data"]["intent"]["name"] == "track_order"
     assert asyncio.run(store.retrieve("s1")).get_slot("order_number") == "190001"  # a restart finds it
+
+
+def test_save_does_not_wait_for_the_database_and_the_next_turn_sees_the_save(tmp_path: Path) -> None:
+    """The write is behind the reply: with the tracker file locked by another writer for 1.5 s,
+    ``save`` returns at once (it used to block Rasa's event loop until the lock was gone), and a
+    ``retrieve`` of the same conversation waits for that save and sees every event."""
+    broker = SQLiteEventBroker(dialect="sqlite", db=str(tmp_path / "events.db"))
+    domain = Domain.from_yaml("slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n")
+    store = SQLiteTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
+    tracker = DialogueStateTracker.from_events("s2", [ActionExecuted("action_listen")], domain.slots)
+    tracker.update(UserUttered("where is 190001?", {"name": "track_order", "confidence": 0.9}))
+    tracker.update(SlotSet("order_number", "190001"))
+
+    assert asyncio.run(store.retrieve("s2")) is None  # the store's first connection (the file turns WAL)
+    blocker = sqlite3.connect(tmp_path / "tracker.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    released = threading.Timer(1.5, lambda: blocker.execute("COMMIT"))
+    released.start()
+
+    async def turn() -> tuple[float, object, list[str]]:
+        t0 = time.perf_counter()
+        await store.save(tracker)
+        returned_after = time.perf_counter() - t0
+        tracker.update(BotUttered("not saved yet"))  # later changes do not leak into the queued save
+        again = await store.retrieve("s2")
+        return returned_after, again, [e.type_name for e in again.events]
+
+    returned_after, again, kinds = asyncio.run(turn())
+    released.join()
+    blocker.close()
+    assert returned_after < 0.5
+    assert again.get_slot("order_number") == "190001" and kinds == ["action", "user", "slot"]
+    store.flush(timeout=30)
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        assert [json.loads(d)["event"] for (d,) in conn.execute("SELECT data FROM events")] == [
+            "action",
+            "user",
+            "slot",
+        ]
