@@ -29,7 +29,7 @@ export RASA_API_TOKEN
 rasa_api=()
 if [ -n "${RASA_API_TOKEN:-}" ]; then
   case "${RASA_HOST:-127.0.0.1}" in
-    127.0.0.1|localhost|::1) rasa_api=(--enable-api --auth-token "$RASA_API_TOKEN") ;;
+    127.0.0.1|localhost|::1) rasa_api=(--enable-api) ;;  # scripts/rasa_run.py adds the token in-process (not in `ps`)
     *) echo "Refusing to expose Rasa's HTTP API on ${RASA_HOST}: keep RASA_HOST on localhost (README, Security)" >&2; exit 1 ;;
   esac
 fi
@@ -42,7 +42,11 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   echo "Stopped."
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C or SIGTERM is how a user stops it: a clean stop exits 0 (without this the status was the
+# signalled child's, and make printed "Error 143"). Any other exit keeps its own status.
+stop() { cleanup; exit 0; }
+trap stop INT TERM
+trap cleanup EXIT
 
 echo "==> starting action server on :${ACTION_PORT} (log: var/logs/actions.log)"
 .venv/bin/python -m bot.action_server --port "$ACTION_PORT" >var/logs/actions.log 2>&1 &
@@ -62,7 +66,7 @@ if [ "${1:-}" = "--shell" ]; then
 fi
 
 echo "==> starting Rasa server on :${RASA_PORT}"
-.venv-rasa/bin/rasa run -m "$MODEL" -i "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" --endpoints endpoints.yml \
+.venv-rasa/bin/python scripts/rasa_run.py run -m "$MODEL" -i "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" --endpoints endpoints.yml \
   --credentials credentials.yml --cors "${CORS_ORIGINS[@]}" --log-file var/logs/rasa.log \
   ${rasa_api[@]+"${rasa_api[@]}"} &
 pids+=($!)
