@@ -122,6 +122,12 @@ class Ingestor:
                 logger.warning("skipped a broker message that is not a Rasa event (%s, %d bytes)", exc, len(raw or ""))
         return events
 
+    def warm_up(self) -> None:
+        """Loads the spaCy pipeline and the product names before the first batch, so the first
+        conversations of a run are not recorded seconds late (the pipeline takes 2-10 s to load)."""
+        _ = self.redactor.nlp if hasattr(self.redactor, "nlp") else None
+        self.refresh_catalogue(force=True)
+
     def refresh_catalogue(self, force: bool = False) -> None:
         """Product names are not personal data: the redactor keeps them (loaded once, then every
         ``CATALOGUE_REFRESH_S`` while running, so new products are known without a restart)."""
@@ -411,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    try:
+        ingestor.warm_up()
+    except Exception:  # noqa: BLE001 - the CRM may be down at start: the loop retries and loads on first use
+        logger.warning("warm-up failed; the redactor loads on the first batch", exc_info=True)
     logger.info("CRM ingestor reading %s (raw text kept: %s)", source.name, ingestor.keep_raw_text)
     t0 = time.perf_counter()
     try:

@@ -360,3 +360,12 @@ def test_product_names_and_the_agents_name_stay_readable(crm_sqlite: str, tmp_pa
         s.commit()
     ingestor.refresh_catalogue(force=True)
     assert ingestor.redactor.redact("I love the Maya Linwood Notebook") == "I love the Maya Linwood Notebook"
+
+
+def test_warm_up_loads_the_pipeline_and_the_catalogue_before_the_first_batch(crm_sqlite: str, tmp_path: Path) -> None:
+    from bot.crm.redaction import Redactor
+
+    redactor = Redactor()
+    ingestor = Ingestor(SQLEventSource(tmp_path / "events.db", db_url=crm_sqlite), db_url=crm_sqlite, redactor=redactor)
+    ingestor.warm_up()
+    assert redactor._nlp is not None and redactor.keep_count == 40  # noqa: SLF001 - loaded, not lazily later
