@@ -11,6 +11,7 @@ import json
 import sqlite3
 import time
 
+import pytest
 import requests
 
 from bot.services.identity import sign_token
@@ -75,10 +76,19 @@ def test_restart_after_lockout_gives_no_new_guesses(stack):
 def test_one_address_cannot_spray_guesses_over_many_orders(stack):
     """Before: unlimited (3 per conversation, any number of conversations and orders)."""
     ip = "198.51.100.40"
+
+    def patient(sender: str, text: str):  # noqa: ANN202 - waits out the rate limit, as a patient attacker would
+        for _ in range(20):
+            reply = rest(stack, sender, text, ip)
+            if reply.status != 429:
+                return reply
+            time.sleep(1.5)
+        pytest.fail("still rate limited after 30 s")
+
     texts = []
     for i in range(12):
-        rest(stack, f"sprayer-{i}", f"where is my order {190100 + i}?", ip)
-        texts.append(rest(stack, f"sprayer-{i}", f"someone{i}@example.com", ip).text)
+        patient(f"sprayer-{i}", f"where is my order {190100 + i}?")
+        texts.append(patient(f"sprayer-{i}", f"someone{i}@example.com").text)
     assert PAUSED in texts[-1]  # the address is paused after 10 failures, whatever the order
 
 
@@ -138,7 +148,11 @@ def test_metadata_injection_is_dropped_and_the_token_never_stored(stack):
     user = [e for e in events if e.get("event") == "user"][-1]
     assert set(user["metadata"]) - {"model_id", "assistant_id"} == {"concierge"}  # Rasa adds its own two
     claims = user["metadata"]["concierge"]
-    assert claims["cid"] == 1 and "sentiment" not in stored and "198.51.100.80" not in stored
+    # the made-up sentiment is dropped from every event's metadata; the parse data's own sentiment
+    # comes from the NLU, never from the client
+    assert claims["cid"] == 1 and "198.51.100.80" not in stored
+    assert "sentiment" not in json.dumps([e.get("metadata") for e in events])
+    assert user["parse_data"]["sentiment"]["label"] != "negative"  # the injected label did not reach the NLU
 
 
 def _orders_with_token(stack, token: str, sender: str, ip: str) -> str:  # noqa: ANN001
