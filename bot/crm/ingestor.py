@@ -147,26 +147,28 @@ class Ingestor:
         """Redacted copies of every text in the batch and of its turn's entities (one NER pass,
         outside the DB transaction): nothing the customer typed reaches the CRM unredacted."""
         texts: dict[str, str] = {}
-        roles: list[str] = []
-        keep: list[list[str]] = []
+        roles: dict[str, str] = {}
+        keep: dict[str, list[str]] = {}
         for ev in events:
             if ev.type in ("user", "bot") and isinstance(ev.data.get("text"), str) and ev.data["text"]:
                 texts[ev.key] = ev.data["text"][: records.MAX_TEXT]
                 metadata = ev.data.get("metadata") if isinstance(ev.data.get("metadata"), dict) else {}
                 agent = metadata.get("agent") if ev.type == "bot" else None
-                roles.append(ev.type)
-                keep.append([agent[:60]] if isinstance(agent, str) and agent.strip() else [])
+                roles[ev.key] = ev.type
+                keep[ev.key] = [agent[:60]] if isinstance(agent, str) and agent.strip() else []
             elif ev.type == "slot" and ev.data.get("name") in records.CSAT_COMMENT_SLOTS:
                 value = ev.data.get("value")
                 if isinstance(value, str) and value.strip():
                     texts[ev.key] = value.strip()[: records.MAX_TEXT]
-                    roles.append("user")
-                    keep.append([])
+                    roles[ev.key] = "user"
+                    keep[ev.key] = []
         if not texts:
             return {}
         self.refresh_catalogue()
         keys = list(texts)
-        all_spans = self.redactor.spans_many([texts[k] for k in keys], roles=roles, keep=keep)
+        all_spans = self.redactor.spans_many(
+            [texts[k] for k in keys], roles=[roles[k] for k in keys], keep=[keep[k] for k in keys]
+        )
         return {k: Redacted(apply(texts[k], spans), spans) for k, spans in zip(keys, all_spans, strict=True)}
 
     def _apply_all(self, session: Session, events: list[RasaEvent], redacted: dict[str, Redacted]) -> int:

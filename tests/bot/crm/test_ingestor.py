@@ -369,3 +369,16 @@ def test_warm_up_loads_the_pipeline_and_the_catalogue_before_the_first_batch(crm
     ingestor = Ingestor(SQLEventSource(tmp_path / "events.db", db_url=crm_sqlite), db_url=crm_sqlite, redactor=redactor)
     ingestor.warm_up()
     assert redactor._nlp is not None and redactor.keep_count == 40  # noqa: SLF001 - loaded, not lazily later
+
+
+def test_a_redelivered_event_in_the_same_batch_does_not_shift_the_roles(crm_sqlite: str, tmp_path: Path) -> None:
+    at = 1_790_000_100.0
+    bot = {"sender_id": "dup", "event": "bot", "timestamp": at + 1, "text": "Your parcel left Memphis, TN."}
+    user = {"sender_id": "dup", "event": "user", "timestamp": at + 2, "text": "I moved to Memphis, TN last week"}
+    broker = BrokerFile(tmp_path / "events.db")
+    broker.publish([{"sender_id": "dup", "event": "session_started", "timestamp": at}, bot, bot, user])
+    ingestor = ingest_all(crm_sqlite, broker)
+    assert ingestor.stats.duplicates == 1
+    stored = [t.text for t in turns(crm_sqlite, "dup") if t.role in ("user", "bot")]
+    assert stored[0] == "Your parcel left Memphis, TN."  # the carrier's place in a bot reply stays
+    assert stored[1].startswith("I moved to [PLACE]")  # the customer's does not
