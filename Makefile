@@ -151,7 +151,7 @@ bench-dashboard: $(VENV)/.installed web
 	$(PY) bench/dashboard.py
 
 # recall/precision of the CRM's redaction per kind of personal data (data/redaction/labelled.jsonl)
-bench-redaction: $(VENV)/.installed
+bench-redaction: $(VENV)/.installed db
 	$(PY) bench/redaction.py
 
 bench-sentiment: $(VENV)/.installed
