@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from concierge_rasa.security import read_or_create_key  # stdlib only: both runtimes share the key files
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,26 +24,6 @@ def _mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # malformed URL: show only the scheme
         return url.split("://", 1)[0] + "://***"
-
-
-def _read_or_create_key(path: Path) -> str:
-    """Return the identity key stored in ``path``, creating it (mode 0600) on first use."""
-    try:
-        key = path.read_text(encoding="utf-8").strip()
-        if key:
-            return key
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it in the meantime
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(key + "\n")
-    os.chmod(path, 0o600)
-    return key
 
 
 @dataclass(frozen=True)
@@ -142,7 +123,7 @@ def _web_settings(env: os._Environ[str] | dict[str, str], var_dir: Path) -> dict
     web_port = _int_env("WEB_PORT", 8000)
     rasa_port = _int_env("RASA_PORT", 5005)
     socket_path = "/" + (env.get("CONCIERGE_SOCKET_PATH", "").strip() or "/socket.io/").strip("/") + "/"
-    secret = env.get("CONCIERGE_SESSION_SECRET", "").strip() or _read_or_create_key(var_dir / "session.key")
+    secret = env.get("CONCIERGE_SESSION_SECRET", "").strip() or read_or_create_key(var_dir / "session.key")
     return {
         "web_host": env.get("WEB_HOST", "").strip() or "127.0.0.1",
         "web_port": web_port,
@@ -165,7 +146,7 @@ def _security_settings(env: os._Environ[str] | dict[str, str], var_dir: Path, se
     from concierge_rasa.security import check_secret  # stdlib only: the same rule as the Rasa side
 
     previous = env.get("CONCIERGE_IDENTITY_SECRET_PREVIOUS", "").strip() or None
-    action_token = env.get("CONCIERGE_ACTION_TOKEN", "").strip() or _read_or_create_key(var_dir / "action.key")
+    action_token = env.get("CONCIERGE_ACTION_TOKEN", "").strip() or read_or_create_key(var_dir / "action.key")
     check_secret(secret, "CONCIERGE_IDENTITY_SECRET")
     if previous:
         check_secret(previous, "CONCIERGE_IDENTITY_SECRET_PREVIOUS")
@@ -225,7 +206,7 @@ def load_settings() -> Settings:
     database_url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'concierge.db'}"
     secret = env.get("CONCIERGE_IDENTITY_SECRET", "").strip()
     if not secret:
-        secret = _read_or_create_key(var_dir / "identity.key")
+        secret = read_or_create_key(var_dir / "identity.key")
     faq_path = Path(env.get("CONCIERGE_FAQ_PATH") or PROJECT_ROOT / "bot" / "content" / "faq.yml")
     return Settings(
         project_root=PROJECT_ROOT,
