@@ -40,6 +40,16 @@ def supervisor(viewer: AgentInfo = Depends(current_supervisor)) -> AgentInfo:
     return viewer
 
 
+def range_query(
+    start: str | None = Query(None, max_length=10),
+    end: str | None = Query(None, max_length=10),
+    channel: str | None = Query(None, max_length=40),
+) -> tuple[str | None, str | None, str | None]:
+    """The page's, the panels' and the CSV's filter parameters, bounded in one place (parsed by
+    :func:`_filters` in the route, after its own checks, so an unknown report is still a 404)."""
+    return start, end, channel
+
+
 def _filters(start: str | None, end: str | None, channel: str | None) -> reports.Filters:
     try:
         return reports.parse_filters(start, end, channel, utcnow().date())
@@ -75,14 +85,12 @@ def _jsonable(data: Any) -> Any:  # noqa: ANN401
 @router.get("", response_class=HTMLResponse, name="dashboard")
 def dashboard_page(
     request: Request,
-    start: str | None = Query(None, max_length=10),
-    end: str | None = Query(None, max_length=10),
-    channel: str | None = Query(None, max_length=40),
     viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
+    q: tuple[str | None, str | None, str | None] = Depends(range_query),
 ) -> HTMLResponse:
     """The dashboard page: filters, headline figures (server-rendered), canvases the script fills."""
-    f = _filters(start, end, channel)
+    f = _filters(*q)
     conv = reports.conversation_report(session, f)
     agents = reports.agent_report(session, f)
     csat = reports.csat_report(session, f)
@@ -96,32 +104,28 @@ def dashboard_page(
 @router.get("/api/{name}", name="dashboard_api")
 def dashboard_api(
     name: str,
-    start: str | None = Query(None, max_length=10),
-    end: str | None = Query(None, max_length=10),
-    channel: str | None = Query(None, max_length=40),
     viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
+    q: tuple[str | None, str | None, str | None] = Depends(range_query),
 ) -> JSONResponse:
     """One panel's figures as JSON for the page's charts."""
     if name not in REPORTS:
         raise HTTPException(status_code=404, detail="There is no such report.")
-    f = _filters(start, end, channel)
+    f = _filters(*q)
     return JSONResponse({"report": name, "data": _jsonable(_compute(session, name, f))}, headers=NO_STORE)
 
 
 @router.get("/export/{name}.csv", name="dashboard_csv")
 def dashboard_csv(
     name: str,
-    start: str | None = Query(None, max_length=10),
-    end: str | None = Query(None, max_length=10),
-    channel: str | None = Query(None, max_length=40),
     viewer: AgentInfo = Depends(supervisor),
     session: Session = Depends(db_session),
+    q: tuple[str | None, str | None, str | None] = Depends(range_query),
 ) -> Response:
     """One report as a CSV file (formula-like cells quoted so spreadsheets do not run them)."""
     if name not in REPORTS:
         raise HTTPException(status_code=404, detail="There is no such report.")
-    f = _filters(start, end, channel)
+    f = _filters(*q)
     out = io.StringIO()
     csv.writer(out).writerows(reports.csv_rows(name, _compute(session, name, f)))
     suffix = f"{f.start.isoformat()}_{f.end.isoformat()}" + (f"_{f.channel}" if f.channel else "")
