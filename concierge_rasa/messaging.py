@@ -109,6 +109,14 @@ def rejected(status: int, reason: str) -> HTTPResponse:
 
 
 # ------------------------------------------------------------------ verification (pure functions)
+def json_or_none(raw: str | bytes) -> Any:  # noqa: ANN401
+    """The decoded JSON, or None where the body is not JSON (each webhook says what it expected)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
     """Slack's v0 signature: HMAC-SHA256 of ``v0:<timestamp>:<raw body>``."""
     digest = hmac.new(secret.encode("utf-8"), b"v0:" + timestamp.encode("utf-8") + b":" + body, hashlib.sha256)
@@ -359,10 +367,7 @@ class ConciergeSlackInput(SlackInput):
             request.ctx.concierge_verified = True
             content_type = request.headers.get("content-type", "")
             if content_type.startswith("application/json"):
-                try:
-                    body = json.loads(request.body or b"")
-                except ValueError:
-                    body = None
+                body = json_or_none(request.body or b"")
                 if not isinstance(body, dict):
                     return rejected(HTTPStatus.BAD_REQUEST, "Expected a JSON object.")
                 if body.get("type") == "url_verification":  # Slack's one-off check of the URL
@@ -372,10 +377,7 @@ class ConciergeSlackInput(SlackInput):
                     # Slack's own retry of an event already handled (new signature, same event): OK, once.
                     return response.text("duplicate event ignored", headers={"X-Slack-No-Retry": "1"})
             elif content_type.startswith("application/x-www-form-urlencoded"):
-                try:
-                    payload = json.loads((request.form or {}).get("payload") or "")
-                except ValueError:
-                    payload = None
+                payload = json_or_none((request.form or {}).get("payload") or "")
                 if not isinstance(payload, dict):
                     return rejected(HTTPStatus.BAD_REQUEST, "Expected an interaction 'payload'.")
             return None
@@ -508,10 +510,7 @@ class ConciergeTelegramInput(TelegramInput):
             if not verify_telegram(self.secret_token, request.headers.get("X-Telegram-Bot-Api-Secret-Token")):
                 logger.warning("Telegram request rejected: bad or missing secret token")
                 return rejected(HTTPStatus.FORBIDDEN, "Invalid X-Telegram-Bot-Api-Secret-Token.")
-            try:
-                update = json.loads(request.body or b"")
-            except ValueError:
-                update = None
+            update = json_or_none(request.body or b"")
             if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
                 return rejected(HTTPStatus.BAD_REQUEST, "Expected a Telegram Update object.")
             if not self.replays.first_time(str(update["update_id"])):
@@ -887,10 +886,7 @@ class ConciergeFacebookInput(FacebookInput):
             ):
                 logger.warning("Facebook request rejected: bad or missing X-Hub-Signature")
                 return rejected(HTTPStatus.FORBIDDEN, "Invalid X-Hub-Signature-256.")
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                payload = None
+            payload = json_or_none(body)
             if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
                 return rejected(HTTPStatus.BAD_REQUEST, "Expected a page webhook event.")
             events = [
