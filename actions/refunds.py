@@ -40,7 +40,7 @@ def _check_eligible(session: Any, customer_id: int, order_number: str, item: str
 def _matched_item(session: Any, customer_id: int, order_number: str, item: str) -> str:
     """Name of the order line the refund policy matched for `item`, so the confirmation shows it."""
     _check_eligible(session, customer_id, order_number, item)
-    line = refund_service.match_item(order_service._load(session, customer_id, order_number), item)
+    line = refund_service.match_item(order_service.load_order(session, customer_id, order_number), item)
     return line.product.name if line is not None else item
 
 

@@ -10,7 +10,7 @@ from bot.db import invoices as invoices_repo
 from bot.db import orders as orders_repo
 from bot.services._convert import invoice_info
 from bot.services.errors import NotAllowed
-from bot.services.orders import _load
+from bot.services.orders import load_order
 from bot.services.types import InvoiceInfo
 
 _INV_PREFIX = re.compile(r"^\s*INV[-\s]?", re.IGNORECASE)
@@ -20,7 +20,7 @@ def get_invoice(session: Session, customer_id: int, order_number: str) -> Invoic
     """Invoice for an order (``INV-104233`` is accepted too); NotAllowed when not paid yet."""
     if isinstance(order_number, str) and len(order_number) <= 64:
         order_number = _INV_PREFIX.sub("", order_number)
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     invoice = invoices_repo.for_order(session, order.id)
     if invoice is None:
         raise NotAllowed(

@@ -51,7 +51,7 @@ def _require_number(order_number: object) -> str:
     return number
 
 
-def _load(session: Session, customer_id: int, order_number: object) -> Order:
+def load_order(session: Session, customer_id: int, order_number: object) -> Order:
     """The customer's order or the one NotFound used for missing *and* foreign orders."""
     number = _require_number(order_number)
     if isinstance(customer_id, bool) or not isinstance(customer_id, int):
@@ -64,7 +64,7 @@ def _load(session: Session, customer_id: int, order_number: object) -> Order:
 
 def get_order(session: Session, customer_id: int, order_number: str) -> OrderSummary:
     """Status, items, shipment and address of one of the customer's orders."""
-    return order_summary(_load(session, customer_id, order_number))
+    return order_summary(load_order(session, customer_id, order_number))
 
 
 def recent_orders(session: Session, customer_id: int, limit: int = 3) -> list[OrderSummary]:
@@ -82,7 +82,7 @@ def _check_changeable(order: Order, verb: str) -> None:
 
 def check_cancellable(session: Session, customer_id: int, order_number: str) -> OrderSummary:
     """The order when it can still be cancelled (pending/processing); NotAllowed otherwise."""
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     _check_changeable(order, "cancelled")
     return order_summary(order)
 
@@ -92,7 +92,7 @@ def cancel_order(
 ) -> CancellationResult:
     """Cancel, restock, and refund the payment in full when it was already paid."""
     now = now or utcnow()
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     _check_changeable(order, "cancelled")
     order.status = "cancelled"
     order.updated_at = now
@@ -124,7 +124,7 @@ def cancel_order(
 
 def check_address_changeable(session: Session, customer_id: int, order_number: str) -> OrderSummary:
     """The order when its shipping address can still change (pending/processing)."""
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     _check_changeable(order, "changed")
     return order_summary(order)
 
@@ -133,7 +133,7 @@ def change_shipping_address(
     session: Session, customer_id: int, order_number: str, address_text: str
 ) -> OrderSummary:
     """Create a new address row for the customer and point the order at it."""
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     _check_changeable(order, "changed")
     parts = parse_address(address_text)
     address = customers_repo.add_address(session, customer_id, make_default=False, **parts)

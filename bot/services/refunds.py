@@ -13,7 +13,7 @@ from bot.db.base import utcnow
 from bot.db.models import Order, OrderItem
 from bot.services._convert import money, refund_info
 from bot.services.errors import InvalidInput, NotAllowed, refund_not_found
-from bot.services.orders import _load, normalize_order_number
+from bot.services.orders import load_order, normalize_order_number
 from bot.services.types import Eligibility, RefundInfo
 
 MAX_ITEM_TEXT = 200
@@ -163,7 +163,7 @@ def check_refund_eligibility(
     now: datetime | None = None,
 ) -> Eligibility:
     """Apply the written refund policy to one of the customer's orders (NotFound if not theirs)."""
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     return _evaluate(order, item, now or utcnow())[0]
 
 
@@ -180,7 +180,7 @@ def request_refund(
     if kind not in ("refund", "return"):
         raise InvalidInput("invalid_kind", "I can arrange either a refund or a return.")
     now = now or utcnow()
-    order = _load(session, customer_id, order_number)
+    order = load_order(session, customer_id, order_number)
     eligibility, line, amount = _evaluate(order, item, now)
     if not eligibility.eligible:
         raise NotAllowed(eligibility.code, eligibility.message)
@@ -219,7 +219,7 @@ def refund_status(session: Session, customer_id: int, number: str) -> list[Refun
         raise InvalidInput(
             "invalid_number", "Please give a refund number like RF-500001 or an order number like #104233."
         )
-    order = _load(session, customer_id, number)
+    order = load_order(session, customer_id, number)
     return [refund_info(r) for r in refunds_repo.for_order(session, order.id)]
 
 
