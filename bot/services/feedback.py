@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bot.db import customers as customers_repo
 from bot.db import feedback as feedback_repo
 from bot.services.errors import InvalidInput
-from bot.services.tickets import _clip
+from bot.services.tickets import clip_text
 
 RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _DIGIT = re.compile(r"(?<![\d.,])([1-5])(?!\d|[.,]\d)")
@@ -64,9 +64,9 @@ def record_feedback(
         customer_id = None
     row = feedback_repo.create(
         session,
-        conversation_id=_clip(conversation_id, 128) or "unknown",
+        conversation_id=clip_text(conversation_id, 128) or "unknown",
         customer_id=customer_id,
         rating=rating,
-        comment=_clip(comment, 2000),
+        comment=clip_text(comment, 2000),
     )
     return row.id

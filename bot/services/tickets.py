@@ -24,7 +24,7 @@ MAX_DESCRIPTION = 4000
 NOT_A_REQUEST = "Sorry, I couldn't understand that. Could you tell me in a few words what you need help with?"
 
 
-def _clip(text: object, limit: int) -> str:
+def clip_text(text: object, limit: int) -> str:
     """Stringify, drop control characters except newlines, and cut to ``limit`` characters."""
     value = "" if text is None else str(text)
     value = "".join(c for c in value if c in "\n\t" or ord(c) >= 32)
@@ -57,7 +57,7 @@ def create_ticket(
     ):
         customer_id = None
     priority = raise_priority(session, customer_id, priority)  # tier, value and churn risk (bot/analytics)
-    conversation_id = _clip(conversation_id, 128) or "unknown"
+    conversation_id = clip_text(conversation_id, 128) or "unknown"
     existing = tickets_repo.open_for_conversation(session, conversation_id)
     if existing is not None:
         return _add_to(existing, category, subject, description, customer_id, priority)
@@ -67,9 +67,9 @@ def create_ticket(
     ticket = tickets_repo.create(
         session,
         conversation_id=conversation_id,
-        category=_clip(category, 60) or "general",
-        subject=_clip(subject, 200) or "Customer request",
-        description=_clip(description, MAX_DESCRIPTION),
+        category=clip_text(category, 60) or "general",
+        subject=clip_text(subject, 200) or "Customer request",
+        description=clip_text(description, MAX_DESCRIPTION),
         customer_id=customer_id,
         priority=priority,
     )
@@ -82,10 +82,10 @@ def _add_to(
     ticket: SupportTicket, category: str, subject: str, description: str, customer_id: int | None, priority: str
 ) -> TicketInfo:
     """A later escalation in the same conversation: noted on the open ticket, priority raised if higher."""
-    note = f"[{_clip(category, 60) or 'general'}] {_clip(subject, 200)}"
+    note = f"[{clip_text(category, 60) or 'general'}] {clip_text(subject, 200)}"
     if description:
-        note += "\n" + _clip(description, MAX_DESCRIPTION)
-    ticket.description = _clip(f"{ticket.description}\n\n{note}".strip(), MAX_DESCRIPTION)
+        note += "\n" + clip_text(description, MAX_DESCRIPTION)
+    ticket.description = clip_text(f"{ticket.description}\n\n{note}".strip(), MAX_DESCRIPTION)
     if TICKET_PRIORITIES.index(priority) > TICKET_PRIORITIES.index(ticket.priority):
         ticket.priority = priority
     if ticket.customer_id is None and customer_id is not None:
