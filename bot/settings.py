@@ -16,7 +16,7 @@ from concierge_rasa.security import read_or_create_key  # stdlib only: both runt
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """Hide the password of a database URL (never print secrets)."""
     try:
         from sqlalchemy.engine import make_url
@@ -80,7 +80,7 @@ class Settings:
     def __repr__(self) -> str:
         return (
             f"Settings(project_root={str(self.project_root)!r}, var_dir={str(self.var_dir)!r}, "
-            f"database_url={_mask_url(self.database_url)!r}, identity_secret='***', "
+            f"database_url={mask_url(self.database_url)!r}, identity_secret='***', "
             f"faq_path={str(self.faq_path)!r}, models_dir={str(self.models_dir)!r}, "
             f"encoder={self.encoder!r}, refund_window_days={self.refund_window_days}, "
             f"token_ttl_s={self.token_ttl_s}"

@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revision", default="head")
     args = parser.parse_args(argv)
     upgrade(args.url, args.revision)
-    from bot.settings import _mask_url, get_settings
+    from bot.settings import get_settings, mask_url
 
-    print(f"database at {_mask_url(args.url or get_settings().database_url)} is at {args.revision}")
+    print(f"database at {mask_url(args.url or get_settings().database_url)} is at {args.revision}")
     return 0
 
 
