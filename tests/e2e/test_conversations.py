@@ -270,16 +270,23 @@ def test_every_turn_is_logged_with_its_sentiment(servers: Servers, db) -> None:
     assert any(r.role == "bot" for r in rows)
 
 
-def user_sentiments(servers: Servers, sender: str) -> list[dict]:
-    """The sentiment in each user message's parse data, as Rasa's tracker store keeps it."""
+def user_sentiments(servers: Servers, sender: str, expected: int = 2) -> list[dict]:
+    """The sentiment in each user message's parse data, as Rasa's tracker store keeps it.
+
+    The tracker store writes behind the reply (concierge_rasa/stores.py), so the last turn may
+    reach the file a moment after its answer: wait (bounded) for the ``expected`` user events."""
     import json
     import sqlite3
 
-    with sqlite3.connect(servers.tmp / "tracker.db") as con:
-        rows = con.execute(
-            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (sender,)
-        ).fetchall()
-    return [json.loads(data)["parse_data"].get("sentiment") for (data,) in rows]
+    deadline = time.monotonic() + 15
+    while True:
+        with sqlite3.connect(servers.tmp / "tracker.db") as con:
+            rows = con.execute(
+                "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (sender,)
+            ).fetchall()
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return [json.loads(data)["parse_data"].get("sentiment") for (data,) in rows]
+        time.sleep(0.2)
 
 
 def test_upset_twice_in_a_row_is_offered_a_human(servers: Servers, db) -> None:
