@@ -54,7 +54,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     get_settings.cache_clear()
 
 
-def _savepoint_engine(url: str):  # noqa: ANN202
+def savepoint_engine(url: str):  # noqa: ANN201
     """pysqlite engine with real BEGIN/SAVEPOINT handling (SQLAlchemy's documented recipe)."""
     engine = create_engine(url, connect_args={"timeout": 10})
 
@@ -73,14 +73,14 @@ def _savepoint_engine(url: str):  # noqa: ANN202
 
 @pytest.fixture(scope="session")
 def _rollback_engine(db_url: str):  # noqa: ANN202
-    engine = _savepoint_engine(db_url)
+    engine = savepoint_engine(db_url)
     yield engine
     engine.dispose()
 
 
-@pytest.fixture
-def session(_rollback_engine) -> Iterator[Session]:  # noqa: ANN001
-    conn = _rollback_engine.connect()
+def rolled_back_session(engine) -> Iterator[Session]:  # noqa: ANN001
+    """A Session inside an outer transaction that is rolled back afterwards (commits become savepoints)."""
+    conn = engine.connect()
     trans = conn.begin()
     sess = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
     try:
@@ -89,6 +89,11 @@ def session(_rollback_engine) -> Iterator[Session]:  # noqa: ANN001
         sess.close()
         trans.rollback()
         conn.close()
+
+
+@pytest.fixture
+def session(_rollback_engine) -> Iterator[Session]:  # noqa: ANN001
+    yield from rolled_back_session(_rollback_engine)
 
 
 @pytest.fixture

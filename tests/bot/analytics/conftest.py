@@ -55,28 +55,12 @@ def analyzed(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture
 def analyzed_session(analyzed: Analyzed):  # noqa: ANN201 - Session
     """A Session on the analysed copy, rolled back after the test."""
-    from sqlalchemy import create_engine, event
-    from sqlalchemy.orm import Session
+    from tests.conftest import rolled_back_session, savepoint_engine
 
-    engine = create_engine(analyzed.url)
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _rec) -> None:  # noqa: ANN001
-        dbapi_conn.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN")
-
-    conn = engine.connect()
-    trans = conn.begin()
-    sess = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    engine = savepoint_engine(analyzed.url)
     try:
-        yield sess
+        yield from rolled_back_session(engine)
     finally:
-        sess.close()
-        trans.rollback()
-        conn.close()
         engine.dispose()
 
 
