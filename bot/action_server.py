@@ -13,17 +13,22 @@ import os
 from functools import partial
 from typing import Any
 
+from rasa_sdk.endpoint import create_app_for_serve
+from rasa_sdk.executor import ActionExecutor
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from bot.db.session import get_engine
+from bot.internal_auth import install_guard
+from bot.ml import serving
+from bot.settings import Settings, get_settings
+
 logger = logging.getLogger(__name__)
 
 
 def create_concierge_app(action_executor: Any, **kwargs: Any) -> Any:
     """rasa_sdk's app (module-level so Sanic's AppLoader can use it), closed to callers without
     the shared token (bot/internal_auth.py; GET /health stays open)."""
-    from rasa_sdk.endpoint import create_app_for_serve
-
-    from bot.internal_auth import install_guard
-    from bot.settings import get_settings
-
     app = create_app_for_serve(action_executor, **kwargs)
     install_guard(app, get_settings().action_token)
     return app
@@ -32,28 +37,23 @@ def create_concierge_app(action_executor: Any, **kwargs: Any) -> Any:
 def warm_up_models() -> None:
     """Loads the embedded models before serving, so the first customer does not wait for them."""
     try:
-        from bot.ml import serving
-
         serving.get_recommender()
     except Exception:  # noqa: BLE001 - missing models mean fallbacks, not a dead server
         logger.exception("Could not load the embedded models; answering with fallbacks")
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    """The command line; its defaults are the settings' ACTION_PORT / ACTION_HOST."""
     parser = argparse.ArgumentParser(description="Concierge action server")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("ACTION_PORT", "5055")))
-    parser.add_argument("--host", default=os.environ.get("ACTION_HOST", "127.0.0.1"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    parser.add_argument("--port", type=int, default=settings.action_port)
+    parser.add_argument("--host", default=settings.action_host)
+    return parser
 
-    from rasa_sdk.executor import ActionExecutor
-    from sanic import Sanic
-    from sanic.worker.loader import AppLoader
 
-    from bot.db.session import get_engine
-
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    args = build_parser(settings).parse_args(argv)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     get_engine()  # fail fast on a bad DATABASE_URL, before the first customer message
     warm_up_models()
     executor = ActionExecutor()

@@ -76,6 +76,12 @@ class Settings:
     rasa_api_token: str = field(default="", repr=False)  # RASA_API_TOKEN (rasa run --auth-token)
     console_session_ttl_s: int = 8 * 3600  # an agent's console session lasts a working day
     console_login_per_min: int = 5  # log-in attempts per client address and per user name
+    # processes (bot/action_server.py, bot/crm/ingestor.py, bot/ml): where they listen, logging, torch threads
+    log_level: str = "INFO"
+    action_host: str = "127.0.0.1"
+    action_port: int = 5055
+    inference_threads: int = 1  # torch threads for one message at a time (bot/ml/serving.py)
+    train_threads: int = 2  # torch threads while training (bot/ml/train.py)
 
     def __repr__(self) -> str:
         return (
@@ -99,7 +105,9 @@ class Settings:
             f"crm_keep_raw_text={self.crm_keep_raw_text}, crm_idle_close_s={self.crm_idle_close_s}, "
             f"crm_poll_ms={self.crm_poll_ms}, crm_batch_size={self.crm_batch_size}"
             f", rasa_api_url={self.rasa_api_url!r}, rasa_api_token='***', "
-            f"console_session_ttl_s={self.console_session_ttl_s}, console_login_per_min={self.console_login_per_min})"
+            f"console_session_ttl_s={self.console_session_ttl_s}, console_login_per_min={self.console_login_per_min}"
+            f", log_level={self.log_level!r}, action_host={self.action_host!r}, action_port={self.action_port}, "
+            f"inference_threads={self.inference_threads}, train_threads={self.train_threads})"
         )
 
     __str__ = __repr__
@@ -199,6 +207,17 @@ def _console_settings(env: os._Environ[str] | dict[str, str]) -> dict[str, objec
     }
 
 
+def _process_settings(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
+    """How the processes run: the action server's address, the log level, torch's threads."""
+    return {
+        "log_level": env.get("LOG_LEVEL", "").strip().upper() or "INFO",
+        "action_host": env.get("ACTION_HOST", "").strip() or "127.0.0.1",
+        "action_port": _int_env("ACTION_PORT", 5055),
+        "inference_threads": _int_env("CONCIERGE_INFERENCE_THREADS", 1),
+        "train_threads": _int_env("CONCIERGE_TORCH_THREADS", 2),
+    }
+
+
 def load_settings() -> Settings:
     """Build a fresh Settings from the environment (uncached)."""
     env = os.environ
@@ -222,6 +241,7 @@ def load_settings() -> Settings:
         **_security_settings(env, var_dir, secret),
         **_crm_settings(env, var_dir),
         **_console_settings(env),
+        **_process_settings(env),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from concierge_rasa import security
 from concierge_rasa.limits import RequestLimits
+from concierge_rasa.settings import load_rasa_settings  # read once: these two functions are the caches
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,13 @@ _INTENT_WITH_ENTITIES = re.compile(r"^(/[A-Za-z0-9_.\-]+(?:@[0-9.]+)?)\s*(\{.*\}
 @functools.lru_cache(maxsize=1)
 def channel_keyring() -> security.Keyring:
     """The identity keyring of this Rasa process (env or var/identity.key; refuses short secrets)."""
-    return security.keyring_from_env()
+    return load_rasa_settings().keyring()
 
 
 @functools.lru_cache(maxsize=1)
 def request_limits() -> RequestLimits:
     """Rate limits of the public endpoints (CONCIERGE_RATE_* env vars), one set per process."""
-    return RequestLimits.from_env()
+    return load_rasa_settings().request_limits()
 
 
 def allowed_metadata(metadata: Any) -> dict[str, Any]:

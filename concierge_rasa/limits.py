@@ -10,10 +10,10 @@ Standard library only, so both runtimes use it: the Rasa channels and the web ap
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,9 +30,11 @@ class Rate:
     burst: int
 
     @classmethod
-    def from_env(cls, name: str, per_minute: float, burst: int, env: Optional[dict] = None) -> Rate:
-        """``<NAME>_PER_MIN`` and ``<NAME>_BURST`` from the environment (0 per minute = no limit)."""
-        env = os.environ if env is None else env
+    def from_env(cls, name: str, per_minute: float, burst: int, env: Mapping[str, str]) -> Rate:
+        """``<NAME>_PER_MIN`` and ``<NAME>_BURST`` from these settings values (0 per minute = no limit).
+
+        ``env`` comes from ``concierge_rasa.settings`` (the one reader of os.environ) or a test.
+        """
 
         def number(key: str, default: float) -> float:
             raw = (env.get(key) or "").strip()
@@ -98,7 +100,7 @@ class RequestLimits:
         self.client = RateLimiter(client)
 
     @classmethod
-    def from_env(cls, prefix: str = "CONCIERGE_RATE", env: Optional[dict] = None) -> RequestLimits:
+    def from_env(cls, prefix: str = "CONCIERGE_RATE", *, env: Mapping[str, str]) -> RequestLimits:
         """CONCIERGE_RATE_SENDER_PER_MIN/_BURST (default 30/min, burst 10) and
         CONCIERGE_RATE_CLIENT_PER_MIN/_BURST (default 120/min, burst 40)."""
         return cls(

@@ -27,6 +27,7 @@ import json
 import os
 import secrets as _secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -120,9 +121,9 @@ class Keyring:
         return hmac.new(self.current, b"concierge|" + purpose.encode(), hashlib.sha256).digest()
 
 
-def keyring_from_env(env: Optional[dict] = None) -> Keyring:
-    """The identity keyring for the Rasa runtime: CONCIERGE_IDENTITY_SECRET[_PREVIOUS], else var/identity.key."""
-    env = os.environ if env is None else env
+def keyring_from_env(env: Mapping[str, str]) -> Keyring:
+    """The identity keyring from these settings values: CONCIERGE_IDENTITY_SECRET[_PREVIOUS], else
+    var/identity.key. The values come from ``concierge_rasa.settings`` (the one reader of os.environ)."""
     current = (env.get("CONCIERGE_IDENTITY_SECRET") or "").strip()
     if not current:
         var_dir = Path(env.get("CONCIERGE_VAR_DIR") or Path.cwd() / "var")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -30,13 +31,17 @@ from sqlalchemy.orm import Session
 
 from bot.crm import records
 from bot.crm.records import BadEvent, RasaEvent
-from bot.crm.redaction import Span, apply, redact_entities
+from bot.crm.redaction import Span, apply, get_redactor, redact_entities
 from bot.crm.sources import Batch, EventSource, PikaEventSource, SQLEventSource
 from bot.db import conversations as repo
 from bot.db import crm_ingest
 from bot.db import interactions as interactions_repo
 from bot.db.base import utcnow
 from bot.db.models import Conversation
+from bot.db.session import get_engine, session_scope
+from bot.services.identity import keyring, verify_token
+from bot.settings import get_settings
+from concierge_rasa.security import verify_claims  # stdlib only, shared by both runtimes
 
 logger = logging.getLogger("bot.crm.ingestor")
 CATALOGUE_REFRESH_S = 300.0  # how often a running ingestor reloads the product names
@@ -75,8 +80,6 @@ class Ingestor:
         batch_size: int | None = None,
         redactor: object | None = None,
     ) -> None:
-        from bot.settings import get_settings
-
         settings = get_settings()
         self.source = source
         self.db_url = db_url
@@ -90,16 +93,12 @@ class Ingestor:
     @property
     def redactor(self):  # noqa: ANN201 - bot.crm.redaction.Redactor, loaded on first use
         if self._redactor is None:
-            from bot.crm.redaction import get_redactor
-
             self._redactor = get_redactor()
         return self._redactor
 
     # ------------------------------------------------------------ one batch
     def store(self, batch: Batch) -> int:
         """Writes a batch in one transaction, then lets the source acknowledge it. Raises on DB errors."""
-        from bot.db.session import session_scope
-
         t0 = time.perf_counter()
         events = self._parse(batch.messages)
         redacted = self._redact(events)
@@ -137,11 +136,14 @@ class Ingestor:
         self._catalogue_at = now
         try:
             names = load_product_names(self.db_url)
+            places = load_tracking_places(self.db_url)
         except (OperationalError, DBAPIError) as exc:  # the CRM is down: keep the names known so far
             logger.warning("product names not refreshed (%s)", type(exc).__name__)
             return
         if hasattr(self.redactor, "set_keep_terms"):
             self.redactor.set_keep_terms(names)
+        if hasattr(self.redactor, "set_place_terms"):  # tracking places in bot replies are not names
+            self.redactor.set_place_terms(places)
 
     def _redact(self, events: list[RasaEvent]) -> dict[str, Redacted]:
         """Redacted copies of every text in the batch and of its turn's entities (one NER pass,
@@ -222,6 +224,10 @@ class Ingestor:
             repo.link_customer(session, conv, customer_id)
 
         turn = records.turn_of(ev)
+        if turn is not None and turn.role == "action":
+            # an action's rows (ticket, feedback, handoff...) are written before its event arrives:
+            # link those written before this conversation existed (the hub's conversation_id)
+            repo.link_unlinked(session, ev.sender_id)
         if turn is not None:
             text = found.text if found is not None else ""
             # entity values repeat the customer's words: redacted as the text was (raw ones stay
@@ -239,7 +245,7 @@ class Ingestor:
                 raw_text=turn.text if self.keep_raw_text and turn.text else None,
                 intent=turn.intent,
                 confidence=turn.confidence,
-                entities=entities,
+                entities=json.loads(entities) if entities else None,
                 sentiment_label=turn.sentiment_label,
                 sentiment_probability=turn.sentiment_probability,
                 action_name=action_name,
@@ -249,7 +255,8 @@ class Ingestor:
             if turn.role in ("user", "bot"):  # the older per-message log, kept for its readers
                 row = interactions_repo.log(
                     session,
-                    conversation_id=ev.sender_id,
+                    sender_id=ev.sender_id,
+                    conversation_id=conv.id,
                     role=turn.role,
                     text=text,
                     customer_id=conv.customer_id,
@@ -279,8 +286,6 @@ class Ingestor:
 
     def close_idle(self) -> int:
         """Ends conversations without events for ``idle_close_s``: their outcome is decided now."""
-        from bot.db.session import session_scope
-
         before = utcnow() - timedelta(seconds=self.idle_close_s)
         with session_scope(self.db_url) as session:
             idle = repo.idle(session, before)
@@ -349,19 +354,23 @@ class Ingestor:
 
 def load_product_names(db_url: str | None = None) -> list[str]:
     """The catalogue's product names (what the redactor keeps), read in a short transaction."""
+    with session_scope(db_url) as session:
+        return crm_ingest.product_names(session)
+
+
+def load_tracking_places(db_url: str | None = None) -> list[str]:
+    """The tracking table's places (what the redactor keeps in bot replies), read in a short transaction."""
+    from bot.crm.redaction import tracking_places
     from bot.db.session import session_scope
 
     with session_scope(db_url) as session:
-        return crm_ingest.product_names(session)
+        return tracking_places(session)
 
 
 def customer_from_message(metadata: object, token: str | None, sent_at: float) -> int | None:
     """The customer a message came from: the channel's signed claims (the website token it
     checked), else a token left on the message; judged at the time it was sent, since the
     ingestor may read it later (after an outage)."""
-    from bot.services.identity import keyring, verify_token
-    from concierge_rasa.security import verify_claims  # stdlib only, shared by both runtimes
-
     claims = verify_claims(metadata, keyring())
     if claims:
         cid, exp = claims.get("cid"), claims.get("exp")
@@ -373,8 +382,6 @@ def customer_from_message(metadata: object, token: str | None, sent_at: float) -
 def _dispose(db_url: str | None) -> None:
     """Drops pooled connections after an outage, so the next try opens fresh ones."""
     try:
-        from bot.db.session import get_engine
-
         get_engine(db_url).dispose()
     except Exception:  # noqa: BLE001, S110 - the next attempt reports the problem
         pass
@@ -382,8 +389,6 @@ def _dispose(db_url: str | None) -> None:
 
 def build_source(kind: str | None = None, db_url: str | None = None) -> EventSource:
     """The source the settings name (CONCIERGE_CRM_SOURCE)."""
-    from bot.settings import get_settings
-
     settings = get_settings()
     kind = kind or settings.crm_source
     if kind == "pika":
@@ -402,14 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=("sql", "pika"), help="default: CONCIERGE_CRM_SOURCE (sql)")
     parser.add_argument("--once", action="store_true", help="store what is there now, print figures, exit")
     args = parser.parse_args(argv)
-    import os
-
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    from bot.settings import get_settings
-
     settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:  # recording may lag a little; live turns of the Rasa and action servers come first
         os.nice(10)
     except OSError:  # pragma: no cover - not permitted here: run at normal priority

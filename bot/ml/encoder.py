@@ -6,6 +6,8 @@ import functools
 import os
 from pathlib import Path
 
+from bot.settings import get_settings
+
 DEFAULT_ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -18,13 +20,7 @@ def packaged_encoder_path() -> Path:
 
 def configured_encoder() -> str:
     """Encoder from settings (``CONCIERGE_ENCODER``); "" means the packaged default."""
-    try:
-        from bot.settings import get_settings
-
-        value = get_settings().encoder
-    except Exception:  # settings unavailable (e.g. partial checkout): fall back to the env var
-        value = os.environ.get("CONCIERGE_ENCODER", "").strip()
-    return value
+    return get_settings().encoder
 
 
 def resolve_encoder(spec: str | Path | None = None) -> str:
@@ -41,7 +37,11 @@ def resolve_encoder(spec: str | Path | None = None) -> str:
 
 
 def offline() -> None:
-    """Forbid hub downloads in this process (models come from packages/local paths only)."""
+    """Forbid hub downloads in this process (models come from packages/local paths only).
+
+    Writes (never reads) the variables the Hugging Face libraries read: configuration itself
+    comes from bot.settings.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

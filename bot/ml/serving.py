@@ -7,12 +7,12 @@ artifact is logged once per load attempt and reported as ``None`` so the convers
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import unicodedata
 
 from bot.ml.recommender import HybridRecommender
 from bot.ml.sentiment import SentimentModel, SentimentResult
+from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def _threads() -> None:
 
         # one short message per call: a single thread is fastest and degrades least when the
         # machine is busy (measured: p50 14 ms with 1 thread vs 52 ms with 2 under load 6.7 on 2 cores)
-        torch.set_num_threads(max(1, int(os.environ.get("CONCIERGE_INFERENCE_THREADS", "1"))))
+        torch.set_num_threads(max(1, get_settings().inference_threads))
     except Exception as exc:  # noqa: BLE001 - thread tuning is best effort
         log.debug("could not set torch threads: %s", exc)
 

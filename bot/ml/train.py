@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bot.ml.base import META_FILE
+from bot.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTIMENT_DATA_DIR = ROOT / "data" / "sentiment"
@@ -30,12 +30,8 @@ def _say(msg: str) -> None:
 
 
 def models_dir() -> Path:
-    try:
-        from bot.settings import get_settings
-
-        return Path(get_settings().models_dir)
-    except Exception:
-        return Path(os.environ.get("CONCIERGE_MODELS_DIR") or ROOT / "var" / "models")
+    """Where trained models live (settings' models_dir, ``CONCIERGE_MODELS_DIR``)."""
+    return Path(get_settings().models_dir)
 
 
 def sentiment_model_dir() -> Path:
@@ -49,7 +45,7 @@ def recommender_model_dir() -> Path:
 def _threads() -> None:
     import torch
 
-    torch.set_num_threads(int(os.environ.get("CONCIERGE_TORCH_THREADS", "2")))
+    torch.set_num_threads(get_settings().train_threads)
 
 
 def train_sentiment(

@@ -16,6 +16,8 @@ from typing import Optional
 
 import numpy as np
 
+from concierge_rasa.settings import get_rasa_settings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "var" / "models" / "minilm-onnx"
 MODEL_DIR_ENV = "CONCIERGE_ONNX_MODEL_DIR"
@@ -56,7 +58,7 @@ def resolve_model_dir(configured: Optional[str] = None) -> Path:
     Relative paths are taken from the project root when they exist there, else from the
     current directory.
     """
-    raw = configured or os.environ.get(MODEL_DIR_ENV)
+    raw = configured or get_rasa_settings().onnx_model_dir
     if not raw:
         return DEFAULT_MODEL_DIR
     path = Path(raw).expanduser()

@@ -103,3 +103,48 @@ def test_action_token_generated_once_and_masked(clean_env, monkeypatch):
     assert load_settings().action_token == s1.action_token
     assert s1.action_token not in repr(s1) and "p" * 40 not in repr(s1)
     assert s1.token_ttl_s == 3600
+
+
+PROCESS_ENV = ("LOG_LEVEL", "ACTION_HOST", "ACTION_PORT", "CONCIERGE_INFERENCE_THREADS", "CONCIERGE_TORCH_THREADS")
+
+
+def test_process_fields_default(clean_env, monkeypatch):
+    """The action server, ingestor and model code read these here instead of os.environ."""
+    for name in PROCESS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    s = load_settings()
+    assert (s.log_level, s.action_host, s.action_port) == ("INFO", "127.0.0.1", 5055)
+    assert (s.inference_threads, s.train_threads) == (1, 2)
+    assert "action_port=5055" in repr(s) and "inference_threads=1" in repr(s)
+
+
+def test_process_fields_from_env(clean_env, monkeypatch):
+    for name, value in zip(PROCESS_ENV, ("debug", "127.0.0.2", "6055", "3", "4"), strict=True):
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert (s.log_level, s.action_host, s.action_port) == ("DEBUG", "127.0.0.2", 6055)
+    assert (s.inference_threads, s.train_threads) == (3, 4)
+    monkeypatch.setenv("ACTION_PORT", "http")
+    with pytest.raises(ValueError, match="ACTION_PORT"):
+        load_settings()
+
+
+def test_model_code_reads_settings_not_env(clean_env, monkeypatch):
+    """bot.ml's encoder and model folders follow the cached settings (cache_clear re-reads them)."""
+    from bot.ml import encoder, train
+
+    monkeypatch.setenv("CONCIERGE_ENCODER", "/models/mine")
+    monkeypatch.setenv("CONCIERGE_MODELS_DIR", str(clean_env / "m"))
+    get_settings.cache_clear()
+    assert encoder.configured_encoder() == "/models/mine" == encoder.resolve_encoder()
+    assert train.sentiment_model_dir() == (clean_env / "m").resolve() / "sentiment"
+
+
+def test_action_server_defaults_come_from_settings(clean_env, monkeypatch):
+    from bot import action_server
+
+    monkeypatch.setenv("ACTION_PORT", "6123")
+    get_settings.cache_clear()
+    args = action_server.build_parser(get_settings()).parse_args([])
+    assert (args.port, args.host) == (6123, "127.0.0.1")
+    assert action_server.build_parser(get_settings()).parse_args(["--port", "7000"]).port == 7000
