@@ -91,23 +91,31 @@ def train_stock(workdir: Path) -> Path:
 
 
 def conversation(url: str, script: list[str], label: str) -> tuple[list[float], int]:
-    """One scripted conversation; returns per-turn latencies (ms) and the number of errors."""
+    """One scripted conversation; returns the latencies (ms) of the answered turns and the number of
+    failed ones. A failed turn (HTTP error, empty reply, timeout) is no latency: a fast 500 would
+    otherwise lower the p50 and raise turns/s."""
     sender, lat, err = f"bench-{label}-{uuid.uuid4().hex[:8]}", [], 0
     session = requests.Session()
     for text in script:
         t0 = time.perf_counter()
         try:
             resp = session.post(url, json={"sender": sender, "message": text}, timeout=60)
-            if resp.status_code != 200 or not resp.json():
-                err += 1
-        except requests.RequestException:
+            ok = resp.status_code == 200 and bool(resp.json())
+        except (requests.RequestException, ValueError):
+            ok = False
+        if ok:
+            lat.append((time.perf_counter() - t0) * 1000)
+        else:
             err += 1
-        lat.append((time.perf_counter() - t0) * 1000)
     return lat, err
 
 
 def summarise(latencies: list[float], errors: int, elapsed: float) -> dict:
+    """Figures of the answered turns only; ``errors`` counts the failed ones (they block the targets)."""
     latencies = sorted(latencies)
+    if len(latencies) < 2:
+        return {"turns": len(latencies), "errors": errors, "p50_ms": None, "p95_ms": None, "max_ms": None,
+                "turns_per_s": None}
     q = statistics.quantiles(latencies, n=100)
     return {
         "turns": len(latencies),
@@ -117,6 +125,20 @@ def summarise(latencies: list[float], errors: int, elapsed: float) -> dict:
         "max_ms": round(latencies[-1], 1),
         "turns_per_s": round(len(latencies) / elapsed, 1),
     }
+
+
+def verdict(stock: dict, concierge: dict) -> tuple[float | None, float | None, bool | None, str | None]:
+    """p50 ratio, throughput ratio, whether both targets are met, and why there is no verdict.
+    A run with any failed turn gets no verdict (None plus a reason): its figures are not of the
+    same work for both bots."""
+    if not stock["p50_ms"] or not concierge["p50_ms"] or not stock["turns_per_s"] or not concierge["turns_per_s"]:
+        return None, None, None, "too few answered turns to measure"
+    ratio = round(concierge["p50_ms"] / stock["p50_ms"], 2)
+    tput = round(concierge["turns_per_s"] / stock["turns_per_s"], 2)
+    failed = {name: r["errors"] for name, r in (("stock", stock), ("concierge", concierge)) if r["errors"]}
+    if failed:
+        return ratio, tput, None, f"failed turns {failed}: no target verdict on an incomplete run"
+    return ratio, tput, ratio <= 1.3 and tput >= 0.8, None
 
 
 def drive_interleaved(
@@ -317,8 +339,7 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     p.kill()
 
-    ratio = round(concierge_r["p50_ms"] / stock["p50_ms"], 2) if stock["p50_ms"] else None
-    tput = round(concierge_r["turns_per_s"] / stock["turns_per_s"], 2) if stock["turns_per_s"] else None
+    ratio, tput, meets, no_verdict = verdict(stock, concierge_r)
     bare_r = results.get("concierge_no_broker")
     print()
     print(f"{'':22}{'turns':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'turns/s':>9}")
@@ -326,12 +347,11 @@ def main() -> None:
     if bare_r:
         rows.append(("Concierge, no broker", bare_r))
     for name, r in rows:
-        print(
-            f"{name:22}{r['turns']:>7}{r['errors']:>8}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['max_ms']:>9}"
-            f"{r['turns_per_s']:>9}"
-        )
+        print(f"{name:22}{r['turns']:>7}{r['errors']:>8}" + "".join(
+            f"{str(r[k]):>9}" for k in ("p50_ms", "p95_ms", "max_ms", "turns_per_s")))
     print(f"p50 ratio Concierge/stock: {ratio} (target <= 1.3); throughput ratio {tput} (target >= 0.8)")
-    if bare_r:
+    print(f"targets: {'met' if meets else 'NOT met' if meets is False else 'no verdict: ' + no_verdict}")
+    if bare_r and bare_r["p50_ms"] and concierge_r["p50_ms"]:
         print(
             f"SQLite tracker store + SQL event broker: p50 {concierge_r['p50_ms'] - bare_r['p50_ms']:+.1f} ms "
             f"against the in-memory tracker without a broker"
@@ -353,6 +373,8 @@ def main() -> None:
                 "target_p50_ratio": 1.3,
                 "throughput_ratio": tput,
                 "target_throughput_ratio": 0.8,
+                "meets_targets": meets,
+                **({"no_verdict_reason": no_verdict} if no_verdict else {}),
                 "crm": crm,
                 "concurrency": args.concurrency,
             }

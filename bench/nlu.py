@@ -526,7 +526,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ]
     if p95s:
         targets["p95_parse<=30ms"] = max(p95s) <= 30
-    result["targets_met"] = targets
+    if args.limit or args.limit_test:  # a development subset: no verdict, whatever its figures
+        result["targets_met"] = None
+        result["no_verdict_reason"] = f"--limit {args.limit} / --limit-test {args.limit_test}: development subset"
+    else:
+        result["targets_met"] = targets
     emit(result)
     return 0
 

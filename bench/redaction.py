@@ -148,8 +148,17 @@ def main() -> None:
     p50 = statistics.median(per_message)
     p95 = statistics.quantiles(per_message, n=20)[18]
     print(f"per message: p50 {p50:.1f} ms, p95 {p95:.1f} ms (spaCy pipeline loaded in {load_s:.2f} s)")
-    met = all((c[k]["recall"] or 0) >= t for k, t in TARGET.items())
-    print(f"targets (recall >= 0.98 for emails, cards, phones): {'met' if met else 'NOT met'}")
+    # the target is scored on the test split only: the dev rows are the ones the patterns were tuned on
+    test = results["concierge"]["test"]
+    reason = None
+    if not any(r.get("split") == "test" for r in rows):
+        met, reason = None, "no test split in the data"
+    elif any(test[k]["gold"] == 0 for k in TARGET):
+        met, reason = None, "the test split lacks spans of " + ", ".join(k for k in TARGET if not test[k]["gold"])
+    else:
+        met = all(test[k]["recall"] >= t for k, t in TARGET.items())
+    verdict = "met" if met else "NOT met" if met is False else f"no verdict ({reason})"
+    print(f"targets on the test split (recall >= 0.98 for emails, cards, phones): {verdict}")
     print(
         json.dumps(
             {
@@ -157,7 +166,9 @@ def main() -> None:
                 "messages": len(rows),
                 "results": results,
                 "targets": TARGET,
+                "targets_split": "test",
                 "targets_met": met,
+                **({"no_verdict_reason": reason} if reason else {}),
                 "p50_ms": round(p50, 2),
                 "p95_ms": round(p95, 2),
                 "model_load_s": round(load_s, 2),
