@@ -106,6 +106,30 @@ SHOP_ID = re.compile(r"^(?:RF|TK|INV)-\d+$", re.IGNORECASE)
 ITEM_LINE = re.compile(r"\b\d{1,3}\s?[x×]\s+(?:[^\s,;]+\s+){0,2}$")
 # how an agent's reply starts (bot.services.rasa_api.agent_label): the agent's name stays readable
 AGENT_LABEL = re.compile(r"^([^\n:()\[\]]{1,60}) \(support\): ")
+# a tracking update in a bot reply ("Latest update: Out for delivery, Austin (Dec 3)", actions/orders.py):
+# what follows the carrier's status is the place of the scan, which spaCy often reads as a person
+SHIPMENT_STATUS = re.compile(
+    r"\b(?:out for delivery|delivered|in transit|sorting facility|picked up by [\w-]+|label created|"
+    r"received at [\w ]{1,30}|arrived at [\w ]{1,30}|departed [\w ]{1,30}|delivery attempted|held at [\w ]{1,30})"
+    r"\s*[,:-]\s*$",
+    re.IGNORECASE,
+)
+# a known place named as a place: "Austin, TX", "Madison (Nov 30)", "in Savannah"; never "Thanks, Austin."
+PLACE_AFTER = re.compile(r"^(?:\s*,\s*[A-Z]{2}\b|\s*\()")
+PLACE_BEFORE = re.compile(r"\b(?:in|at|from|near|via|to)\s+$", re.IGNORECASE)
+# US carrier hubs and large cities (the GPE list): place names that are also first names stay places
+# only where a place is expected (PLACE_AFTER / PLACE_BEFORE); the tracking table adds the shop's own
+PLACE_NAMES = (
+    "Albany", "Albuquerque", "Anchorage", "Ann Arbor", "Asheville", "Atlanta", "Austin", "Baltimore", "Boise",
+    "Boston", "Buffalo", "Burlington", "Charlotte", "Chicago", "Cincinnati", "Cleveland", "Columbus", "Dallas",
+    "Denver", "Detroit", "El Paso", "Fort Worth", "Fresno", "Hartford", "Honolulu", "Houston", "Indianapolis",
+    "Jackson", "Jacksonville", "Kansas City", "Las Vegas", "Lincoln", "Los Angeles", "Louisville", "Madison",
+    "Memphis", "Miami", "Milwaukee", "Minneapolis", "Nashville", "New Orleans", "New York", "Newark", "Oakland",
+    "Oklahoma City", "Omaha", "Ontario", "Orlando", "Philadelphia", "Phoenix", "Pittsburgh", "Portland",
+    "Providence", "Raleigh", "Reno", "Richmond", "Sacramento", "Salt Lake City", "San Antonio", "San Diego",
+    "San Francisco", "San Jose", "Santa Fe", "Savannah", "Seattle", "Spokane", "Springfield", "St. Louis",
+    "Tampa", "Tucson", "Tulsa", "Washington", "Wichita",
+)
 
 
 def keep_pattern(terms: Iterable[str]) -> tuple[re.Pattern[str] | None, int]:
@@ -221,10 +245,28 @@ class Redactor:
         self._keep: re.Pattern[str] | None = None
         self.keep_count = 0
         self.set_keep_terms(keep_terms)
+        self._places: frozenset[str] = frozenset()
+        self.set_place_terms(())
 
     def set_keep_terms(self, terms: Iterable[str]) -> None:
         """The phrases NER must not redact (product names); longest first, case-insensitive."""
         self._keep, self.keep_count = keep_pattern(terms)
+
+    def set_place_terms(self, terms: Iterable[str]) -> None:
+        """Places the shop's own replies name (tracking locations, "Memphis, TN" -> "Memphis"), added to
+        PLACE_NAMES: in a bot text, spaCy's "person" that is one of them, written as a place, stays."""
+        names = {str(t).split(",", 1)[0].strip().lower() for t in (*PLACE_NAMES, *terms) if isinstance(t, str)}
+        self._places = frozenset(n for n in names if len(n) >= 2)
+
+    def is_bot_place(self, text: str, span: Span) -> bool:
+        """Whether a NAME finding in a bot text is a place: after a carrier status ("Out for delivery,
+        Austin") or a known place written as one ("Austin, TX", "Madison (Nov 30)", "in Savannah")."""
+        before = text[max(0, span.start - 60) : span.start]
+        if SHIPMENT_STATUS.search(before):
+            return True
+        if text[span.start : span.end].lower() not in self._places:
+            return False
+        return bool(PLACE_AFTER.match(text[span.end : span.end + 6]) or PLACE_BEFORE.search(before))
 
     @property
     def nlp(self) -> Any:
@@ -249,7 +291,9 @@ class Redactor:
         ``roles``: "user" (default) or "bot" per text. A bot text is the shop speaking: its
         product lines ("1x Kestrel S2 Camera Bag") and carrier places ("in transit, Memphis,
         TN") are not the customer's data, so NER only looks for names there (the bot greets
-        the customer by name); patterns run on every text. ``keep``: extra terms per text
+        the customer by name), and a "name" that is a place of a tracking update ("Out for
+        delivery, Austin": spaCy says PERSON) stays (:meth:`is_bot_place`); patterns run on
+        every text. ``keep``: extra terms per text
         (the agent's name in "Alex (support): ...").
         """
         results: list[list[Span]] = []
@@ -261,7 +305,8 @@ class Redactor:
             if doc is not None:
                 ner = self._ner_spans(doc)
                 if role == "bot":
-                    ner = [s for s in ner if s.label == "NAME" and not ITEM_LINE.search(text[: s.start])]
+                    ner = [s for s in ner if s.label == "NAME" and not ITEM_LINE.search(text[: s.start])
+                           and not self.is_bot_place(text, s)]
                 kept = self._kept_ranges(text, keep[i] if keep is not None else ())
                 spans += [s for s in ner if not any(s.start < e and b < s.end for b, e in kept)]
             results.append(merge(spans))
@@ -361,6 +406,15 @@ def redact_entities(entities_json: str | None, text: str, spans: Sequence[Span])
         entity["value"] = value
         out.append(entity)
     return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def tracking_places(session: Any) -> list[str]:
+    """The distinct places of the tracking table (carrier hubs, delivery cities) the bot's replies name."""
+    from sqlalchemy import select
+
+    from bot.db.models import TrackingEvent
+
+    return [p for p in session.scalars(select(TrackingEvent.location).distinct()) if p]
 
 
 @functools.lru_cache(maxsize=1)

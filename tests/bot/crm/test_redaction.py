@@ -130,3 +130,33 @@ def test_bot_texts_keep_carrier_places_and_the_agents_name_but_not_the_customers
     ]
     # the customer writing the same place is still redacted
     assert redactor.redact("I live in Memphis, TN") == "I live in [PLACE], TN"
+
+
+def test_a_city_after_a_carrier_status_is_a_place_not_the_customers_name() -> None:
+    """spaCy reads "Out for delivery, Austin" as a PERSON: the bot's tracking update kept it; the same
+    word greeting the customer ("Thanks, Austin.") is still a name, and the shop's own tracking places
+    (set_place_terms, from the tracking table) count as places where a place is written."""
+    from bot.crm.redaction import Redactor
+
+    redactor = Redactor(keep_terms=CATALOGUE)
+    bot = [
+        "Out for delivery, Austin",
+        "Your order 190010 is out for delivery. Latest update: Out for delivery, Austin (Dec 3).",
+        "Latest update: Delivered, Madison (Nov 30).",
+        "Thanks, Austin. I've verified you; order 190015 was delivered.",
+        "Hi Madison, your parcel is waiting at the depot.",
+    ]
+    assert redactor.redact_many(bot, roles=["bot"] * len(bot)) == [
+        bot[0], bot[1], bot[2],
+        "Thanks, [NAME]. I've verified you; order 190015 was delivered.",
+        "Hi [NAME], your parcel is waiting at the depot.",
+    ]
+    # a shop place outside the built-in list, written as a place ("<place> (date)"), not as a name
+    redactor.set_place_terms(["Quillbrook, VT"])
+    for text, place in (("Your parcel is with Quillbrook (Dec 2).", True), ("Thanks, Quillbrook.", False)):
+        start = text.index("Quillbrook")
+        assert redactor.is_bot_place(text, Span(start, start + len("Quillbrook"), "NAME")) is place, text
+    # a customer typing the city is still redacted
+    assert redactor.redact("it says out for delivery, Austin, but I'm in Denver") != (
+        "it says out for delivery, Austin, but I'm in Denver")
+
