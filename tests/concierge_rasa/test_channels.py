@@ -6,7 +6,9 @@ import asyncio
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from concierge_rasa import channels
+import concierge_rasa
+from concierge_rasa.channels import guard
+from concierge_rasa.channels import socketio as socket_channel
 
 
 def run(coro):
@@ -14,23 +16,23 @@ def run(coro):
 
 
 def test_clean_text_bounds_and_strips_control_characters() -> None:
-    assert channels.clean_text(None) == ""
-    assert channels.clean_text(b"hi\x00 there") == "hi there"
-    assert channels.clean_text("  where\x07 is it?\n") == "where is it?"
-    assert len(channels.clean_text("a" * 50_000)) == channels.MAX_TEXT_CHARS
-    assert channels.clean_text("😀 ¿dónde?") == "😀 ¿dónde?"
-    assert channels.clean_text(12345) == "12345"
+    assert guard.clean_text(None) == ""
+    assert guard.clean_text(b"hi\x00 there") == "hi there"
+    assert guard.clean_text("  where\x07 is it?\n") == "where is it?"
+    assert len(guard.clean_text("a" * 50_000)) == guard.MAX_TEXT_CHARS
+    assert guard.clean_text("😀 ¿dónde?") == "😀 ¿dónde?"
+    assert guard.clean_text(12345) == "12345"
 
 
 def test_clean_metadata_keeps_only_the_keys_the_channels_define() -> None:
-    assert channels.clean_metadata("token") == {}
-    assert channels.clean_metadata([1, 2]) == {}
-    assert channels.clean_metadata({"customer_token": "x" * 10_000, 5: "bad", "k" * 100: 1}) == {}  # oversized
-    cleaned = channels.clean_metadata(
+    assert guard.clean_metadata("token") == {}
+    assert guard.clean_metadata([1, 2]) == {}
+    assert guard.clean_metadata({"customer_token": "x" * 10_000, 5: "bad", "k" * 100: 1}) == {}  # oversized
+    cleaned = guard.clean_metadata(
         {"customer_token": "a.b", "language": "en", "sentiment": "positive", "concierge": {"cid": 1}, "x": {"y": {}}}
     )
     assert cleaned == {"customer_token": "a.b", "language": "en"}
-    assert channels.clean_metadata({"customer_token": {"nested": "a.b"}, "language": ["en"]}) == {}
+    assert guard.clean_metadata({"customer_token": {"nested": "a.b"}, "language": ["en"]}) == {}
 
 
 def test_guarded_apologises_when_the_turn_fails(monkeypatch) -> None:
@@ -40,8 +42,8 @@ def test_guarded_apologises_when_the_turn_fails(monkeypatch) -> None:
         raise RuntimeError("action server down")
 
     out = CollectingOutputChannel()
-    run(channels.guarded(broken)(UserMessage("hello", out, "s1")))
-    assert [m["text"] for m in out.messages] == [channels.APOLOGY]
+    run(guard.guarded(broken)(UserMessage("hello", out, "s1")))
+    assert [m["text"] for m in out.messages] == [guard.APOLOGY]
 
 
 def test_guarded_apologises_when_nothing_was_said(monkeypatch) -> None:
@@ -51,8 +53,8 @@ def test_guarded_apologises_when_nothing_was_said(monkeypatch) -> None:
         return None
 
     out = CollectingOutputChannel()
-    run(channels.guarded(silent)(UserMessage("hello", out, "s1")))
-    assert [m["text"] for m in out.messages] == [channels.APOLOGY]
+    run(guard.guarded(silent)(UserMessage("hello", out, "s1")))
+    assert [m["text"] for m in out.messages] == [guard.APOLOGY]
 
 
 def test_guarded_passes_replies_through_and_cleans_the_message(monkeypatch) -> None:
@@ -64,16 +66,17 @@ def test_guarded_passes_replies_through_and_cleans_the_message(monkeypatch) -> N
         await message.output_channel.send_text_message(message.sender_id, "hi!")
 
     out = CollectingOutputChannel()
-    run(channels.guarded(echo)(UserMessage("  hey\x00 ", out, "s1", metadata="not a dict")))
+    run(guard.guarded(echo)(UserMessage("  hey\x00 ", out, "s1", metadata="not a dict")))
     assert [m["text"] for m in out.messages] == ["hi!"]
     assert seen["text"] == "hey" and set(seen["metadata"]) == {"concierge"}  # only the server's signed claims
 
 
 def test_guarded_makes_no_call_to_record_the_turn() -> None:
     """Recording goes through Rasa's event broker (bot/crm), never through the channel (issue 17)."""
-    import inspect
+    from pathlib import Path
 
-    source = inspect.getsource(channels)
+    source = "".join(path.read_text() for path in Path(guard.__file__).parent.glob("*.py"))  # every channel
+    assert "def guarded(" in source
     assert "crm_post" not in source and "/concierge/" not in source
 
 
@@ -81,7 +84,7 @@ def test_rasa_runtime_code_never_imports_bot() -> None:
     import ast
     from pathlib import Path
 
-    root = Path(channels.__file__).resolve().parent
+    root = Path(concierge_rasa.__file__).resolve().parent  # the whole Rasa-runtime package
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -95,7 +98,7 @@ def test_rasa_runtime_code_never_imports_bot() -> None:
 
 def test_counting_channel_keeps_the_texts_it_forwards() -> None:
     out = CollectingOutputChannel()
-    counter = channels.CountingOutputChannel(out)
+    counter = guard.CountingOutputChannel(out)
     run(counter.send_text_message("s1", "first"))
     run(counter.send_response("s1", {"text": "second", "buttons": []}))
     run(counter.send_response("s1", {"image": "x.png"}))
@@ -104,43 +107,43 @@ def test_counting_channel_keeps_the_texts_it_forwards() -> None:
 
 
 def test_socket_session_id_accepts_only_short_printable_ids() -> None:
-    assert channels.socket_session_id("3f2a9c0d1e") == "3f2a9c0d1e"
-    assert channels.socket_session_id("  web-42:alice@shop.example ") == "web-42:alice@shop.example"
-    assert channels.socket_session_id("x" * channels.MAX_SENDER_CHARS) == "x" * channels.MAX_SENDER_CHARS
-    for bad in ("x" * (channels.MAX_SENDER_CHARS + 1), "", "a b", "a\nb", "ü", "../../etc", None, 42, ["a"], b"abc"):
-        assert channels.socket_session_id(bad) is None, bad
+    assert socket_channel.socket_session_id("3f2a9c0d1e") == "3f2a9c0d1e"
+    assert socket_channel.socket_session_id("  web-42:alice@shop.example ") == "web-42:alice@shop.example"
+    assert socket_channel.socket_session_id("x" * guard.MAX_SENDER_CHARS) == "x" * guard.MAX_SENDER_CHARS
+    for bad in ("x" * (guard.MAX_SENDER_CHARS + 1), "", "a b", "a\nb", "ü", "../../etc", None, 42, ["a"], b"abc"):
+        assert socket_channel.socket_session_id(bad) is None, bad
 
 
 def test_socket_metadata_reads_objects_and_json_text_only() -> None:
-    assert channels.socket_metadata({"customer_token": "t"}) == {"customer_token": "t"}
-    assert channels.socket_metadata('{"customer_token": "t"}') == {"customer_token": "t"}
-    assert channels.socket_metadata(b'{"customer_token": "t"}') == {"customer_token": "t"}
+    assert socket_channel.socket_metadata({"customer_token": "t"}) == {"customer_token": "t"}
+    assert socket_channel.socket_metadata('{"customer_token": "t"}') == {"customer_token": "t"}
+    assert socket_channel.socket_metadata(b'{"customer_token": "t"}') == {"customer_token": "t"}
     for bad in (None, "", "{broken", "[1, 2]", '"text"', b"\xff\xfe", ["a"], 7, "[" * 100_000):
-        assert channels.socket_metadata(bad) == {}, str(bad)[:20]
-    too_long = '{"k": "' + "v" * channels.MAX_METADATA_JSON_CHARS + '"}'
-    assert channels.socket_metadata(too_long) == {}
+        assert socket_channel.socket_metadata(bad) == {}, str(bad)[:20]
+    too_long = '{"k": "' + "v" * socket_channel.MAX_METADATA_JSON_CHARS + '"}'
+    assert socket_channel.socket_metadata(too_long) == {}
 
 
 def test_parse_user_uttered_reads_rasa_webchat_payloads() -> None:
     payload = {"message": " where is\x00 my order? ", "session_id": "abc", "customData": {"customer_token": "t"}}
-    got = channels.parse_user_uttered(payload, "customData")
-    assert got == channels.SocketUtterance("where is my order?", "abc", {"customer_token": "t"})
-    assert channels.parse_user_uttered({}, "customData") == channels.SocketUtterance("", None, {})
-    assert channels.parse_user_uttered({"message": b"hi", "session_id": "x y"}, "customData").text == "hi"
-    assert channels.parse_user_uttered({"message": 190001}, "metadata").text == "190001"
-    long = channels.parse_user_uttered({"message": "a" * 100_000}, "customData")
-    assert len(long.text) == channels.MAX_TEXT_CHARS
+    got = socket_channel.parse_user_uttered(payload, "customData")
+    assert got == socket_channel.SocketUtterance("where is my order?", "abc", {"customer_token": "t"})
+    assert socket_channel.parse_user_uttered({}, "customData") == socket_channel.SocketUtterance("", None, {})
+    assert socket_channel.parse_user_uttered({"message": b"hi", "session_id": "x y"}, "customData").text == "hi"
+    assert socket_channel.parse_user_uttered({"message": 190001}, "metadata").text == "190001"
+    long = socket_channel.parse_user_uttered({"message": "a" * 100_000}, "customData")
+    assert len(long.text) == guard.MAX_TEXT_CHARS
     for bad in (None, "hi", b"hi", ["hi"], 3, {"message": {"text": "hi"}}, {"message": ["hi"]}):
-        assert channels.parse_user_uttered(bad, "customData") is None, bad
+        assert socket_channel.parse_user_uttered(bad, "customData") is None, bad
 
 
 def test_socketio_jwt_check_keeps_rasas_rule() -> None:
     import jwt
 
     key = "k" * 32
-    open_channel = channels.ConciergeSocketIOInput()
+    open_channel = socket_channel.ConciergeSocketIOInput()
     assert open_channel.authorised(None) is True
-    locked = channels.ConciergeSocketIOInput.from_credentials({"jwt_key": key})
+    locked = socket_channel.ConciergeSocketIOInput.from_credentials({"jwt_key": key})
     assert locked.authorised({"token": jwt.encode({"user": "shop"}, key, algorithm="HS256")}) is True
     assert locked.authorised({"token": jwt.encode({"user": "shop"}, "x" * 32, algorithm="HS256")}) is False
     for bad in (None, {}, {"token": ""}, {"token": 5}, {"token": "not-a-jwt"}, "token", ["token"]):

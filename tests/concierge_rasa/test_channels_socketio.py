@@ -21,7 +21,8 @@ import socketio
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from concierge_rasa import channels
+from concierge_rasa.channels import guard
+from concierge_rasa.channels import socketio as socket_channel
 
 WAIT_S = 5.0  # every wait is bounded: a broken channel fails fast instead of hanging
 
@@ -122,7 +123,7 @@ class Client:
 @asynccontextmanager
 async def serving(bot: Callable[[UserMessage], Awaitable[Any]], **credentials: Any):
     """The channel's blueprint on a real Sanic server on a free port, as `rasa run` mounts it."""
-    channel = channels.ConciergeSocketIOInput.from_credentials(
+    channel = socket_channel.ConciergeSocketIOInput.from_credentials(
         {"session_persistence": True, "metadata_key": "customData", **credentials}
     )
     app = Sanic(f"socketio-test-{uuid.uuid4().hex[:8]}")
@@ -278,7 +279,7 @@ def test_a_message_before_any_session_request_starts_a_session() -> None:
 
 def test_malformed_events_get_a_polite_reply_and_the_socket_keeps_working() -> None:
     bot = ScriptedBot()
-    unreadable = {"text": channels.UNREADABLE}
+    unreadable = {"text": socket_channel.UNREADABLE}
 
     async def scenario() -> None:
         async with serving(bot) as client:
@@ -291,20 +292,20 @@ def test_malformed_events_get_a_polite_reply_and_the_socket_keeps_working() -> N
             assert await c.say(["list"], sid) == unreadable
             # text in odd shapes is cleaned, capped and answered
             assert await c.say("hé\x00llo\x07", sid) == {"text": f"{sid}: héllo"}
-            assert await c.say("a" * 200_000, sid) == {"text": f"{sid}: " + "a" * channels.MAX_TEXT_CHARS}
+            assert await c.say("a" * 200_000, sid) == {"text": f"{sid}: " + "a" * guard.MAX_TEXT_CHARS}
             assert await c.say(b"binary text", sid) == {"text": f"{sid}: binary text"}
             assert await c.say(b"\xff\xfe bad utf-8", sid) == {"text": f"{sid}: \ufffd\ufffd bad utf-8"}
             assert await c.say(12.5, sid) == {"text": f"{sid}: 12.5"}
             await c.sio.emit("user_uttered", ({"message": "multi", "session_id": sid}, "extra", "args"))
             assert await c.next("bot_uttered") == {"text": f"{sid}: multi"}
             # the agent failing or saying nothing still ends the turn with an answer
-            assert await c.say("boom", sid) == {"text": channels.APOLOGY}
-            assert await c.say("silence", sid) == {"text": channels.APOLOGY}
+            assert await c.say("boom", sid) == {"text": guard.APOLOGY}
+            assert await c.say("silence", sid) == {"text": guard.APOLOGY}
             assert await c.quiet() == []
             assert await c.say("still fine", sid) == {"text": f"{sid}: still fine"}
 
     run(scenario())
-    assert max(len(m.text) for m in bot.seen) == channels.MAX_TEXT_CHARS
+    assert max(len(m.text) for m in bot.seen) == guard.MAX_TEXT_CHARS
 
 
 def test_custom_data_reaches_the_bot_as_metadata() -> None:

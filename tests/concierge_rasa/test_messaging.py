@@ -12,7 +12,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rasa.core.channels.channel import UserMessage
 
-from concierge_rasa import messaging as m
+from concierge_rasa.channels import MESSAGING_CHANNELS, get_channel_class
+from concierge_rasa.channels.messenger import FACEBOOK_API_VERSION, ConciergeFacebookInput
+from concierge_rasa.channels.slack import ConciergeSlackInput
+from concierge_rasa.channels.telegram import ConciergeTelegramInput
+from concierge_rasa.channels.twilio import BaseUrlHttpClient, ConciergeTwilioInput
+from concierge_rasa.channels.webhooks import (
+    OptionMemory,
+    ReplayGuard,
+    numeric_titles,
+    slack_signature,
+    telegram_secret,
+    twilio_signature,
+    verify_facebook,
+    verify_slack,
+    verify_telegram,
+    verify_twilio,
+)
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -27,10 +43,10 @@ def test_slack_signature_matches_slacks_documented_example() -> None:
         b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
     )
     assert (
-        m.slack_signature(SECRET, "1531420618", body)
+        slack_signature(SECRET, "1531420618", body)
         == "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
     )
-    assert m.verify_slack(
+    assert verify_slack(
         SECRET,
         "1531420618",
         "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
@@ -54,15 +70,15 @@ def test_slack_signature_matches_slacks_documented_example() -> None:
 def test_slack_rejects(timestamp: str | None, signature: str | None, now: int) -> None:
     body = b'{"type":"event_callback"}'
     if signature == "GOOD":
-        signature = m.slack_signature("s3cret", str(timestamp), body)
-    assert not m.verify_slack("s3cret", timestamp, signature, body, now=now, window_s=300)
+        signature = slack_signature("s3cret", str(timestamp), body)
+    assert not verify_slack("s3cret", timestamp, signature, body, now=now, window_s=300)
 
 
 def test_slack_signature_covers_the_body() -> None:
-    sig = m.slack_signature("s3cret", "1700000000", b'{"text":"hi"}')
-    assert m.verify_slack("s3cret", "1700000000", sig, b'{"text":"hi"}', now=1700000000, window_s=300)
-    assert not m.verify_slack("s3cret", "1700000000", sig, b'{"text":"ho"}', now=1700000000, window_s=300)
-    assert not m.verify_slack("", "1700000000", sig, b'{"text":"hi"}', now=1700000000, window_s=300)
+    sig = slack_signature("s3cret", "1700000000", b'{"text":"hi"}')
+    assert verify_slack("s3cret", "1700000000", sig, b'{"text":"hi"}', now=1700000000, window_s=300)
+    assert not verify_slack("s3cret", "1700000000", sig, b'{"text":"ho"}', now=1700000000, window_s=300)
+    assert not verify_slack("", "1700000000", sig, b'{"text":"hi"}', now=1700000000, window_s=300)
 
 
 # ------------------------------------------------------------------ Facebook
@@ -70,17 +86,17 @@ def test_facebook_sha256_and_sha1() -> None:
     body = b'{"object":"page","entry":[]}'
     sig256 = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
     sig1 = "sha1=" + hmac.new(b"app-secret", body, hashlib.sha1).hexdigest()
-    assert m.verify_facebook("app-secret", body, sig256, None)
-    assert m.verify_facebook("app-secret", body, None, sig1)
-    assert m.verify_facebook("app-secret", body, sig256, sig1)
+    assert verify_facebook("app-secret", body, sig256, None)
+    assert verify_facebook("app-secret", body, None, sig1)
+    assert verify_facebook("app-secret", body, sig256, sig1)
     # When the SHA-256 header is present it decides, even next to a valid SHA-1 one.
-    assert not m.verify_facebook("app-secret", body, "sha256=" + "0" * 64, sig1)
-    assert not m.verify_facebook("app-secret", body, None, None)
-    assert not m.verify_facebook("app-secret", body + b" ", sig256, None)
-    assert not m.verify_facebook("", body, sig256, None)
-    assert m.ConciergeFacebookInput.validate_hub_signature("app-secret", body, sig256)
-    assert m.ConciergeFacebookInput.validate_hub_signature("app-secret", body, sig1)
-    assert not m.ConciergeFacebookInput.validate_hub_signature("app-secret", body, "md5=abc")
+    assert not verify_facebook("app-secret", body, "sha256=" + "0" * 64, sig1)
+    assert not verify_facebook("app-secret", body, None, None)
+    assert not verify_facebook("app-secret", body + b" ", sig256, None)
+    assert not verify_facebook("", body, sig256, None)
+    assert ConciergeFacebookInput.validate_hub_signature("app-secret", body, sig256)
+    assert ConciergeFacebookInput.validate_hub_signature("app-secret", body, sig1)
+    assert not ConciergeFacebookInput.validate_hub_signature("app-secret", body, "md5=abc")
 
 
 # ------------------------------------------------------------------ Twilio
@@ -97,37 +113,37 @@ def test_twilio_signature_matches_twilios_documented_example() -> None:
               "To": "+18005551212"}  # fmt: skip
     expected = "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
     assert twilio_reference("12345", url, params) == expected
-    assert m.twilio_signature("12345", url, {k: [v] for k, v in params.items()}) == expected
-    assert m.verify_twilio("12345", url, {k: [v] for k, v in params.items()}, expected)
+    assert twilio_signature("12345", url, {k: [v] for k, v in params.items()}) == expected
+    assert verify_twilio("12345", url, {k: [v] for k, v in params.items()}, expected)
 
 
 def test_twilio_rejects_and_accepts_the_port_variants() -> None:
     params = {"From": ["whatsapp:+14155550100"], "Body": ["hi"], "MessageSid": ["SM1"]}
     url = "https://shop.example.com/webhooks/twilio/webhook"
-    sig = m.twilio_signature("tok", url, params)
-    assert m.verify_twilio("tok", url, params, sig)
-    assert m.verify_twilio("tok", "https://shop.example.com:443/webhooks/twilio/webhook", params, sig)
-    assert not m.verify_twilio("tok", "http://127.0.0.1:5005/webhooks/twilio/webhook", params, sig)
-    assert not m.verify_twilio("tok", url, {**params, "Body": ["hI"]}, sig)
-    assert not m.verify_twilio("other", url, params, sig)
-    assert not m.verify_twilio("tok", url, params, None)
-    assert not m.verify_twilio("", url, params, sig)
+    sig = twilio_signature("tok", url, params)
+    assert verify_twilio("tok", url, params, sig)
+    assert verify_twilio("tok", "https://shop.example.com:443/webhooks/twilio/webhook", params, sig)
+    assert not verify_twilio("tok", "http://127.0.0.1:5005/webhooks/twilio/webhook", params, sig)
+    assert not verify_twilio("tok", url, {**params, "Body": ["hI"]}, sig)
+    assert not verify_twilio("other", url, params, sig)
+    assert not verify_twilio("tok", url, params, None)
+    assert not verify_twilio("", url, params, sig)
 
 
 # ------------------------------------------------------------------ Telegram
 def test_telegram_secret() -> None:
-    derived = m.telegram_secret("123:ABC")
-    assert derived == m.telegram_secret("123:ABC") != m.telegram_secret("123:ABD")
+    derived = telegram_secret("123:ABC")
+    assert derived == telegram_secret("123:ABC") != telegram_secret("123:ABD")
     assert 1 <= len(derived) <= 256 and derived.isalnum()
-    assert m.verify_telegram(derived, derived)
-    assert not m.verify_telegram(derived, derived[:-1])
-    assert not m.verify_telegram(derived, None)
-    assert not m.verify_telegram("", "")
+    assert verify_telegram(derived, derived)
+    assert not verify_telegram(derived, derived[:-1])
+    assert not verify_telegram(derived, None)
+    assert not verify_telegram("", "")
 
 
 # ------------------------------------------------------------------ replay cache and options
 def test_replay_guard_remembers_until_the_ttl_and_stays_bounded() -> None:
-    guard = m.ReplayGuard(ttl_s=10, max_keys=3)
+    guard = ReplayGuard(ttl_s=10, max_keys=3)
     assert guard.first_time("a", now=0)
     assert not guard.first_time("a", now=5)
     assert guard.first_time("a", now=11)  # expired, so accepted again (Slack's window is shorter)
@@ -137,7 +153,7 @@ def test_replay_guard_remembers_until_the_ttl_and_stays_bounded() -> None:
 
 
 def test_option_memory_maps_numbers_and_titles_to_payloads() -> None:
-    memory = m.OptionMemory(max_keys=2)
+    memory = OptionMemory(max_keys=2)
     memory.remember("+1", [("Yes, cancel it", "/affirm"), ("No, keep it", "/deny")])
     assert memory.pick("+1", "1") == "/affirm"
     assert memory.pick("+1", " 2. ") == "/deny"
@@ -156,12 +172,12 @@ def test_option_memory_maps_numbers_and_titles_to_payloads() -> None:
 
 def test_numeric_titles_are_answers_not_option_numbers() -> None:
     """A 1-5 rating offered as buttons: "5" means five stars, not the fifth button."""
-    memory = m.OptionMemory()
+    memory = OptionMemory()
     memory.remember("+1", [(str(n), f"/rate{n}") for n in (5, 4, 3, 2, 1)])
     assert memory.pick("+1", "5") == "/rate5"
     assert memory.pick("+1", "1") == "/rate1"
     assert memory.pick("+1", "6") is None
-    assert m.numeric_titles(["5", "4"]) and not m.numeric_titles(["5", "four"]) and not m.numeric_titles([])
+    assert numeric_titles(["5", "4"]) and not numeric_titles(["5", "four"]) and not numeric_titles([])
 
 
 # ------------------------------------------------------------------ configuration
@@ -183,11 +199,11 @@ async def _never(message: UserMessage) -> None:  # pragma: no cover - never reac
     raise AssertionError("no message may reach the conversation")
 
 
-@pytest.mark.parametrize("name", sorted(m.CHANNELS))
+@pytest.mark.parametrize("name", MESSAGING_CHANNELS)
 def test_without_secrets_a_channel_is_off_but_builds(no_env: None, name: str) -> None:
     """`make run` without platform keys: every channel builds its blueprint (no network call)."""
     for credentials in (None, {}):
-        channel = m.CHANNELS[name].from_credentials(credentials)
+        channel = get_channel_class(name).from_credentials(credentials)
         assert channel.name() == name
         assert not channel.enabled
         blueprint = channel.blueprint(_never)
@@ -198,7 +214,7 @@ def test_settings_come_from_credentials_then_env(no_env: None, monkeypatch: pyte
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-env")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "from-env")
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/slack/api")
-    slack = m.ConciergeSlackInput.from_credentials({"slack_signing_secret": "from-file", "replay_window_s": 60})
+    slack = ConciergeSlackInput.from_credentials({"slack_signing_secret": "from-file", "replay_window_s": 60})
     assert slack.enabled and slack.slack_signing_secret == "from-file" and slack.slack_token == "xoxb-env"
     assert slack.replay_window_s == 60
     out = slack.get_output_channel("D1")
@@ -206,16 +222,16 @@ def test_settings_come_from_credentials_then_env(no_env: None, monkeypatch: pyte
 
     monkeypatch.setenv("TELEGRAM_TOKEN", "123:abc")
     monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9/tg")
-    telegram = m.ConciergeTelegramInput.from_credentials({})
-    assert telegram.enabled and telegram.secret_token == m.telegram_secret("123:abc")
+    telegram = ConciergeTelegramInput.from_credentials({})
+    assert telegram.enabled and telegram.secret_token == telegram_secret("123:abc")
     assert telegram.get_output_channel().server.api_url("123:abc", "getMe") == "http://127.0.0.1:9/tg/bot123:abc/getMe"
-    assert not m.ConciergeTelegramInput.from_credentials({"access_token": "not a token"}).enabled
+    assert not ConciergeTelegramInput.from_credentials({"access_token": "not a token"}).enabled
 
-    facebook = m.ConciergeFacebookInput.from_credentials(
+    facebook = ConciergeFacebookInput.from_credentials(
         {"secret": "s", "page-access-token": "p", "api_url": "http://127.0.0.1:9/fb/"}
     )
     assert facebook.enabled
-    assert facebook.get_output_channel().messenger_client.graph_url == f"http://127.0.0.1:9/fb/{m.FACEBOOK_API_VERSION}"
+    assert facebook.get_output_channel().messenger_client.graph_url == f"http://127.0.0.1:9/fb/{FACEBOOK_API_VERSION}"
 
 
 def test_twilio_client_goes_to_the_configured_base_url(no_env: None) -> None:
@@ -237,7 +253,7 @@ def test_twilio_client_goes_to_the_configured_base_url(no_env: None) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        client = m.BaseUrlHttpClient(f"http://127.0.0.1:{server.server_address[1]}/twilio", timeout=5)
+        client = BaseUrlHttpClient(f"http://127.0.0.1:{server.server_address[1]}/twilio", timeout=5)
         resp = client.request("POST", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json", data={"x": 1})
     finally:
         server.shutdown()
@@ -251,6 +267,6 @@ def test_twilio_signed_url_uses_the_public_url() -> None:
         url = "http://127.0.0.1:5005/webhooks/twilio/webhook?x=1"
         query_string = "x=1"
 
-    channel = m.ConciergeTwilioInput("AC1", "tok", "+1", webhook_url="https://shop.example.com/webhooks/twilio/webhook")
+    channel = ConciergeTwilioInput("AC1", "tok", "+1", webhook_url="https://shop.example.com/webhooks/twilio/webhook")
     assert channel.signed_url(Req()) == "https://shop.example.com/webhooks/twilio/webhook?x=1"
-    assert m.ConciergeTwilioInput("AC1", "tok", "+1").signed_url(Req()) == Req.url
+    assert ConciergeTwilioInput("AC1", "tok", "+1").signed_url(Req()) == Req.url

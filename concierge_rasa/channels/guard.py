@@ -1,0 +1,132 @@
+"""Every channel's guarantees for one turn: clean text, only the metadata the channels define
+(replaced by signed server claims), a per-sender limit, and at least one reply.
+
+Why: the stock channels pass odd input straight through and, when the action server is down or a
+turn fails, the customer gets silence. Each channel of this package wraps Rasa's message handler
+in :func:`guarded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+
+from concierge_rasa.channel_security import (
+    allowed_metadata,
+    request_limits,
+    secure_metadata,
+    strip_private_entities,
+)
+from concierge_rasa.limits import POLITE_SLOW_DOWN
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 4000
+MAX_SENDER_CHARS = 128
+APOLOGY = (
+    "Sorry, something went wrong on my side and I couldn't finish that. "
+    'Please try again in a moment, or type "human" to reach our support team.'
+)
+
+
+def clean_text(text: Any) -> str:
+    """Turns whatever arrived into bounded, printable text."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        text = str(text)
+    text = "".join(
+        ch
+        for ch in text[: MAX_TEXT_CHARS * 2]
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn")
+    )
+    return text.strip()[:MAX_TEXT_CHARS]
+
+
+def clean_metadata(metadata: Any) -> dict[str, Any]:
+    """Only the keys the channels define (``customer_token``, ``language``) as bounded strings.
+
+    Anything else a client sends (a made-up ``sentiment``, the server's own ``concierge`` claims,
+    nested objects) is dropped: see concierge_rasa/channel_security.py."""
+    return allowed_metadata(metadata)
+
+
+class CountingOutputChannel(OutputChannel):
+    """Forwards everything to the real channel and keeps the texts that were sent."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.count = 0
+        self.texts: list = []
+
+    @classmethod
+    def name(cls) -> str:  # pragma: no cover - the inner channel's name matters
+        return "counting"
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        self.count += 1
+        if message.get("text"):
+            self.texts.append(str(message["text"]))
+        await self.inner.send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+
+async def conversation_paused(sender_id: str) -> bool:
+    """Whether a person has taken the conversation over (Rasa's ConversationPaused): the bot's
+    silence is then expected, the agent answers (README "Agent console")."""
+    try:
+        from sanic import Sanic
+
+        apps = list(Sanic._app_registry.values())  # the Rasa server's app (one per process)
+        agent = next((a.ctx.agent for a in apps if getattr(a.ctx, "agent", None) is not None), None)
+        if agent is None or agent.tracker_store is None:
+            return False
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        return bool(tracker is not None and tracker.is_paused())
+    except Exception:  # noqa: BLE001 - unknown: apologise rather than stay silent
+        logger.exception("Could not read whether %s is paused", sender_id)
+        return False
+
+
+def guarded(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[None]]:
+    """Cleans the message and makes sure every turn ends with at least one reply.
+
+    Nothing here records the conversation: Rasa's event broker carries every event to the CRM
+    ingestor (bot/crm), off the hot path (issue 17)."""
+
+    async def handler(message: UserMessage, client: Optional[str] = None, session: Optional[str] = None) -> None:
+        """``client`` and ``session``: the address and the session the channel issued (REST, socket.io);
+        messaging webhooks pass neither (the platform vouches for the sender) and are limited per sender."""
+        message.text = strip_private_entities(clean_text(message.text))
+        channel = message.input_channel or "unknown"
+        if session is None and request_limits().check(f"{channel}:{message.sender_id}", None):
+            await message.output_channel.send_text_message(message.sender_id, POLITE_SLOW_DOWN)
+            return
+        message.metadata = secure_metadata(message.metadata, channel, message.sender_id, client, session)
+        counter = CountingOutputChannel(message.output_channel)
+        message.output_channel = counter
+        try:
+            await on_new_message(message)
+        except Exception:  # noqa: BLE001 - the customer must still get an answer
+            logger.exception("Handling a message failed (sender %s)", message.sender_id)
+        try:
+            if counter.count == 0 and not await conversation_paused(message.sender_id):
+                await counter.send_text_message(message.sender_id, APOLOGY)
+        except Exception:  # noqa: BLE001
+            logger.exception("Could not send the closing message to %s", message.sender_id)
+
+    return handler
+
