@@ -18,25 +18,22 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from bot.analytics import churn, clv, lifecycle, plots, priority, segments, topics
+from bot.analytics import churn, clv, lifecycle, plots, priority, segments, serving, topics
 from bot.analytics import features as feats
+from bot.analytics.serving import model_dir
 from bot.db import analytics as repo
 from bot.db.base import utcnow
+from bot.db.session import get_engine, session_scope
+from bot.settings import get_settings
 
 CENT = Decimal("0.01")
 
 
-def model_dir() -> Path:
-    from bot.settings import get_settings
-
-    return get_settings().models_dir / "analytics"
-
-
 def output_dir() -> Path:
-    from bot.settings import get_settings
-
+    """Where the charts and summary.json of the last refresh go."""
     return get_settings().var_dir / "analytics"
 
 
@@ -55,7 +52,7 @@ class RefreshReport:
 
 def percentiles(values: np.ndarray) -> np.ndarray:
     """Rank of each value among all, 0..1 (ties share the average rank)."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # heavy: scipy.stats, loaded only when a refresh ranks values
 
     if len(values) <= 1:
         return np.full(len(values), 0.5)
@@ -144,8 +141,6 @@ def refresh_customers(session: Session, now: datetime, say: Callable[[str], None
 def refresh(url: str | None = None, progress: Callable[[str], None] | None = print, with_topics: bool = True,
             embed: Callable | None = None, now: datetime | None = None) -> RefreshReport:
     """Recompute and store everything; returns the figures (also written to summary.json)."""
-    from bot.db.session import session_scope
-
     say = progress or (lambda _m: None)
     started = time.perf_counter()
     now = (now or utcnow()).replace(microsecond=0)
@@ -167,8 +162,6 @@ def refresh(url: str | None = None, progress: Callable[[str], None] | None = pri
     summary = asdict(report)
     summary["computed_at"] = now.isoformat()
     (out_path / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    from bot.analytics import serving
-
     serving.clear()  # this process serves the new models from now on
     say(f"analytics refreshed for {report.customers} customers in {report.seconds:.1f}s; "
         f"charts in {out_path}")
@@ -177,8 +170,6 @@ def refresh(url: str | None = None, progress: Callable[[str], None] | None = pri
 
 def is_missing(url: str | None = None) -> bool:
     """True when no analytics were stored yet or a model file is missing (``--if-missing``)."""
-    from bot.db.session import session_scope
-
     check_schema(url)
     paths = [model_dir() / name / "meta.json" for name in ("churn", "clv", "segments")]
     if not all(p.is_file() for p in paths):
@@ -189,10 +180,6 @@ def is_missing(url: str | None = None) -> bool:
 
 def check_schema(url: str | None = None) -> None:
     """Raise ValueError (a clear message, no stack trace) when the analytics tables are missing."""
-    from sqlalchemy import inspect
-
-    from bot.db.session import get_engine
-
     names = set(inspect(get_engine(url)).get_table_names())
     missing = {"customers", "orders", "customer_analytics", "feedback_mentions"} - names
     if missing:

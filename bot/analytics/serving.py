@@ -2,37 +2,36 @@
 
 A missing or corrupt artifact is logged and reported as ``None``: callers fall back to stored
 results or to neutral values, so a conversation never fails because analytics were not run.
+The cache has the shape of bot/ml/serving.py's (bot.ml.cache.ModelCache).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+from pathlib import Path
 
 from bot.analytics.churn import ChurnModel
 from bot.analytics.clv import ClvModel
 from bot.analytics.segments import SegmentModel
 from bot.ml.base import ModelError
+from bot.ml.cache import ModelCache
+from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-_lock = threading.Lock()
-_cache: dict[str, object] = {}
+MODELS = ModelCache(
+    log, "analytics %s model unavailable at %s: %s (run `make analytics`)", (ModelError, OSError), logging.WARNING
+)
 _KINDS = {"churn": ChurnModel, "clv": ClvModel, "segments": SegmentModel}
 
 
-def _get(name: str):  # noqa: ANN202 - one of the model classes
-    with _lock:
-        if name not in _cache:
-            from bot.analytics.refresh import model_dir
+def model_dir() -> Path:
+    """Where `make analytics` saves the models and this module loads them from."""
+    return get_settings().models_dir / "analytics"
 
-            path = model_dir() / name
-            try:
-                _cache[name] = _KINDS[name].load(path)
-            except (ModelError, OSError) as exc:
-                log.warning("analytics %s model unavailable at %s: %s (run `make analytics`)", name, path, exc)
-                _cache[name] = None
-        return _cache[name]
+
+def _get(name: str):  # noqa: ANN202 - one of the model classes
+    return MODELS.get(name, lambda: model_dir() / name, _KINDS[name].load)
 
 
 def churn_model() -> ChurnModel | None:
@@ -49,5 +48,4 @@ def segment_model() -> SegmentModel | None:
 
 def clear() -> None:
     """Forget loaded models (after a refresh, or in tests)."""
-    with _lock:
-        _cache.clear()
+    MODELS.clear()

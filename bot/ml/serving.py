@@ -7,19 +7,24 @@ artifact is logged once per load attempt and reported as ``None`` so the convers
 from __future__ import annotations
 
 import logging
-import threading
 import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
+from bot.ml.cache import ModelCache
 from bot.ml.recommender import HybridRecommender
 from bot.ml.sentiment import SentimentModel, SentimentResult
+from bot.ml.train import recommender_model_dir, sentiment_model_dir
 from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_SENTIMENT_CHARS = 2000  # the encoder sees 64 tokens anyway; never tokenize megabytes
 
-_lock = threading.Lock()
-_cache: dict[str, object] = {}
+MODELS = ModelCache(log, "%s model unavailable at %s: %s (run `python -m bot.ml.train`)")
+_PATHS = {"sentiment": sentiment_model_dir, "recommender": recommender_model_dir}
 
 
 def _threads() -> None:
@@ -33,21 +38,12 @@ def _threads() -> None:
         log.debug("could not set torch threads: %s", exc)
 
 
-def _load(name: str, loader):  # noqa: ANN001, ANN202
-    with _lock:
-        if name in _cache:
-            return _cache[name]
-        from bot.ml.train import recommender_model_dir, sentiment_model_dir
+def _load(name: str, loader: Callable[[Path], T]) -> T | None:
+    def load(path: Path) -> T:
+        _threads()
+        return loader(path)
 
-        path = {"sentiment": sentiment_model_dir, "recommender": recommender_model_dir}[name]()
-        try:
-            _threads()
-            model = loader(path)
-        except Exception as exc:  # missing/corrupt artifact: log, remember, carry on without the model
-            log.error("%s model unavailable at %s: %s (run `python -m bot.ml.train`)", name, path, exc)
-            model = None
-        _cache[name] = model
-        return model
+    return MODELS.get(name, _PATHS[name], load)
 
 
 def get_sentiment_model() -> SentimentModel | None:
@@ -62,8 +58,7 @@ def get_recommender() -> HybridRecommender | None:
 
 def reset_cache() -> None:
     """Forget loaded models (after retraining, or in tests)."""
-    with _lock:
-        _cache.clear()
+    MODELS.clear()
 
 
 def clean_text(text: object) -> str | None:

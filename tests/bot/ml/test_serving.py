@@ -78,4 +78,4 @@ def test_nothing_loads_at_import() -> None:
     import importlib
 
     mod = importlib.reload(serving)
-    assert mod._cache == {}
+    assert mod.MODELS.names() == []

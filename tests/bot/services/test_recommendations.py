@@ -40,7 +40,7 @@ def no_model(monkeypatch, tmp_path):  # noqa: ANN001, ANN201
 @pytest.fixture
 def with_model(shop_model, monkeypatch):  # noqa: ANN001, ANN201
     serving.reset_cache()
-    monkeypatch.setitem(serving._cache, "recommender", shop_model)
+    serving.MODELS.put("recommender", shop_model)  # reset_cache() below forgets it
     yield shop_model
     serving.reset_cache()
 
@@ -125,7 +125,7 @@ def test_model_failure_falls_back(session, monkeypatch) -> None:  # noqa: ANN001
         similar = recommend
 
     serving.reset_cache()
-    monkeypatch.setitem(serving._cache, "recommender", Broken())
+    serving.MODELS.put("recommender", Broken())  # reset_cache() in finally forgets it
     try:
         cid = buyer(session)
         recs = recommend_for_customer(session, cid, k=3)
