@@ -23,14 +23,18 @@ import functools
 import json
 import logging
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
 
+import sqlalchemy as sa
 from rasa.core.brokers.sql import SQLEventBroker
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy import event as sa_event
+from sqlalchemy.pool import SingletonThreadPool
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +50,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _tune(engine: Any) -> None:
-    if engine.dialect.name == "sqlite":
+def _tune(owner: Any) -> None:
+    """SQLite: the pragmas on each connection, and connections kept (one per thread) instead of
+    SQLAlchemy 1.4's NullPool for files, which opened a new connection, with its pragmas, on every
+    write (issue 24: part of the ~26% of the Rasa process's CPU spent by the writer thread)."""
+    engine = owner.engine
+    if engine.dialect.name != "sqlite":
+        return
+    if engine.url.database in (None, "", ":memory:"):
         sa_event.listen(engine, "connect", _sqlite_pragmas)
-        engine.dispose()  # connections opened while creating the tables reopen with the pragmas
+    else:
+        kept = sa.create_engine(engine.url, poolclass=SingletonThreadPool)
+        sa_event.listen(kept, "connect", _sqlite_pragmas)
+        owner.engine = kept
+        owner.sessionmaker.configure(bind=kept)
+    engine.dispose()  # connections opened while creating the tables reopen with the pragmas
 
 
 class SQLiteEventBroker(SQLEventBroker):
@@ -57,7 +72,7 @@ class SQLiteEventBroker(SQLEventBroker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _tune(self.engine)
+        _tune(self)
 
     def publish_many(self, events: list[dict[str, Any]]) -> None:
         if not events:
@@ -81,22 +96,34 @@ class SQLiteTrackerStore(SQLTrackerStore):
     moments whose replies were already sent (normally one per active conversation, a few ms of
     writes); a committed write survives a process crash (WAL), an OS crash may lose the last
     commits (``synchronous=NORMAL``).
+
+    Cost (issue 24): the writer keeps its connection, takes every save queued when it wakes as one
+    batch (one commit for the tracker, one ``publish_many`` for the broker), and knows how many
+    events each conversation's current session has stored after its own write, so it runs Rasa's
+    COUNT query only when it does not know: the first save of a conversation in this process,
+    after a session starts (Rasa's count is of the events since the latest ``SessionStarted``),
+    after a failed write, or when a tracker is shorter than the count. The count is this
+    process's: the embedded profile runs one Rasa process on the file (several processes on one
+    tracker file are not a supported set-up; production uses PostgreSQL and Rasa's own store).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _tune(self.engine)
+        _tune(self)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concierge-tracker-writer")
         self._pending: dict[str, Future[None]] = {}  # the last queued save of each conversation
         self._pending_lock = threading.Lock()
+        self._queue: deque[tuple[str, list[Any], Future[None]]] = deque()
+        self._stored: dict[str, int] = {}  # writer thread only: events stored in the current session
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Queues the tracker's new events for the writer thread (a snapshot: later turns do not leak in)."""
         sender_id = tracker.sender_id
-        events = list(tracker.events)
+        future: Future[None] = Future()
         with self._pending_lock:
-            future = self._writer.submit(self._write, sender_id, events)
+            self._queue.append((sender_id, list(tracker.events), future))
             self._pending[sender_id] = future
+            self._writer.submit(self._drain)
         future.add_done_callback(functools.partial(self._saved, sender_id))
 
     def _saved(self, sender_id: str, future: Future[None]) -> None:
@@ -131,32 +158,71 @@ class SQLiteTrackerStore(SQLTrackerStore):
         await self._wait_saved()
         return await super().keys()
 
-    def _write(self, sender_id: str, events: list[Any]) -> None:
-        """On the writer thread: stores the events the database does not have yet, then publishes them."""
+    def _drain(self) -> None:
+        """On the writer thread: every save queued so far, as one batch (later drains find none)."""
+        with self._pending_lock:
+            batch = list(self._queue)
+            self._queue.clear()
+        if not batch:
+            return
+        try:
+            published = self._write_batch([(sender_id, events) for sender_id, events, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every save of the batch hears it
+            for sender_id, _, future in batch:
+                self._stored.pop(sender_id, None)  # unknown now: counted again next time
+                future.set_exception(exc)
+            return
+        try:
+            self._publish(published)
+        except Exception as exc:  # noqa: BLE001 - stored but not published: the saves' callers hear it
+            for _, _, future in batch:
+                future.set_exception(exc)
+            return
+        for _, _, future in batch:
+            future.set_result(None)
+
+    def _write_batch(self, saves: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """Stores, in one transaction, the events the database does not have yet; returns them as
+        the broker's bodies, in order."""
+        bodies: list[dict[str, Any]] = []
+        counts: dict[str, Optional[int]] = {}
         with self.session_scope() as session:
-            stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
-            new_events = events[stored:]
-            for event in new_events:
-                data = event.as_dict()
-                intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
-                session.add(
-                    self.SQLEvent(
-                        sender_id=sender_id,
-                        type_name=event.type_name,
-                        timestamp=data.get("timestamp"),
-                        intent_name=intent,
-                        action_name=data.get("name"),
-                        data=json.dumps(data),
+            for sender_id, events in saves:
+                stored = counts.get(sender_id, self._stored.get(sender_id))
+                if stored is None or stored > len(events):
+                    # Rasa's count (autoflush: it sees this batch's earlier rows of the conversation)
+                    stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
+                new_events = events[stored:]
+                for event in new_events:
+                    data = event.as_dict()
+                    intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
+                    session.add(
+                        self.SQLEvent(
+                            sender_id=sender_id,
+                            type_name=event.type_name,
+                            timestamp=data.get("timestamp"),
+                            intent_name=intent,
+                            action_name=data.get("name"),
+                            data=json.dumps(data),
+                        )
                     )
+                    bodies.append({"sender_id": sender_id, **data})
+                # a new session changes what Rasa counts (events since its SessionStarted): ask again
+                counts[sender_id] = (
+                    None if any(isinstance(e, SessionStarted) for e in new_events) else stored + len(new_events)
                 )
             session.commit()
-        self._publish(sender_id, new_events)
+        for sender_id, count in counts.items():
+            if count is None:
+                self._stored.pop(sender_id, None)
+            else:
+                self._stored[sender_id] = count
+        return bodies
 
-    def _publish(self, sender_id: str, new_events: list[Any]) -> None:
+    def _publish(self, bodies: list[dict[str, Any]]) -> None:
         broker: Optional[Any] = self.event_broker
-        if broker is None or not new_events:
+        if broker is None or not bodies:
             return
-        bodies = [{"sender_id": sender_id, **e.as_dict()} for e in new_events]
         if hasattr(broker, "publish_many"):
             broker.publish_many(bodies)
         else:
