@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/socketio_latency.py            (--messages 40 for more)
 
-Starts the real stack (Rasa + action server on a seeded SQLite database; tests/e2e/conftest.py's
+Starts the real stack (Rasa + action server on a seeded SQLite database; tests/stack.py's
 start_servers) on free ports. A logged-in customer (signed token in customData / metadata) sends
 each message over socket.io with a python-socketio client (websocket transport, as rasa-webchat
 after its upgrade) and then the same message over REST (the baseline), alternating so both see
@@ -27,7 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import SECRET, start_servers  # noqa: E402
+from tests.stack import SECRET, start_servers  # noqa: E402
 
 MESSAGES = [
     "hello",

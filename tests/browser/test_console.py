@@ -21,7 +21,7 @@ from bot.web.users import DEMO_USERS, ensure_demo_users
 from tests.browser.conftest import Visit
 from tests.browser.stack import ARTIFACTS, Shop, start_shop
 from tests.browser.test_shop_widget import log_in
-from tests.e2e.conftest import ROOT
+from tests.stack import ROOT
 
 REPLY_TIMEOUT_MS = 45_000
 TOKEN = "browser-rasa-api-token-0123456789abcdef"
@@ -130,7 +130,7 @@ def console_without_rasa(fresh_db_url: str) -> Iterator[str]:
 
     from bot.web.app import create_app
     from tests.bot.web.conftest import web_test_settings
-    from tests.e2e.conftest import free_port
+    from tests.stack import free_port
 
     port = free_port()
     settings = web_test_settings(fresh_db_url, rasa_api_url=f"http://127.0.0.1:{free_port()}",

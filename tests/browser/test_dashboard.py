@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -22,7 +20,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from tests.browser.stack import ARTIFACTS
-from tests.e2e.conftest import ROOT, free_port, wait_for
+from tests.stack import ROOT, start_web
 
 USER, PASSWORD = "sue", "supervisor-password-1"
 MARKUP = "<b>late</b> again <img src=x onerror=alert(1)>"  # the newest quote: shown as text
@@ -107,23 +105,11 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"sqlite:///{tmp / 'shop.db'}"
     seed(url, progress=None, customers=60, products=320, orders=600)
     write_history(url)
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "CONCIERGE_VAR_DIR": str(tmp / "var"),
            "CONCIERGE_SESSION_SECRET": "dashboard-browser-session-secret-0123456789",
            "CONCIERGE_IDENTITY_SECRET": "dashboard-browser-identity-secret-0123456789"}
-    log = tmp / "web.log"
-    proc = subprocess.Popen([sys.executable, "-m", "bot.web", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/healthz", proc, log, 60)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    for app in start_web(env, tmp / "web.log"):
+        yield app.url
 
 
 CHART_STATE = """() => Object.entries(window.dashboardCharts || {}).map(([id, chart]) => {

@@ -10,7 +10,6 @@ import json
 import queue
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 import requests
 import socketio
 
-from tests.e2e.conftest import ROOT, Servers, free_port, start_servers, wait_for
+from tests.stack import Servers, start_servers, start_web, tracker_events, user_messages, wait_turn_end
 
 RASA_API_TOKEN = "e2e-rasa-api-token-0123456789abcdef"
 SESSION_SECRET = "e2e-web-session-secret-0123456789abcdef"
@@ -44,51 +43,82 @@ def start_console_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> I
 
         with session_scope(servers.db_url) as s:
             ensure_demo_users(s)
-        port = free_port()
-        web_env = {**servers.env, "CONCIERGE_RASA_API_URL": servers.rasa_url, "WEB_PORT": str(port),
+        web_env = {**servers.env, "CONCIERGE_RASA_API_URL": servers.rasa_url,
                    "RASA_PORT": servers.rasa_url.rsplit(":", 1)[1]}
-        log = tmp / "web.log"
-        proc = subprocess.Popen([sys.executable, "-m", "bot.web", "--port", str(port)], cwd=ROOT, env=web_env,
-                                stdout=log.open("w"), stderr=subprocess.STDOUT)
-        try:
-            wait_for(f"http://127.0.0.1:{port}/healthz", proc, log, 60)
-            yield ConsoleStack(servers, f"http://127.0.0.1:{port}", proc)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for web in start_web(web_env, tmp / "web.log"):
+            yield ConsoleStack(servers, web.url, web.proc)
 
 
 class Widget:
-    """A python-socketio client speaking Rasa's protocol, as the website widget does."""
+    """A python-socketio client speaking Rasa's protocol, as the website widget does.
 
-    def __init__(self, url: str) -> None:
+    With ``tracker_db`` (the stack's Rasa tracker store) it knows when the bot is done with a message:
+    ``replies`` waits for the end of the turn in the tracker, then for exactly the replies the turn
+    sent, then proves nothing more is on the way (``flush``) instead of waiting out a quiet window."""
+
+    def __init__(self, url: str, tracker_db: Path | None = None) -> None:
         self.url = url
+        self.tracker_db = tracker_db
         self.sio = socketio.AsyncClient(reconnection=False)
-        self.messages: asyncio.Queue = asyncio.Queue()
+        # bot_uttered and session_confirm in one queue, in the order they arrived on the socket
+        self.events: asyncio.Queue = asyncio.Queue()
         self.session_id: str | None = None
-        self._confirm: asyncio.Queue = asyncio.Queue()
-        self.sio.on("bot_uttered", lambda data: self.messages.put_nowait((time.perf_counter(), data)))
-        self.sio.on("session_confirm", lambda data: self._confirm.put_nowait(data))
+        self._users_before = 0
+        self.sio.on("bot_uttered", lambda data: self.events.put_nowait((time.perf_counter(), "bot_uttered", data)))
+        self.sio.on("session_confirm", lambda data: self.events.put_nowait((time.perf_counter(), "confirm", data)))
 
     async def open(self) -> Widget:
         await self.sio.connect(self.url, transports=["websocket"], wait_timeout=15)
         await self.sio.emit("session_request", {"session_id": None})
-        self.session_id = await asyncio.wait_for(self._confirm.get(), 15)
+        _, name, self.session_id = await asyncio.wait_for(self.events.get(), 15)
+        assert name == "confirm", name
         return self
 
     async def send(self, text: str) -> float:
+        if self.tracker_db is not None:
+            self._users_before = user_messages(await asyncio.to_thread(tracker_events, self.tracker_db,
+                                                                        self.session_id))
         sent = time.perf_counter()
         await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
         return sent
 
     async def next_text(self, timeout: float = 45.0) -> tuple[float, str]:
-        at, data = await asyncio.wait_for(self.messages.get(), timeout)
+        at, name, data = await asyncio.wait_for(self.events.get(), timeout)
+        assert name == "bot_uttered", (name, data)
         return at, str((data or {}).get("text", "")) if isinstance(data, dict) else str(data)
 
+    async def flush(self) -> list[dict]:
+        """Every reply the server sent before now: a session_request for our own session is answered on
+        this socket after them (one socket's packets keep their order)."""
+        await self.sio.emit("session_request", {"session_id": self.session_id})
+        got = []
+        while True:
+            _, name, data = await asyncio.wait_for(self.events.get(), 15)
+            if name == "confirm":
+                assert data == self.session_id, data
+                return got
+            got.append(data)
+
+    async def replies(self, timeout: float = 45.0) -> list[dict]:
+        """The bot's whole answer to the last ``send``, and proof that nothing more follows."""
+        assert self.tracker_db is not None, "replies() needs the tracker store"
+        end = await asyncio.to_thread(wait_turn_end, self.tracker_db, self.session_id, self._users_before, timeout)
+        # the channel's guard apologises after a turn that sent nothing (not while a person has it)
+        expected = end.bot_messages or (0 if end.paused else 1)
+        got = []
+        for _ in range(expected):
+            _, name, data = await asyncio.wait_for(self.events.get(), timeout)
+            assert name == "bot_uttered", (name, data)
+            got.append(data)
+        extra = await self.flush()
+        assert extra == [], f"the bot said more than its turn: {extra}"
+        return got
+
+    async def texts(self, timeout: float = 45.0) -> list[str]:
+        return [str(m.get("text", "")) for m in await self.replies(timeout)]
+
     async def texts_until_quiet(self, first_timeout: float = 45.0, quiet: float = 2.0) -> list[str]:
+        """bench/handoff_latency.py's reading of a turn (a quiet window: no tracker there). Tests use ``texts``."""
         got = [(await self.next_text(first_timeout))[1]]
         while True:
             try:

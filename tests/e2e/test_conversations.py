@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.db.models import Customer, Interaction, Order, Refund, SupportTicket
 from bot.services import refunds as refund_service
 from bot.services.identity import sign_token
-from tests.e2e.conftest import ROOT, SECRET, Servers
+from tests.stack import ROOT, SECRET, Servers
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import Conversation, Turn
 from bot.services.identity import sign_token
-from tests.e2e.conftest import ROOT, SECRET, Servers, start_servers, wait_for
+from tests.stack import ROOT, SECRET, Servers, start_servers, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ from bot.db.models import Conversation, Feedback, Order, SupportTicket
 from bot.services import rasa_api
 from bot.services.identity import sign_token
 from bot.settings import load_settings
-from tests.e2e.conftest import SECRET, Servers, start_servers
+from tests.stack import SECRET, Servers, start_servers
 
 pytestmark = pytest.mark.e2e
 ALICE, BOB, CARLA = 1, 2, 3

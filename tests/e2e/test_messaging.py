@@ -24,8 +24,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Customer, Order, Shipment
-from tests.e2e.conftest import Servers, start_servers
 from tests.e2e.fake_platforms import Call, FakePlatforms
+from tests.stack import Servers, start_servers
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import Customer, Order
 from bot.services.identity import sign_token
-from tests.e2e.conftest import SECRET, Servers
+from tests.stack import SECRET, Servers
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.conftest import MODEL, RASA, ROOT, free_port, wait_for
+from tests.stack import MODEL, RASA, ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.postgres
 

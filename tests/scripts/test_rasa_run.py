@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, free_port
+from tests.stack import ROOT, free_port
 
 RASA_PY = ROOT / ".venv-rasa" / "bin" / "python"
 TOKEN = "rasa-run-test-token-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""A real stack (action server + Rasa, tests/e2e/conftest.py) configured as a deployment behind a
+"""A real stack (action server + Rasa, tests/stack.py) configured as a deployment behind a
 proxy, so each test can speak from its own client address (X-Forwarded-For), with small limits."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.e2e.conftest import ACTION_TOKEN, SECRET, Servers, start_servers
+from tests.stack import ACTION_TOKEN, SECRET, Servers, start_servers
 
 RASA_API_TOKEN = "security-suite-rasa-api-token-0123456789"
 PREVIOUS_SECRET = "the-previous-identity-secret-0123456789"  # still accepted (rotation)
