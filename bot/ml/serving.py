@@ -17,6 +17,7 @@ from bot.ml.recommender import HybridRecommender
 from bot.ml.sentiment import SentimentModel, SentimentResult
 from bot.ml.train import recommender_model_dir, sentiment_model_dir
 from bot.settings import get_settings
+from concierge_rasa import text as text_cleaner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,9 +68,13 @@ def clean_text(text: object) -> str | None:
         text = bytes(text).decode("utf-8", errors="replace")
     if not isinstance(text, str):
         return None
-    text = text[: MAX_SENTIMENT_CHARS * 2]
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in text)
-    text = " ".join(text.replace("\ufffd", " ").split())[:MAX_SENTIMENT_CHARS]
+    # the shared cleaner, read word by word: invisible characters and U+FFFD (undecodable bytes) are spaces
+    text = text_cleaner.clean_text(
+        text[: MAX_SENTIMENT_CHARS * 2].replace("\ufffd", " "),
+        MAX_SENTIMENT_CHARS,
+        drop=text_cleaner.INVISIBLE,
+        fold_whitespace=True,
+    )
     if not any(ch.isalnum() or unicodedata.category(ch) == "So" for ch in text):
         return None
     return text

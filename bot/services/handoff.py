@@ -32,6 +32,7 @@ from bot.db.base import utcnow
 from bot.db.models import HANDOFF_REASONS, TICKET_PRIORITIES, Handoff
 from bot.services import customer360
 from bot.services.errors import InvalidInput, NotAllowed, NotFound
+from concierge_rasa import text as text_cleaner
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "content" / "handoff.yml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -311,8 +312,10 @@ def claim(session: Session, handoff_id: int, agent_id: int, *, assigned_by: int 
 
 
 def clean_text(text: object, limit: int = MAX_REPLY) -> str:
-    """A reply or note: control characters dropped, trimmed, at most ``limit`` characters; empty refused."""
-    value = "".join(c for c in str(text or "") if c in "\n\t" or ord(c) >= 32).strip()
+    """A reply or note: control characters dropped, trimmed, at most ``limit`` characters; empty refused.
+
+    Long text is refused, not cut (the agent rewrites it), so the shared cleaner gets no length."""
+    value = text_cleaner.clean_text(text or "")
     if not value:
         raise InvalidInput("empty", "Type a message first.")
     if len(value) > limit:

@@ -19,17 +19,16 @@ from bot.services import verification
 from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.junk import junk_reason
 from bot.services.types import TicketInfo
+from concierge_rasa import text as text_cleaner
 
 MAX_DESCRIPTION = 4000
 NOT_A_REQUEST = "Sorry, I couldn't understand that. Could you tell me in a few words what you need help with?"
 
 
 def clip_text(text: object, limit: int) -> str:
-    """Stringify, drop control characters except newlines, and cut to ``limit`` characters."""
-    value = "" if text is None else str(text)
-    value = "".join(c for c in value if c in "\n\t" or ord(c) >= 32)
-    value = value.strip()
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+    """Stringify, drop control characters except newlines, and cut to ``limit`` characters ending in "…"
+    (the shared cleaner: a stored field shows that it was cut)."""
+    return text_cleaner.clean_text(text, limit, ellipsis="…")
 
 
 def create_ticket(

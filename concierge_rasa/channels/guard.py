@@ -9,12 +9,12 @@ in :func:`guarded`.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
+from concierge_rasa import text as text_cleaner
 from concierge_rasa.channel_security import (
     allowed_metadata,
     request_limits,
@@ -34,19 +34,8 @@ APOLOGY = (
 
 
 def clean_text(text: Any) -> str:
-    """Turns whatever arrived into bounded, printable text."""
-    if text is None:
-        return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    if not isinstance(text, str):
-        text = str(text)
-    text = "".join(
-        ch
-        for ch in text[: MAX_TEXT_CHARS * 2]
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn")
-    )
-    return text.strip()[:MAX_TEXT_CHARS]
+    """Turns whatever arrived into bounded, printable text (the shared cleaner, a message's length)."""
+    return text_cleaner.clean_text(text, MAX_TEXT_CHARS)
 
 
 def clean_metadata(metadata: Any) -> dict[str, Any]:
