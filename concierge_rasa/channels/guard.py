@@ -118,4 +118,3 @@ def guarded(
             logger.exception("Could not send the closing message to %s", message.sender_id)
 
     return handler
-

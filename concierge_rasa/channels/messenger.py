@@ -35,6 +35,7 @@ from concierge_rasa.channels.webhooks import (
     secrets_match,
     setting,
     verify_facebook,
+    webhook_blueprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -181,11 +182,7 @@ class ConciergeFacebookInput(FacebookInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         handler = guarded(on_new_message)
-        webhook = Blueprint("concierge_fb_webhook", __name__)
-
-        @webhook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "configured": self.enabled})
+        webhook = webhook_blueprint("concierge_fb_webhook", lambda: self.enabled)
 
         @webhook.route("/webhook", methods=["GET"])
         async def token_verification(request: Request) -> HTTPResponse:

@@ -160,4 +160,3 @@ class ConciergeSlackInput(SlackInput):
 
     def get_output_channel(self, channel: Optional[str] = None, thread_id: Optional[str] = None) -> OutputChannel:
         return ConciergeSlackBot(self.slack_token, channel or self.slack_channel, thread_id, self.proxy, self.api_url)
-

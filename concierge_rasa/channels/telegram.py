@@ -34,6 +34,7 @@ from concierge_rasa.channels.webhooks import (
     setting,
     telegram_secret,
     verify_telegram,
+    webhook_blueprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -143,17 +144,13 @@ class ConciergeTelegramInput(TelegramInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         handler = guarded(on_new_message)
-        webhook = Blueprint("concierge_telegram_webhook", __name__)
+        webhook = webhook_blueprint("concierge_telegram_webhook", lambda: self.enabled)
         out = self.get_output_channel()
 
         @webhook.listener("after_server_start")
         async def register(app: Any, loop: Any) -> None:
             if self.enabled:
                 await self.register_webhook(out)
-
-        @webhook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "configured": self.enabled})
 
         @webhook.route("/webhook", methods=["POST"])
         async def message(request: Request) -> HTTPResponse:
@@ -213,4 +210,3 @@ def _chat_id(msg: Mapping[str, Any]) -> Optional[str]:
     if isinstance(chat, dict) and isinstance(chat.get("id"), (int, str)) and str(chat["id"]).strip():
         return str(chat["id"])
     return None
-

@@ -34,6 +34,7 @@ from concierge_rasa.channels.webhooks import (
     rejected,
     setting,
     verify_twilio,
+    webhook_blueprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -155,11 +156,7 @@ class ConciergeTwilioInput(TwilioInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         handler = guarded(on_new_message)
-        webhook = Blueprint("concierge_twilio_webhook", __name__)
-
-        @webhook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "configured": self.enabled})
+        webhook = webhook_blueprint("concierge_twilio_webhook", lambda: self.enabled)
 
         @webhook.route("/webhook", methods=["POST"])
         async def message(request: Request) -> HTTPResponse:
@@ -202,4 +199,3 @@ class ConciergeTwilioInput(TwilioInput):
 def twiml() -> HTTPResponse:
     """An empty TwiML answer: the replies go out through the REST API."""
     return response.text(TWIML_EMPTY, content_type="text/xml")
-

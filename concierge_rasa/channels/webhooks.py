@@ -18,12 +18,13 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from sanic import response
+from sanic import Blueprint, response
+from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from concierge_rasa.channels.guard import clean_text
@@ -73,6 +74,18 @@ def rejected(status: int, reason: str) -> HTTPResponse:
 
 
 # ------------------------------------------------------------------ verification (pure functions)
+def webhook_blueprint(name: str, enabled: Callable[[], bool]) -> Blueprint:
+    """A messaging channel's blueprint with the route every platform has: ``GET /`` says whether the
+    channel is configured (operators and the e2e tests read it; no secret is shown)."""
+    webhook = Blueprint(name, __name__)
+
+    @webhook.route("/", methods=["GET"])
+    async def health(_: Request) -> HTTPResponse:
+        return response.json({"status": "ok", "configured": enabled()})
+
+    return webhook
+
+
 def json_or_none(raw: str | bytes) -> Any:  # noqa: ANN401
     """The decoded JSON, or None where the body is not JSON (each webhook says what it expected)."""
     try:
@@ -233,4 +246,3 @@ def button_title(button: Mapping[str, Any], limit: int) -> str:
     """A button's title as the platform can show it: cleaned, cut to ``limit`` with an ellipsis."""
     title = clean_text(button.get("title")) or clean_text(button.get("payload")) or "?"
     return title if len(title) <= limit else title[: limit - 1] + "…"
-
