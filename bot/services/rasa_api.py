@@ -19,6 +19,7 @@ from bot.services.errors import ServiceError
 from bot.settings import Settings
 
 TIMEOUT_S = 15
+TRACKER_TIMEOUT_S = 5  # reading a tracker for the console page
 PERSON_KEY = "from_person"  # metadata of a bot event written by a person
 
 
@@ -38,6 +39,28 @@ def _post(settings: Settings, path: str, body: Any, **params: str) -> Any:
     if resp.status_code >= 300:
         raise RasaUnavailable(f"http_{resp.status_code}")
     return resp.json() if resp.content else None
+
+
+def tracker_events(settings: Settings, sender_id: str) -> list[dict[str, Any]]:
+    """Every event of the conversation's tracker (``include_events=ALL``, so positions never shift).
+
+    Why: the console shows the agent handling a conversation what was really said (the address the
+    customer typed, the city of a tracking update); the CRM keeps only a redacted copy. A short
+    timeout: the page falls back to that copy rather than hang on a stuck chat server.
+    """
+    if not settings.rasa_api_token:
+        raise RasaUnavailable("no_token", "RASA_API_TOKEN is not set: the console cannot reach the chat.")
+    url = f"{settings.rasa_api_url}/conversations/{quote(sender_id, safe='')}/tracker"
+    try:
+        resp = requests.get(url, params={"include_events": "ALL", "token": settings.rasa_api_token},
+                            timeout=TRACKER_TIMEOUT_S)
+        body = resp.json() if resp.status_code < 300 else None
+    except (requests.RequestException, ValueError) as exc:
+        raise RasaUnavailable("unreachable", "The chat server can't be reached.") from exc
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(events, list):
+        raise RasaUnavailable(f"http_{resp.status_code}", "The chat server didn't return the conversation.")
+    return [e for e in events if isinstance(e, dict)]
 
 
 def _listen_event() -> dict[str, Any]:

@@ -6,6 +6,14 @@ build step, and the live view is one long GET that reads the CRM's turns table: 
 messages reach it through Rasa's event stream even while the bot is paused. Every agent action is
 written to the audit log. Replies, resolve and hand-back go through Rasa's HTTP API
 (bot/services/rasa_api.py) so they reach the customer on their own channel.
+
+What agents read: the CRM's turns are redacted (names, addresses, cards...), which is right for the
+dashboard and for agents who merely look, but the agent handling a conversation needs what was
+really said. So for that agent (the one it is claimed by or assigned to) and for supervisors, the
+conversation and its live stream come from Rasa's tracker (``GET /conversations/<id>/tracker``
+with the console's API token), each access written to the audit log; when Rasa can't be reached the
+page says so in a banner and shows the redacted CRM transcript instead. Everyone else gets the
+redacted transcript, and a live stream asked for by anyone else is refused (403, audited).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +55,9 @@ HTMX_BUNDLE = "node_modules/htmx.org/dist/htmx.min.js"  # htmx 2.0.4 (npm ci; no
 CANNED_PATH = Path(__file__).resolve().parent.parent / "content" / "canned.yml"
 STREAM_POLL_S = 0.25  # how often the live view looks for new turns
 STREAM_MAX_S = 600  # a stream ends after this long; EventSource reconnects with Last-Event-ID
+LIVE_POLL_S = 0.5  # how often the handling agent's live view reads Rasa's tracker (a GET each time)
+LIVE_UNAVAILABLE = ("The chat server can't be reached, so this is the CRM's redacted transcript "
+                    "(names, addresses and cards replaced). Reload to try the live conversation again.")
 RESOLVED_MESSAGE = "Thanks for your patience! {name} has marked this conversation as resolved. I'm back if you need me."
 HANDED_BACK_MESSAGE = "{name} has handed you back to me, the assistant. How else can I help?"
 
@@ -77,6 +89,42 @@ def back_to(request: Request, handoff_id: int) -> Response:
     if request.headers.get("HX-Request"):
         return Response(status_code=204)
     return RedirectResponse(str(request.url_for("console_handoff", handoff_id=handoff_id)), status_code=303)
+
+
+def handles(agent: AgentInfo, assigned_to: int | None) -> bool:
+    """Who may read what was really said: the agent the conversation is claimed by or assigned to, or a supervisor."""
+    return agent.is_supervisor or (assigned_to is not None and assigned_to == agent.id)
+
+
+def live_turns(events: list[dict[str, Any]], after: int = 0) -> list[handoff_service.TurnView]:
+    """The customer's and the bot's messages in a Rasa tracker's events, unredacted.
+
+    Each turn's id is its event's position in the tracker (1-based, ``include_events=ALL``), so the
+    live stream resumes after the last one shown, as it does with CRM turn ids.
+    """
+    out = []
+    for position, event in enumerate(events, start=1):
+        role = event.get("event")
+        if position <= after or role not in ("user", "bot"):
+            continue
+        text = event.get("text") if isinstance(event.get("text"), str) else ""
+        metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+        parse = event.get("parse_data") if isinstance(event.get("parse_data"), dict) else {}
+        sentiment = parse.get("sentiment") if isinstance(parse.get("sentiment"), dict) else {}
+        label = sentiment.get("label") if isinstance(sentiment.get("label"), str) else None
+        head, sep, _ = text[:120].partition(handoff_service.AGENT_MARK)
+        from_agent = None
+        if role == "bot" and sep and head:
+            from_agent = head  # a person's reply (rasa_api.send_agent_reply)
+        elif role == "bot" and metadata.get(rasa_api.PERSON_KEY):
+            from_agent = str(metadata.get("agent") or "support")[:60]
+        described = handoff_service.payload_description(role, text)
+        stamp = event.get("timestamp")
+        at = datetime.fromtimestamp(stamp if isinstance(stamp, (int, float)) and 0 <= stamp < 4e9 else 0,
+                                    tz=timezone.utc).replace(tzinfo=None)
+        out.append(handoff_service.TurnView(position, role, described or text, at, from_agent, label,
+                                            described is not None))
+    return out
 
 
 # ---------------------------------------------------------------- assets
@@ -148,15 +196,27 @@ def inbox(request: Request, agent: AgentInfo = Depends(current_agent),
 
 @router.get("/h/{handoff_id}", response_class=HTMLResponse, name="console_handoff")
 def conversation(handoff_id: int, request: Request, agent: AgentInfo = Depends(current_agent),
-                 session: Session = Depends(db_session)) -> HTMLResponse:
+                 session: Session = Depends(db_session),
+                 settings: Settings = Depends(web_settings)) -> HTMLResponse:
+    """The conversation: live from Rasa's tracker for the agent handling it, else the CRM's redacted turns."""
     try:
         view = handoff_service.view(session, handoff_id)
     except ServiceError as exc:
         raise HTTPException(status_code=404, detail=exc.message) from exc
-    turns = handoff_service.turns(session, view.sender_id)
+    live, unavailable = None, None
+    if handles(agent, view.agent_id):
+        try:
+            live = live_turns(rasa_api.tracker_events(settings, view.sender_id))
+            audit(session, request, agent, "view_live", f"handoff:{handoff_id}", f"{len(live)} turns from the tracker")
+        except ServiceError as exc:
+            unavailable = LIVE_UNAVAILABLE
+            audit(session, request, agent, "view_live", f"handoff:{handoff_id}",
+                  f"chat server unavailable ({exc.code}): redacted CRM transcript shown")
+    turns = live if live is not None else handoff_service.turns(session, view.sender_id)
     return render(request, "conversation.html", agent, view=view, turns=turns, canned=canned_responses(),
                   agents=repo.agents(session), last_turn=turns[-1].id if turns else 0,
-                  mood=handoff_service.live_sentiment(turns))
+                  mood=handoff_service.live_sentiment(turns), live=live is not None, unavailable=unavailable,
+                  handling=handles(agent, view.agent_id))
 
 
 def _turn_json(t: handoff_service.TurnView) -> str:
@@ -165,10 +225,15 @@ def _turn_json(t: handoff_service.TurnView) -> str:
 
 
 @router.get("/h/{handoff_id}/stream", name="console_stream")
-async def stream(handoff_id: int, request: Request, after: int = 0,
+async def stream(handoff_id: int, request: Request, after: int = 0, live: bool = False,
                  agent: AgentInfo = Depends(current_agent),
                  settings: Settings = Depends(web_settings)) -> StreamingResponse:
-    """Server-sent events: each new CRM turn of the conversation (``event: turn``), and its status."""
+    """Server-sent events: each new turn of the conversation (``event: turn``), and its status.
+
+    ``live``: the turns come unredacted from Rasa's tracker, for the agent handling the
+    conversation only (403 for anyone else; both audited); if Rasa stops answering or the
+    conversation is reassigned, ``event: fallback`` says so and the stream ends.
+    """
     def load(after_id: int) -> tuple[str, str, list[handoff_service.TurnView]] | None:
         with session_scope(settings.database_url) as session:
             h = repo.get(session, handoff_id)
@@ -176,11 +241,39 @@ async def stream(handoff_id: int, request: Request, after: int = 0,
                 return None
             return h.sender_id, h.status, handoff_service.turns(session, h.sender_id, after_id)
 
+    def load_live(after_id: int) -> tuple[str, str, list[handoff_service.TurnView]] | None:
+        with session_scope(settings.database_url) as session:
+            h = repo.get(session, handoff_id)
+            if h is None:
+                return None
+            if not handles(agent, h.agent_id):
+                raise PermissionError
+            sender, status = h.sender_id, h.status
+        return sender, status, live_turns(rasa_api.tracker_events(settings, sender), after_id)
+
+    def record(action: str, detail: str) -> None:
+        with session_scope(settings.database_url) as session:
+            audit(session, request, agent, action, f"handoff:{handoff_id}", detail)
+
+    last_event = request.headers.get("Last-Event-ID", "")
+    start_after = int(last_event) if last_event.isdigit() else after
+    if live:
+        with session_scope(settings.database_url) as session:
+            h = repo.get(session, handoff_id)
+            if h is None:
+                raise HTTPException(status_code=404, detail="That conversation doesn't exist.")
+            allowed = handles(agent, h.agent_id)
+            audit(session, request, agent, "view_live" if allowed else "view_live_refused",
+                  f"handoff:{handoff_id}", "live stream")
+        if not allowed:
+            raise HTTPException(status_code=403, detail="Only the agent handling this conversation (or a supervisor) "
+                                                        "reads it live; claim it first.")
+        return StreamingResponse(live_events(request, load_live, record, start_after), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
     first = await asyncio.to_thread(load, after)
     if first is None:
         raise HTTPException(status_code=404, detail="That conversation doesn't exist.")
-    last_event = request.headers.get("Last-Event-ID", "")
-    start_after = int(last_event) if last_event.isdigit() else after
 
     async def events() -> AsyncIterator[str]:
         last, status = start_after, None
@@ -204,6 +297,37 @@ async def stream(handoff_id: int, request: Request, after: int = 0,
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def live_events(request: Request, load: Any, record: Any, after: int) -> AsyncIterator[str]:
+    """The live stream's events: new tracker turns every LIVE_POLL_S, the status, and a fallback at the end."""
+    last, status = after, None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STREAM_MAX_S
+    yield "retry: 1000\n\n"
+    while loop.time() < deadline:
+        if await request.is_disconnected():
+            return
+        try:
+            got = await asyncio.to_thread(load, last)
+        except PermissionError:
+            await asyncio.to_thread(record, "view_live_ended", "reassigned: live stream stopped")
+            yield f"event: fallback\ndata: {json.dumps({'detail': 'This conversation is no longer yours.'})}\n\n"
+            return
+        except ServiceError as exc:
+            await asyncio.to_thread(record, "view_live_ended", f"chat server unavailable ({exc.code})")
+            yield f"event: fallback\ndata: {json.dumps({'detail': LIVE_UNAVAILABLE})}\n\n"
+            return
+        if got is None:
+            return
+        _, new_status, turns = got
+        for t in turns:
+            last = t.id
+            yield f"id: {t.id}\nevent: turn\ndata: {_turn_json(t)}\n\n"
+        if new_status != status:
+            status = new_status
+            yield f"event: status\ndata: {json.dumps({'status': status})}\n\n"
+        await asyncio.sleep(LIVE_POLL_S)
 
 
 # ---------------------------------------------------------------- actions on a handoff

@@ -46,6 +46,12 @@
     if (!list || !window.EventSource) return;
     var source = new EventSource(list.dataset.stream);
     source.addEventListener("turn", function (e) { appendTurn(list, JSON.parse(e.data)); });
+    // the live view (Rasa's tracker) ended: Rasa unreachable or the conversation reassigned
+    source.addEventListener("fallback", function (e) {
+      source.close();
+      var p = document.getElementById("live-ended");
+      if (p) { p.textContent = JSON.parse(e.data).detail; p.hidden = false; }
+    });
     source.addEventListener("status", function (e) {
       var s = document.getElementById("conv-status");
       if (s) s.textContent = JSON.parse(e.data).status;

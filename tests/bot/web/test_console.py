@@ -1,5 +1,8 @@
 """The agent console's pages and actions through real HTTP handling (TestClient) on a seeded database.
 
+The agent handling a conversation reads it as it was written, from a real Rasa tracker (the live
+view); another agent reads the CRM's redacted copy and is refused the live stream (403); both are in
+the audit log, and an unreachable Rasa falls back to the redacted copy under a banner.
 A failed reply says why (Rasa unreachable: 502 with a message the page shows, nothing recorded);
 htmx runs without eval (the CSP has no 'unsafe-eval'); the widget's "/greet" and button payloads
 are described, not shown as the customer's words, in the console and the dashboard; the "Why a
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -21,8 +25,11 @@ from bot.db import models as m
 from bot.db.session import session_scope
 from bot.services import handoff as handoff_service
 from bot.services import tickets as ticket_service
+from bot.web import console
+from bot.web.auth import create_agent
 from bot.web.users import DEMO_USERS, ensure_demo_users
 from tests.bot.web.conftest import csrf_of
+from tests.stack import Servers, start_servers
 
 AGENT = DEMO_USERS[0]
 SUPERVISOR = DEMO_USERS[1]
@@ -175,3 +182,131 @@ def test_only_supervisors_see_the_dashboard_link(make_client: Callable[..., Test
         page = supervisor.get(path).text
         assert '<a href="/console/dashboard" id="nav-dashboard">Dashboard</a>' in page, path
     assert supervisor.get("/console/dashboard").status_code == 200
+
+
+# ---------------------------------------------------------------- what agents read (a real Rasa tracker)
+RASA_API_TOKEN = "console-live-rasa-api-token-0123456789"
+LIVE_SENDER = "live-view-customer"
+ADDRESS = "please send it to 12 Baker Street, Austin instead"
+OTHER_AGENT = ("jo", "Jo", "concierge-other-agent-demo", "agent")
+
+
+@pytest.fixture(scope="module")
+def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """Real Rasa (HTTP API with a token), action server and CRM ingestor on a seeded SQLite database, with
+    a customer who asked for a person and then typed a new address while the bot was paused."""
+    for servers in start_servers(tmp_path_factory.mktemp("console-live"),
+                                 rasa_args=["--enable-api", "--auth-token", RASA_API_TOKEN]):
+        with session_scope(servers.db_url) as s:
+            ensure_demo_users(s)
+            create_agent(s, *OTHER_AGENT)
+        servers.say(LIVE_SENDER, "hi")
+        servers.say(LIVE_SENDER, "I want to talk to a human")
+        servers.say(LIVE_SENDER, ADDRESS)
+        yield servers
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 30.0) -> object:
+    """Polls ``check`` until it returns something truthy (the ingestor writes the CRM off the hot path)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"{what} never happened within {timeout} s")
+
+
+def live_handoff(db_url: str) -> int:
+    """The handoff of LIVE_SENDER, once the CRM holds the address message (redacted)."""
+    def ready() -> int | None:
+        with session_scope(db_url) as s:
+            hid = s.scalar(select(m.Handoff.id).where(m.Handoff.sender_id == LIVE_SENDER))
+            texts = [t.text for t in handoff_service.turns(s, LIVE_SENDER)]
+        return hid if hid and any("instead" in t for t in texts) else None
+
+    return wait_until(ready, "the handoff and the CRM's copy of the address message")
+
+
+def audit_rows(db_url: str, username: str) -> list[tuple[str, str, str]]:
+    with session_scope(db_url) as s:
+        agent_id = s.scalar(select(m.Agent.id).where(m.Agent.username == username))
+        return [tuple(r) for r in s.execute(select(m.AuditEntry.action, m.AuditEntry.target, m.AuditEntry.detail)
+                                            .where(m.AuditEntry.agent_id == agent_id).order_by(m.AuditEntry.id))]
+
+
+def stream_turns(client: TestClient, url: str, until: Callable[[dict], bool]) -> list[dict]:
+    """The stream's turns up to the first one ``until`` accepts (the server ends a stream after its limit)."""
+    turns: list[dict] = []
+    with client.stream("GET", url) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith('data: {"id"'):
+                turns.append(json.loads(line[6:]))
+                if until(turns[-1]):
+                    return turns
+    raise AssertionError(f"the stream ended without the expected turn: {turns}")
+
+
+@pytest.mark.e2e
+def test_the_handling_agent_reads_the_real_conversation_others_the_redacted_one(
+        make_client: Callable[..., TestClient], rasa_stack: Servers) -> None:
+    db_url = rasa_stack.db_url
+    handoff_id = live_handoff(db_url)
+    with session_scope(db_url) as s:
+        crm_text = next(t.text for t in handoff_service.turns(s, LIVE_SENDER) if "instead" in t.text)
+    assert "Baker Street" not in crm_text and "[ADDRESS]" in crm_text  # the CRM's copy is redacted
+
+    api = {"rasa_api_url": rasa_stack.rasa_url, "rasa_api_token": RASA_API_TOKEN}
+    alex = make_client(db_url, **api)
+    log_in(alex, AGENT)
+    page = alex.get(f"/console/h/{handoff_id}").text  # not claimed yet: nobody handles it
+    assert ADDRESS not in page and 'id="transcript-source"' in page and "&amp;live=true" not in page
+    assert alex.post(f"/console/h/{handoff_id}/claim", data={"csrf": csrf_of(page)},
+                     follow_redirects=False).status_code == 303
+
+    page = alex.get(f"/console/h/{handoff_id}").text
+    transcript = page.split('id="transcript"', 1)[1].split("</ol>", 1)[0]
+    assert ADDRESS in transcript  # from Rasa's tracker, as the customer typed it
+    assert "Live from the chat server" in page and 'id="live-fallback"' not in page
+    live_url = page.split('data-stream="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert live_url.endswith("live=true")
+    turns = stream_turns(alex, live_url.split("?")[0] + "?live=true", lambda t: ADDRESS in t["text"])
+    assert turns[0]["text"] == "hi" and turns[-1]["role"] == "user"
+    actions = [(a, t) for a, t, _ in audit_rows(db_url, "alex")]
+    assert actions.count(("view_live", f"handoff:{handoff_id}")) == 2  # the page, then the stream
+
+    jo = make_client(db_url, **api)
+    log_in(jo, OTHER_AGENT)
+    refused = jo.get(f"/console/h/{handoff_id}/stream?live=true")
+    assert refused.status_code == 403 and "claim it first" in refused.text
+    assert ("view_live_refused", f"handoff:{handoff_id}") in [(a, t) for a, t, _ in audit_rows(db_url, "jo")]
+    page = jo.get(f"/console/h/{handoff_id}").text  # another agent reads the CRM's redacted turns
+    assert ADDRESS not in page and crm_text in page.replace("&#39;", "'")
+    assert "&amp;live=true" not in page and "view_live" not in [a for a, _, _ in audit_rows(db_url, "jo")]
+
+    # Rasa unreachable: the handling agent gets the redacted transcript under a banner, and the audit says why
+    down = make_client(db_url, rasa_api_url=f"http://127.0.0.1:{closed_port()}", rasa_api_token=RASA_API_TOKEN)
+    log_in(down, AGENT)
+    page = down.get(f"/console/h/{handoff_id}").text.replace("&#39;", "'")
+    assert 'id="live-fallback"' in page and "can't be reached" in page
+    assert ADDRESS not in page and crm_text in page
+    assert "unavailable" in audit_rows(db_url, "alex")[-1][2]
+
+
+def test_live_turns_reads_the_trackers_messages() -> None:
+    events = [
+        {"event": "action", "name": "action_session_start", "timestamp": 1.0},
+        {"event": "user", "text": "/greet", "timestamp": 2.0, "parse_data": {}},
+        {"event": "bot", "text": "Out for delivery, Austin", "timestamp": 3.0},
+        {"event": "user", "text": "I'm at 12 Baker Street", "timestamp": 4.0,
+         "parse_data": {"sentiment": {"label": "negative", "confidence": 0.9}}},
+        {"event": "bot", "text": "Alex (support): On it", "timestamp": 5.0, "metadata": {"from_person": True}},
+        "not an event",
+    ]
+    turns = console.live_turns([e for e in events if isinstance(e, dict)])
+    assert [(t.id, t.role, t.text, t.payload) for t in turns] == [
+        (2, "user", "opened the chat", True), (3, "bot", "Out for delivery, Austin", False),
+        (4, "user", "I'm at 12 Baker Street", False), (5, "bot", "Alex (support): On it", False)]
+    assert turns[2].sentiment == "negative" and turns[3].from_agent == "Alex" and turns[1].from_agent is None
+    assert [t.id for t in console.live_turns(events[:5], after=3)] == [4, 5]
