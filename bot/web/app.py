@@ -1,7 +1,13 @@
-"""The web application: ``create_app()`` wires the middleware and one router per feature.
+"""The web app (``python -m bot.web``, port 8000): ``create_app()`` wires the middleware and one router per feature.
 
-Routers: shop (catalogue, product pages, demo log-in), widget (rasa-webchat bundle, customer
-tokens), images (product pictures). The agent console will join them here.
+- shop: the demo shop (catalogue, product pages, the demo customers' sign-in), every page with the chat widget;
+- widget: the rasa-webchat bundle and ``GET /api/chat-token``, the signed-in customer's 15-minute chat token;
+- images: product pictures;
+- console: the agent console under ``/console`` (log-in, inbox, live conversations, replies through Rasa's API);
+- dashboard: the supervisors' dashboard under ``/console/dashboard`` (charts and CSV exports).
+
+Why one app: the shop's session cookie, CSRF and CSP (bot/web/security.py) and the error pages
+(JSON for API and htmx callers, a page for people, never a stack trace) are shared by all five.
 """
 
 from __future__ import annotations
