@@ -353,7 +353,7 @@ def start_web(env: dict[str, str], log: Path, port: int | None = None) -> Iterat
 class TurnEnd:
     """How Rasa finished processing a customer's message, from its tracker store."""
 
-    bot_messages: int  # the bot events of the turn: what the channel sent the customer
+    bot_messages: int  # the turn's bot events (a channel may send one as several messages)
     paused: bool  # handed to a person: Rasa logged the message and ran nothing
 
 
@@ -392,9 +392,9 @@ def turn_end(events: list[dict], users_before: int) -> TurnEnd | None:
 
 
 def wait_turn_end(tracker_db: Path, sender: str, users_before: int, timeout: float = 45.0) -> TurnEnd:
-    """Waits (bounded) until Rasa's tracker store holds the end of that message's turn. The tracker is
-    saved after the turn's replies were handed to the channel, so no reply of the turn comes later
-    than this; a channel-level round trip then proves they all arrived (see the widgets' ``flush``)."""
+    """Waits (bounded) until Rasa's tracker store holds the end of that message's turn. Rasa saves the
+    tracker after the turn's replies were handed to the channel, so no reply of the turn is sent later
+    than this; a round trip on the channel then proves they all arrived (see the widgets' ``flush``)."""
     deadline = time.monotonic() + timeout
     while True:
         end = turn_end(tracker_events(tracker_db, sender), users_before)

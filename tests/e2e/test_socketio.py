@@ -18,20 +18,24 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import Customer, Order
 from bot.services.identity import sign_token
-from tests.stack import SECRET, Servers
+from tests.stack import SECRET, Servers, tracker_events, user_messages, wait_turn_end
 
 pytestmark = pytest.mark.e2e
 
-REPLY_WAIT_S = 45.0  # first reply of a turn (a cold recommender or a busy machine)
-QUIET_S = 1.5  # a turn is over when nothing more arrives for this long
+REPLY_WAIT_S = 45.0  # the end of a turn (a cold recommender or a busy machine)
 UNREADABLE = "Sorry, I couldn't read that message. Please type your question as plain text."
 
 
 class Widget:
-    """A python-socketio client speaking Rasa's protocol, as the website widget does."""
+    """A python-socketio client speaking Rasa's protocol, as the website widget does.
 
-    def __init__(self, url: str, transports: list[str] | None = None) -> None:
-        self.url, self.transports = url, transports
+    A turn is over when Rasa's tracker store holds its end (``wait_turn_end``): the widget then takes
+    exactly the replies the turn sent and proves nothing more is on its way (``flush``), with no quiet
+    window to guess."""
+
+    def __init__(self, servers: Servers, transports: list[str] | None = None) -> None:
+        self.url, self.transports, self.tracker_db = servers.rasa_url, transports, servers.tracker_db
+        self._users_before = 0
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: asyncio.Queue = asyncio.Queue()
         self.session_id: str | None = None
@@ -55,27 +59,49 @@ class Widget:
         data = {"message": message, "session_id": self.session_id, **extra}
         if token is not None:
             data["customData"] = {"customer_token": token}
+        await self.mark()
         await self.sio.emit("user_uttered", data)
-        return await self.replies()
+        # the channel answers what cannot be a message itself (concierge_rasa/channels/socketio.py)
+        return await self.replies(reaches_rasa=message is None or isinstance(message, (str, bytes, int, float)))
 
-    async def replies(self) -> list[Any]:
-        name, first = await asyncio.wait_for(self.events.get(), REPLY_WAIT_S)
-        assert name == "bot_uttered", (name, first)
-        got = [first]
+    async def mark(self) -> None:
+        """Notes how many messages Rasa has of this conversation, before sending one."""
+        events = await asyncio.to_thread(tracker_events, self.tracker_db, self.session_id)
+        self._users_before = user_messages(events)
+
+    async def flush(self) -> list[Any]:
+        """Every reply the server sent before now: the server answers a session_request for our own
+        session on this socket after them (one socket's packets keep their order)."""
+        await self.sio.emit("session_request", {"session_id": self.session_id})
+        got = []
         while True:
-            try:
-                name, data = await asyncio.wait_for(self.events.get(), QUIET_S)
-            except asyncio.TimeoutError:
+            name, data = await asyncio.wait_for(self.events.get(), 15)
+            if name == "session_confirm":
+                assert data == self.session_id, data
                 return got
+            got.append(data)
+
+    async def replies(self, reaches_rasa: bool = True) -> list[Any]:
+        """The whole answer to the message sent since ``mark``, and nothing more: once Rasa's tracker holds
+        the end of the turn, the channel has sent every reply of it (Rasa saves the tracker after its
+        sends), so ``flush`` returns them all. The channel's own answers (to what never reached Rasa, or
+        its apology after a turn that sent nothing) come outside the turn: wait for that one first."""
+        end = None
+        if reaches_rasa:
+            end = await asyncio.to_thread(wait_turn_end, self.tracker_db, self.session_id, self._users_before,
+                                          REPLY_WAIT_S)
+        got = []
+        if end is None or (end.bot_messages == 0 and not end.paused):
+            name, data = await asyncio.wait_for(self.events.get(), REPLY_WAIT_S)
             assert name == "bot_uttered", (name, data)
             got.append(data)
+        got += await self.flush()
+        # each bot event is at least one message (Rasa's socket.io output splits a text at blank lines)
+        assert end is None or len(got) >= end.bot_messages, (end, got)
+        return got
 
     async def say(self, message: Any, token: str | None = None) -> str:
         return "\n".join(m.get("text", "") for m in await self.turn(message, token) if isinstance(m, dict))
-
-
-def url(servers: Servers) -> str:
-    return servers.rasa_url
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +132,7 @@ def token(customer_id: int) -> str:
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"], None], ids=["websocket", "polling", "upgrade"])
 async def test_session_request_is_confirmed_and_the_bot_answers(servers: Servers, transports) -> None:
-    w = await Widget(url(servers), transports).open()
+    w = await Widget(servers, transports).open()
     try:
         assert isinstance(w.session_id, str) and len(w.session_id) == 32
         replies = await w.turn("hi there")
@@ -118,7 +144,7 @@ async def test_session_request_is_confirmed_and_the_bot_answers(servers: Servers
 
 async def test_a_chosen_session_id_is_kept(servers: Servers) -> None:
     mine = f"webchat-{uuid.uuid4().hex}"
-    w = await Widget(url(servers)).open(mine)
+    w = await Widget(servers).open(mine)
     try:
         assert w.session_id == mine
         assert "Concierge" in await w.say("hello")
@@ -128,7 +154,7 @@ async def test_a_chosen_session_id_is_kept(servers: Servers) -> None:
 
 async def test_confirmation_buttons_arrive_as_quick_replies(servers: Servers, db) -> None:
     number, _, cid = order_of(db, "processing")
-    w = await Widget(url(servers)).open()
+    w = await Widget(servers).open()
     try:
         replies = await w.turn(f"I want to cancel order {number}", token(cid))
         with_buttons = [m for m in replies if m.get("quick_replies")]
@@ -148,7 +174,7 @@ async def test_confirmation_buttons_arrive_as_quick_replies(servers: Servers, db
 
 
 async def test_recommendations_arrive_as_a_product_carousel(servers: Servers) -> None:
-    w = await Widget(url(servers)).open()
+    w = await Widget(servers).open()
     try:
         replies = await w.turn("can you recommend me something?")
         cards = [m["attachment"] for m in replies if isinstance(m, dict) and "attachment" in m]
@@ -165,7 +191,7 @@ async def test_recommendations_arrive_as_a_product_carousel(servers: Servers) ->
 
 async def test_a_reconnect_with_the_same_session_id_continues_the_conversation(servers: Servers, db) -> None:
     number, email, _ = order_of(db, "shipped")
-    first = await Widget(url(servers)).open()
+    first = await Widget(servers).open()
     session_id = first.session_id
     try:
         assert "email" in (await first.say(f"where is my order {number}?")).lower()
@@ -174,8 +200,8 @@ async def test_a_reconnect_with_the_same_session_id_continues_the_conversation(s
     finally:
         await first.close()
     # the page reloads: the widget reconnects and asks for the session it kept in localStorage
-    again = await Widget(url(servers)).open(session_id)
-    stranger = await Widget(url(servers)).open()
+    again = await Widget(servers).open(session_id)
+    stranger = await Widget(servers).open()
     try:
         assert again.session_id == session_id
         followup = await again.say(f"and where is order {number} now?")
@@ -192,11 +218,12 @@ async def test_two_customers_never_see_each_others_replies(servers: Servers, db)
     _, _, alice = order_of(db, "shipped")
     _, _, bob = order_of(db, "delivered", not_customer=alice)
     alice_orders, bob_orders = orders_of(db, alice), orders_of(db, bob)
-    a, b = await Widget(url(servers)).open(), await Widget(url(servers)).open()
+    a, b = await Widget(servers).open(), await Widget(servers).open()
     try:
         for _ in range(2):  # both ask at the same moment
             ta, tb = token(alice), token(bob)
             for w, t in ((a, ta), (b, tb)):
+                await w.mark()
                 data = {
                     "message": "where is my order?",
                     "session_id": w.session_id,
@@ -216,12 +243,12 @@ async def test_two_customers_never_see_each_others_replies(servers: Servers, db)
 
 async def test_a_logged_in_customer_is_known_from_the_token_in_custom_data(servers: Servers, db) -> None:
     number, _, cid = order_of(db, "shipped")
-    w = await Widget(url(servers)).open()
+    w = await Widget(servers).open()
     try:
         reply = await w.say("where is my order?", token(cid))
         assert "recent orders" in reply and f"#{number}" in reply
         # the same question without the token is answered with a request to identify
-        anon = await Widget(url(servers)).open()
+        anon = await Widget(servers).open()
         try:
             asked = await anon.say("where is my order?")
             assert "order number" in asked.lower() and f"#{number}" not in asked
@@ -234,11 +261,11 @@ async def test_a_logged_in_customer_is_known_from_the_token_in_custom_data(serve
 async def test_malformed_events_get_a_polite_reply_and_nothing_breaks(servers: Servers) -> None:
     log = servers.tmp / "rasa.log"
     tracebacks_before = log.read_text(errors="replace").count("Traceback")
-    w = await Widget(url(servers)).open()
+    w = await Widget(servers).open()
     try:
         for data in ("just a string", ["a", "list"], 7, b"\x00\xff binary frame"):
             await w.sio.emit("user_uttered", data)
-            assert await w.replies() == [{"text": UNREADABLE}]
+            assert await w.replies(reaches_rasa=False) == [{"text": UNREADABLE}]
         assert await w.turn({"nested": "object"}) == [{"text": UNREADABLE}]
         huge = await w.say("where is my order? " + "x" * 200_000)
         binary = await w.say(b"hello \xff\xfe")
