@@ -53,8 +53,8 @@ class Widget:
     """A python-socketio client speaking Rasa's protocol, as the website widget does.
 
     With ``tracker_db`` (the stack's Rasa tracker store) it knows when the bot is done with a message:
-    ``replies`` waits for the end of the turn in the tracker, then for exactly the replies the turn
-    sent, then proves nothing more is on the way (``flush``) instead of waiting out a quiet window."""
+    ``replies`` waits for the end of the turn in the tracker, then takes every reply sent before now
+    (``flush``), instead of waiting out a quiet window."""
 
     def __init__(self, url: str, tracker_db: Path | None = None) -> None:
         self.url = url
@@ -100,18 +100,20 @@ class Widget:
             got.append(data)
 
     async def replies(self, timeout: float = 45.0) -> list[dict]:
-        """The bot's whole answer to the last ``send``, and proof that nothing more follows."""
+        """The bot's whole answer to the last ``send``, and nothing more: once Rasa's tracker holds the end
+        of the turn, the channel has sent every reply of it (Rasa saves the tracker after its sends), so
+        ``flush`` returns them all; the channel's apology after a turn that sent nothing comes after the
+        save, so that one is waited for."""
         assert self.tracker_db is not None, "replies() needs the tracker store"
         end = await asyncio.to_thread(wait_turn_end, self.tracker_db, self.session_id, self._users_before, timeout)
-        # the channel's guard apologises after a turn that sent nothing (not while a person has it)
-        expected = end.bot_messages or (0 if end.paused else 1)
         got = []
-        for _ in range(expected):
+        if end.bot_messages == 0 and not end.paused:
             _, name, data = await asyncio.wait_for(self.events.get(), timeout)
             assert name == "bot_uttered", (name, data)
             got.append(data)
-        extra = await self.flush()
-        assert extra == [], f"the bot said more than its turn: {extra}"
+        got += await self.flush()
+        # each bot event is at least one message (Rasa's socket.io output splits a text at blank lines)
+        assert len(got) >= end.bot_messages, (end, got)
         return got
 
     async def texts(self, timeout: float = 45.0) -> list[str]:
