@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.db.models import Customer, Interaction, Order, Refund, SupportTicket
 from bot.services import refunds as refund_service
 from bot.services.identity import sign_token
-from tests.stack import ROOT, SECRET, Servers
+from tests.stack import SECRET, Servers
 
 pytestmark = pytest.mark.e2e
 
@@ -208,6 +208,15 @@ def test_human_request_creates_ticket(servers: Servers, db) -> None:
     assert count(db, SupportTicket) == before + 1
 
 
+def shop_rows(db) -> tuple[list, list]:
+    """Every customer's and order's row as stored: a changed status, email or total shows, not only a
+    deleted or added row."""
+    with Session(db) as s:
+        customers = s.execute(select(Customer.__table__).order_by(Customer.id)).all()
+        orders = s.execute(select(Order.__table__).order_by(Order.id)).all()
+    return customers, orders
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -222,13 +231,14 @@ def test_human_request_creates_ticket(servers: Servers, db) -> None:
     ],
 )
 def test_bad_input_gets_a_polite_reply(servers: Servers, db, text: str) -> None:
-    customers, orders = count(db, Customer), count(db, Order)
+    before = shop_rows(db)
     me = new_sender()
     messages = servers.say(me, text)
     assert messages and all(m.get("text") for m in messages)
     assert "Traceback" not in str(messages)
     assert "Concierge" in servers.text(me, "hello")  # the conversation continues
-    assert (count(db, Customer), count(db, Order)) == (customers, orders)
+    after = shop_rows(db)
+    assert after == before, [row for row in after[1] if row not in before[1]][:5]
 
 
 @pytest.mark.parametrize(
@@ -255,7 +265,8 @@ def test_every_turn_is_logged_with_its_sentiment(servers: Servers, db) -> None:
     me = new_sender()
     servers.text(me, "thank you so much, you were super helpful!")
     rows: list = []
-    for _ in range(100):  # recorded off the hot path by the ingestor, just after the answer
+    deadline = time.monotonic() + 60  # recorded off the hot path by the ingestor (a loaded machine: seconds)
+    while time.monotonic() < deadline:
         with Session(db) as s:
             rows = s.execute(
                 select(Interaction.role, Interaction.sentiment_label, Interaction.intent).where(
@@ -330,21 +341,14 @@ def test_identity_slots_cannot_be_injected(servers: Servers) -> None:
 
 
 def test_action_server_down_gets_a_polite_reply(servers: Servers, db) -> None:
-    """Runs last in this module: stops the action server, then restarts it."""
-    import subprocess
-    import time
-
+    """Stops the action server, then starts it again and waits until it is healthy, so the session's
+    stack is as it was for whichever test runs next."""
     servers.action_proc.terminate()
     servers.action_proc.wait(timeout=20)
     try:
         reply = servers.text(new_sender(), "where is my order 100003?")
         assert "sorry" in reply.lower()
     finally:
-        servers.action_proc = subprocess.Popen(
-            servers.action_cmd,
-            cwd=ROOT,
-            env=servers.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        time.sleep(1)
+        servers.restart_action_server()
+    again = servers.text(new_sender(), "where is my order 100003?").lower()  # the actions answer again
+    assert "email" in again and "sorry" not in again, again
