@@ -134,7 +134,7 @@ def resolve_identity(tracker: Tracker) -> Identity:
     token = latest_user_metadata(tracker).get("customer_token")
     claims = server_claims(tracker)
     with session_scope() as session:
-        customer_id, by = _identity_lookup(session, claims, token, conversation_id(tracker))
+        customer_id, by = _identity_lookup(session, claims, token, sender_id(tracker))
     if customer_id is not None:
         events: list[EventType] = []
         if slot_id != str(customer_id) or slot_by != by:
@@ -170,7 +170,8 @@ def fmt_date(value: datetime | None) -> str:
     return f"{value:%a %d %b %Y}".replace(" 0", " ")
 
 
-def conversation_id(tracker: Tracker) -> str:
+def sender_id(tracker: Tracker) -> str:
+    """Rasa's sender string, clipped to the column (``sender_id`` in every table)."""
     return str(tracker.sender_id or "unknown")[:128]
 
 
@@ -309,7 +310,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
             client = claims.get("client") if isinstance(claims.get("client"), str) else None
             session_id = claims.get("session") if isinstance(claims.get("session"), str) else ""
             check = await in_transaction(
-                verification_service.verify_in_chat, conversation_id(tracker), session_id, client, number, email
+                verification_service.verify_in_chat, sender_id(tracker), session_id, client, number, email
             )
         customer_id = check.customer_id
         if customer_id is None and check.wait_s > 0:

@@ -18,7 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SafeAction, conversation_id, in_transaction, resolve_identity
+from actions.common import SafeAction, in_transaction, resolve_identity, sender_id
 from bot.services import feedback as feedback_service
 
 FORM = "csat_form"
@@ -124,7 +124,7 @@ class ActionSaveCsat(SafeAction):
         comment = str(tracker.get_slot("csat_comment") or "")[:MAX_COMMENT]
         ident = resolve_identity(tracker)
         await in_transaction(
-            feedback_service.record_feedback, conversation_id(tracker), ident.customer_id, rating, comment
+            feedback_service.record_feedback, sender_id(tracker), ident.customer_id, rating, comment
         )
         if rating <= 2:
             text = (

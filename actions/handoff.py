@@ -16,7 +16,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import conversation_id, in_transaction, resolve_identity
+from actions.common import in_transaction, resolve_identity, sender_id
 from bot.services import handoff as handoff_service
 from bot.services import tickets as ticket_service
 
@@ -52,7 +52,7 @@ def context(tracker: Tracker, ticket_number: str, reason: str) -> handoff_servic
             transcript.append(("bot", str(event.get("text"))))
     slots: dict[str, Any] = {name: tracker.get_slot(name) for name in SUMMARY_SLOTS if tracker.slots.get(name)}
     return handoff_service.EscalationContext(
-        sender_id=conversation_id(tracker),
+        sender_id=sender_id(tracker),
         ticket_number=ticket_number,
         reason=reason,
         channel=tracker.get_latest_input_channel(),
@@ -80,7 +80,7 @@ async def hand_over_failure(dispatcher: CollectingDispatcher, tracker: Tracker, 
     try:
         ticket = await in_transaction(
             ticket_service.create_ticket,
-            conversation_id(tracker),
+            sender_id(tracker),
             "action_failed",
             f"The assistant failed while running {action}",
             "",

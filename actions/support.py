@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import handoff
-from actions.common import SafeAction, conversation_id, in_transaction, resolve_identity, server_claims
+from actions.common import SafeAction, in_transaction, resolve_identity, sender_id, server_claims
 from actions.csat import escalation_events
 from bot.services import faq
 from bot.services import feedback as feedback_service
@@ -56,7 +56,7 @@ async def open_ticket(
     ident = resolve_identity(tracker)
     return await in_transaction(
         ticket_service.create_ticket,
-        conversation_id(tracker),
+        sender_id(tracker),
         category,
         subject,
         recent_user_texts(tracker),
@@ -276,7 +276,7 @@ class ActionSaveFeedback(SafeAction):
         ident = resolve_identity(tracker)
         await in_transaction(
             feedback_service.record_feedback,
-            conversation_id(tracker),
+            sender_id(tracker),
             ident.customer_id,
             int(rating),
             tracker.get_slot("feedback_comment") or "",

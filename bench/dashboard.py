@@ -102,7 +102,7 @@ def generate(db: Path, now: datetime, conversations: int, seed: int = 7) -> dict
             resolved = first + timedelta(seconds=rng.randint(120, 7200))
             status = rng.choices(("resolved", "handed_back", "assigned"), (80, 15, 5))[0]
             handoffs.append((len(handoffs) + 1, tid, sender, channel, customer, rng.choice(REASONS), status, 0.5,
-                             9001, "{}", "{}", "", "", 0, ts(t), ts(assigned), ts(first),
+                             9001, "{}", "{}", "[]", "[]", 0, ts(t), ts(assigned), ts(first),
                              ts(resolved) if status != "assigned" else None, ts(resolved)))
         if label == "negative" and rng.random() < 0.5:
             mentions.append(("turn", turn_id - 1, sender, cid, customer, rng.choice(TOPICS), "parcel",
@@ -114,7 +114,7 @@ def generate(db: Path, now: datetime, conversations: int, seed: int = 7) -> dict
                     "confidence, entities, sentiment_label, sentiment_probability, action_name, event_at, event_key) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", turn_rows)
     offset = con.execute("SELECT COALESCE(MAX(id), 0) FROM support_tickets").fetchone()[0]
-    con.executemany("INSERT INTO support_tickets (id, number, customer_id, conversation_id, category, subject, "
+    con.executemany("INSERT INTO support_tickets (id, number, customer_id, sender_id, category, subject, "
                     "description, status, priority, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [(r[0] + offset, f"TB-{r[0]:06d}", *r[2:]) for r in tickets])
     con.executemany("INSERT INTO handoffs (id, ticket_id, sender_id, channel, customer_id, reason, status, "
@@ -122,9 +122,9 @@ def generate(db: Path, now: datetime, conversations: int, seed: int = 7) -> dict
                     "assigned_at, first_response_at, resolved_at, updated_at) VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(h[0], h[1] + offset, *h[2:]) for h in handoffs])
-    con.executemany("INSERT INTO feedback (conversation_id, customer_id, rating, comment, created_at) "
+    con.executemany("INSERT INTO feedback (sender_id, customer_id, rating, comment, created_at) "
                     "VALUES (?,?,?,?,?)", feedback)
-    con.executemany("INSERT INTO feedback_mentions (source, source_id, conversation_id, crm_conversation_id, "
+    con.executemany("INSERT INTO feedback_mentions (source, source_id, sender_id, conversation_id, "
                     "customer_id, topic, aspect, quote, created_at, computed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     mentions)
     analytics = []

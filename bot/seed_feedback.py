@@ -148,7 +148,7 @@ def generate(
         for k, (role, text, label, score) in enumerate(turns):
             out["interactions"].append(
                 {
-                    "conversation_id": conv,
+                    "sender_id": conv,
                     "customer_id": cid,
                     "role": role,
                     "text": text,
@@ -179,7 +179,7 @@ def generate(
             {
                 "number": f"TK-{next(ticket_no)}",
                 "customer_id": cid,
-                "conversation_id": conv,
+                "sender_id": conv,
                 "category": "complaint",
                 "subject": subject,
                 "description": text,
@@ -195,7 +195,7 @@ def generate(
             )
             out["feedback"].append(
                 {
-                    "conversation_id": conv,
+                    "sender_id": conv,
                     "customer_id": cid,
                     "rating": rating,
                     "comment": comment,
@@ -241,7 +241,7 @@ def generate(
                 rating = rng.choices((3, 4, 5), weights=(10, 30, 60))[0]
                 out["feedback"].append(
                     {
-                        "conversation_id": conv,
+                        "sender_id": conv,
                         "customer_id": cid,
                         "rating": rating,
                         "comment": rng.choice(CSAT_COMMENTS[rating]),

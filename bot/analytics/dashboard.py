@@ -281,7 +281,7 @@ def agent_report(session: Session, f: Filters) -> AgentReport:
     ).all()
     t_clauses = [SupportTicket.created_at >= f.start_at, SupportTicket.created_at < f.end_before]
     if f.channel is not None:
-        t_clauses.append(SupportTicket.conversation_id.in_(_senders_in_channel(f)))
+        t_clauses.append(SupportTicket.sender_id.in_(_senders_in_channel(f)))
     categories = session.execute(
         select(SupportTicket.category, func.count()).where(*t_clauses)
         .group_by(SupportTicket.category).order_by(func.count().desc(), SupportTicket.category)
@@ -337,7 +337,7 @@ def csat_report(session: Session, f: Filters) -> CsatReport:
     day = func.date(Feedback.created_at)
     clauses = [Feedback.created_at >= f.start_at, Feedback.created_at < f.end_before, Feedback.rating.is_not(None)]
     if f.channel is not None:
-        clauses.append(Feedback.conversation_id.in_(_senders_in_channel(f)))
+        clauses.append(Feedback.sender_id.in_(_senders_in_channel(f)))
     rows = session.execute(
         select(day, Feedback.rating, func.count()).where(*clauses).group_by(day, Feedback.rating)
     ).all()
@@ -527,8 +527,8 @@ def analytics_topics(session: Session, f: Filters, limit: int = 8, examples: int
     for topic, n in counts:
         quotes: list[dict] = []
         seen: set[str] = set()
-        for quote, conv, crm, source, at in session.execute(
-            select(FeedbackMention.quote, FeedbackMention.conversation_id, FeedbackMention.crm_conversation_id,
+        for quote, sender, conv, source, at in session.execute(
+            select(FeedbackMention.quote, FeedbackMention.sender_id, FeedbackMention.conversation_id,
                    FeedbackMention.source, FeedbackMention.created_at)
             .where(FeedbackMention.topic == topic, FeedbackMention.created_at >= start,
                    FeedbackMention.created_at < end)
@@ -538,7 +538,7 @@ def analytics_topics(session: Session, f: Filters, limit: int = 8, examples: int
             if quote in seen or len(quotes) >= examples:
                 continue
             seen.add(quote)
-            quotes.append({"quote": quote, "conversation_id": conv, "crm_conversation_id": crm, "source": source,
+            quotes.append({"quote": quote, "sender_id": sender, "conversation_id": conv, "source": source,
                            "created_at": at.isoformat(timespec="seconds")})
         prev = int(previous.get(topic, 0))
         out.append({
@@ -552,7 +552,7 @@ def analytics_topics(session: Session, f: Filters, limit: int = 8, examples: int
 def topic_mentions(session: Session, topic: str, f: Filters, limit: int = 200) -> list[dict]:
     """A topic's mentions in the range, newest first, with the conversation each came from."""
     rows = session.execute(
-        select(FeedbackMention.quote, FeedbackMention.conversation_id, FeedbackMention.crm_conversation_id,
+        select(FeedbackMention.quote, FeedbackMention.sender_id, FeedbackMention.conversation_id,
                FeedbackMention.source, FeedbackMention.created_at, FeedbackMention.aspect)
         .where(FeedbackMention.topic == topic[:80], FeedbackMention.created_at >= f.start_at,
                FeedbackMention.created_at < f.end_before)
@@ -560,9 +560,9 @@ def topic_mentions(session: Session, topic: str, f: Filters, limit: int = 200) -
         .limit(max(1, min(limit, 1000)))
     ).all()
     return [
-        {"quote": q, "conversation_id": c, "crm_conversation_id": crm, "source": s,
+        {"quote": q, "sender_id": sender, "conversation_id": conv, "source": s,
          "created_at": at.isoformat(timespec="seconds"), "aspect": a}
-        for q, c, crm, s, at, a in rows
+        for q, sender, conv, s, at, a in rows
     ]
 
 

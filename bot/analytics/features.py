@@ -83,14 +83,14 @@ def crm_records_present(session: Session) -> bool:
 
 def customer_turns(session: Session, before: datetime, since: datetime | None = None,
                    negative_only: bool = False) -> pd.DataFrame:
-    """What customers said: (customer_id, conversation_id, crm_conversation_id, text, label, score, at).
+    """What customers said: (customer_id, sender_id, conversation_id, text, label, score, at).
 
     The CRM's redacted ``turns`` when present; the older ``interactions`` log for conversations
     the CRM has not recorded (the seeded history, or a shop running without the ingestor).
     ``score`` is signed: negative sentiment below zero.
     """
     since = since or datetime(1970, 1, 1)
-    cols = ["customer_id", "conversation_id", "crm_conversation_id", "text", "label", "score", "at"]
+    cols = ["customer_id", "sender_id", "conversation_id", "text", "label", "score", "at"]
     frames = []
     crm = crm_records_present(session)
     if crm:
@@ -107,15 +107,15 @@ def customer_turns(session: Session, before: datetime, since: datetime | None = 
         ).all()
         frames.append(pd.DataFrame(rows, columns=cols))
     q = select(
-        Interaction.customer_id, Interaction.conversation_id, Interaction.text, Interaction.sentiment_label,
+        Interaction.customer_id, Interaction.sender_id, Interaction.text, Interaction.sentiment_label,
         Interaction.sentiment_score, Interaction.created_at,
     ).where(Interaction.role == "user", Interaction.created_at < before, Interaction.created_at >= since)
     if negative_only:
         q = q.where(Interaction.sentiment_label == "negative")
     if crm:
-        q = q.where(text("interactions.conversation_id NOT IN (SELECT sender_id FROM conversations)"))
-    old = pd.DataFrame(session.execute(q).all(), columns=[c for c in cols if c != "crm_conversation_id"])
-    old["crm_conversation_id"] = None
+        q = q.where(text("interactions.sender_id NOT IN (SELECT sender_id FROM conversations)"))
+    old = pd.DataFrame(session.execute(q).all(), columns=[c for c in cols if c != "conversation_id"])
+    old["conversation_id"] = None
     frames.append(old[cols])
     out = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else old[cols]
     out["score"] = pd.to_numeric(out["score"], errors="coerce").fillna(0.0)
@@ -135,7 +135,7 @@ def ratings(session: Session, before: datetime) -> pd.DataFrame:
             text(
                 "SELECT customer_id, csat_rating FROM conversations WHERE csat_rating IS NOT NULL "
                 "AND customer_id IS NOT NULL AND last_event_at < :before "
-                "AND sender_id NOT IN (SELECT conversation_id FROM feedback)"
+                "AND sender_id NOT IN (SELECT sender_id FROM feedback)"
             ),
             {"before": before},
         ).all()

@@ -51,8 +51,8 @@ QUIET_ADVERBS = {"still", "again", "not", "just", "also", "even", "already", "ne
 class SourceText:
     source: str  # ticket | csat | turn
     source_id: int
-    conversation_id: str
-    crm_conversation_id: int | None
+    sender_id: str
+    conversation_id: int | None
     customer_id: int | None
     text: str
     created_at: datetime
@@ -72,21 +72,22 @@ def collect(session: Session, since: datetime, before: datetime) -> list[SourceT
         select(SupportTicket).where(SupportTicket.created_at >= since, SupportTicket.created_at < before)
     ):
         if t.description and t.description.strip():
-            out.append(SourceText("ticket", t.id, t.conversation_id, None, t.customer_id, t.description, t.created_at))
+            out.append(SourceText("ticket", t.id, t.sender_id, t.conversation_id, t.customer_id, t.description,
+                                  t.created_at))
     for f in session.scalars(
         select(Feedback).where(
             Feedback.created_at >= since, Feedback.created_at < before, Feedback.comment != "",
             (Feedback.rating.is_(None)) | (Feedback.rating <= 3),
         )
     ):
-        out.append(SourceText("csat", f.id, f.conversation_id, None, f.customer_id, f.comment, f.created_at))
+        out.append(SourceText("csat", f.id, f.sender_id, f.conversation_id, f.customer_id, f.comment, f.created_at))
     if feats.crm_records_present(session):
         for cid, sender, cust, comment, at in session.execute(
             text(
                 "SELECT id, sender_id, customer_id, csat_comment, last_event_at FROM conversations "
                 "WHERE csat_comment IS NOT NULL AND csat_comment != '' AND (csat_rating IS NULL OR csat_rating <= 3) "
                 "AND last_event_at >= :since AND last_event_at < :before "
-                "AND sender_id NOT IN (SELECT conversation_id FROM feedback)"
+                "AND sender_id NOT IN (SELECT sender_id FROM feedback)"
             ),
             {"since": since, "before": before},
         ).all():
@@ -94,14 +95,14 @@ def collect(session: Session, since: datetime, before: datetime) -> list[SourceT
     turns = feats.customer_turns(session, before=before, since=since, negative_only=True)
     for i, row in enumerate(turns.itertuples(index=False)):
         if isinstance(row.text, str) and row.text.strip():
-            crm_id = int(row.crm_conversation_id) if row.crm_conversation_id is not None else None
+            crm_id = int(row.conversation_id) if row.conversation_id is not None else None
             cust = int(row.customer_id) if row.customer_id is not None and row.customer_id == row.customer_id else None
-            out.append(SourceText("turn", crm_id or i, str(row.conversation_id), crm_id, cust, row.text,
+            out.append(SourceText("turn", crm_id or i, str(row.sender_id), crm_id, cust, row.text,
                                   row.at.to_pydatetime()))
     seen: set[tuple[str, str]] = set()
     unique = []
     for s in sorted(out, key=lambda s: (s.created_at, s.source, s.source_id)):
-        key = (s.conversation_id, _norm(s.text))
+        key = (s.sender_id, _norm(s.text))
         if key not in seen:
             seen.add(key)
             unique.append(s)
@@ -303,8 +304,8 @@ def extract(texts: list[SourceText], now: datetime, embed: Callable[[list[str]],
         seen.add((id(src), topic))
         result.topics[topic] = result.topics.get(topic, 0) + 1
         result.mentions.append({
-            "source": src.source, "source_id": src.source_id, "conversation_id": src.conversation_id[:128],
-            "crm_conversation_id": src.crm_conversation_id, "customer_id": src.customer_id,
+            "source": src.source, "source_id": src.source_id, "sender_id": src.sender_id[:128],
+            "conversation_id": src.conversation_id, "customer_id": src.customer_id,
             "topic": topic[:80], "aspect": a.phrase[:120], "quote": src.text[:QUOTE_CHARS],
             "created_at": src.created_at, "computed_at": now,
         })
@@ -324,8 +325,8 @@ def refresh(session: Session, now: datetime, days: int = 730, progress: Callable
 @dataclass(frozen=True)
 class Quote:
     text: str
-    conversation_id: str
-    crm_conversation_id: int | None
+    sender_id: str
+    conversation_id: int | None
     source: str
     created_at: datetime
 
@@ -338,7 +339,7 @@ class TopicSummary:
     trend_pct: float | None  # change against the previous period (None when it had none)
     weekly: list[int]  # mentions per week of the range, oldest first
     examples: list[Quote]
-    conversation_ids: list[str]
+    sender_ids: list[str]
 
 
 def top_topics(
@@ -365,12 +366,12 @@ def top_topics(
         for m in rows:
             if m.quote not in seen and len(quotes) < examples:
                 seen.add(m.quote)
-                quotes.append(Quote(m.quote, m.conversation_id, m.crm_conversation_id, m.source, m.created_at))
+                quotes.append(Quote(m.quote, m.sender_id, m.conversation_id, m.source, m.created_at))
         prev = before.get(topic, 0)
         out.append(TopicSummary(
             topic=topic, mentions=n, previous=prev,
             trend_pct=round(100.0 * (n - prev) / prev, 1) if prev else None,
             weekly=weekly, examples=quotes,
-            conversation_ids=list(dict.fromkeys(m.conversation_id for m in rows))[:20],
+            sender_ids=list(dict.fromkeys(m.sender_id for m in rows))[:20],
         ))
     return out

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.db.models import Conversation, Customer, Interaction, Turn
+from bot.db.models import (
+    ChatVerification,
+    Conversation,
+    Customer,
+    Feedback,
+    FeedbackMention,
+    Handoff,
+    Interaction,
+    SupportTicket,
+    Turn,
+)
+
+# rows that belong to a conversation but can be written (by an action) before the ingestor
+# has created it: their conversation_id is filled by link_unlinked
+LINKED_MODELS = (SupportTicket, Interaction, Feedback, ChatVerification, Handoff, FeedbackMention)
 
 
 def open_for_sender(session: Session, sender_id: str) -> Conversation | None:
@@ -89,7 +103,7 @@ def link_customer(session: Session, conversation: Conversation, customer_id: int
     session.execute(
         update(Interaction)
         .where(
-            Interaction.conversation_id == conversation.sender_id,
+            Interaction.sender_id == conversation.sender_id,
             Interaction.customer_id.is_(None),
             Interaction.created_at >= conversation.started_at,
         )
@@ -132,3 +146,43 @@ def turns_of(session: Session, conversation_id: int) -> list[Turn]:
     return list(
         session.scalars(select(Turn).where(Turn.conversation_id == conversation_id).order_by(Turn.event_at, Turn.id))
     )
+
+
+def current_id(session: Session, sender_id: str) -> int | None:
+    """The id of the sender's latest conversation, if the ingestor has created one yet."""
+    return session.scalar(
+        select(Conversation.id)
+        .where(Conversation.sender_id == sender_id[:128])
+        .order_by(Conversation.started_at.desc(), Conversation.id.desc())
+        .limit(1)
+    )
+
+
+def link_unlinked(session: Session, sender_id: str) -> int:
+    """Links the sender's rows written before their conversation existed (tickets, feedback...).
+
+    Why: an action may write a row before the CRM ingestor has seen the conversation; the
+    ingestor calls this when it processes the sender's later events. Each row goes to the
+    sender's latest conversation started at or before the row was written, else the sender's
+    first one (the same rule migration 0007 applied to older rows). Returns the rows linked.
+    """
+    if current_id(session, sender_id) is None:
+        return 0
+    linked = 0
+    for model in LINKED_MODELS:
+        of_sender = select(Conversation.id).where(Conversation.sender_id == model.sender_id)
+        latest = (
+            of_sender.where(Conversation.started_at <= model.created_at)
+            .order_by(Conversation.started_at.desc(), Conversation.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        first = of_sender.order_by(Conversation.started_at, Conversation.id).limit(1).scalar_subquery()
+        result = session.execute(
+            update(model)
+            .where(model.sender_id == sender_id[:128], model.conversation_id.is_(None))
+            .values(conversation_id=func.coalesce(latest, first))
+            .execution_options(synchronize_session=False)
+        )
+        linked += result.rowcount or 0
+    return linked

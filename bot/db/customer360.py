@@ -118,7 +118,7 @@ def crm_conversations(session: Session, customer_id: int, limit: int) -> list[Co
 
 def crm_ratings_without_feedback(session: Session, customer_id: int, limit: int) -> list[Conversation]:
     """CSAT the ingestor recorded on a conversation that has no ``feedback`` row (no double count)."""
-    stored = select(Feedback.conversation_id).where(Feedback.rating.is_not(None))
+    stored = select(Feedback.sender_id).where(Feedback.rating.is_not(None))
     return list(
         session.scalars(
             select(Conversation)
@@ -139,38 +139,38 @@ def logged_conversations(
     """(conversation id, first turn, last turn, turns) from ``interactions``, newest first."""
     query = (
         select(
-            Interaction.conversation_id,
+            Interaction.sender_id,
             func.min(Interaction.created_at),
             func.max(Interaction.created_at),
             func.count(),
         )
         .where(Interaction.customer_id == customer_id)
-        .group_by(Interaction.conversation_id)
+        .group_by(Interaction.sender_id)
         .order_by(func.max(Interaction.created_at).desc())
         .limit(limit)
     )
     if exclude_crm:
-        query = query.where(Interaction.conversation_id.not_in(select(Conversation.sender_id)))
+        query = query.where(Interaction.sender_id.not_in(select(Conversation.sender_id)))
     return [(cid, start, end, int(n)) for cid, start, end, n in session.execute(query).all()]
 
 
-def conversations_with_tickets(session: Session, conversation_ids: list[str]) -> set[str]:
-    if not conversation_ids:
+def conversations_with_tickets(session: Session, sender_ids: list[str]) -> set[str]:
+    if not sender_ids:
         return set()
     return set(
         session.scalars(
-            select(SupportTicket.conversation_id).where(SupportTicket.conversation_id.in_(conversation_ids))
+            select(SupportTicket.sender_id).where(SupportTicket.sender_id.in_(sender_ids))
         )
     )
 
 
-def ratings_by_conversation(session: Session, conversation_ids: list[str]) -> dict[str, tuple[int, str]]:
+def ratings_by_conversation(session: Session, sender_ids: list[str]) -> dict[str, tuple[int, str]]:
     """conversation id -> (rating, comment) of its latest rating."""
-    if not conversation_ids:
+    if not sender_ids:
         return {}
     rows = session.execute(
-        select(Feedback.conversation_id, Feedback.rating, Feedback.comment)
-        .where(Feedback.conversation_id.in_(conversation_ids), Feedback.rating.is_not(None))
+        select(Feedback.sender_id, Feedback.rating, Feedback.comment)
+        .where(Feedback.sender_id.in_(sender_ids), Feedback.rating.is_not(None))
         .order_by(Feedback.created_at, Feedback.id)
     ).all()
     return {cid: (int(rating), comment or "") for cid, rating, comment in rows}
@@ -210,7 +210,7 @@ def sentiment_points(session: Session, customer_id: int, limit: int, crm: bool) 
         .limit(limit)
     )
     if crm:
-        query = query.where(Interaction.conversation_id.not_in(select(Conversation.sender_id)))
+        query = query.where(Interaction.sender_id.not_in(select(Conversation.sender_id)))
     for at, label, score in session.execute(query).all():
         points.append((at, _signed(label, score)))
     points.sort(key=lambda p: p[0], reverse=True)

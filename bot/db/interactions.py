@@ -13,8 +13,9 @@ MAX_TEXT = 4000
 def log(
     session: Session,
     *,
-    conversation_id: str,
+    sender_id: str,
     role: str,
+    conversation_id: int | None = None,
     text: str = "",
     customer_id: int | None = None,
     intent: str | None = None,
@@ -27,7 +28,8 @@ def log(
     if role not in ("user", "bot"):
         raise ValueError("role must be 'user' or 'bot'")
     row = Interaction(
-        conversation_id=str(conversation_id)[:128],
+        sender_id=str(sender_id)[:128],
+        conversation_id=conversation_id,
         role=role,
         text=(text or "")[:MAX_TEXT],
         customer_id=customer_id,
@@ -42,11 +44,11 @@ def log(
     return row
 
 
-def for_conversation(session: Session, conversation_id: str) -> list[Interaction]:
+def for_conversation(session: Session, sender_id: str) -> list[Interaction]:
     return list(
         session.scalars(
             select(Interaction)
-            .where(Interaction.conversation_id == conversation_id)
+            .where(Interaction.sender_id == sender_id)
             .order_by(Interaction.created_at, Interaction.id)
         )
     )

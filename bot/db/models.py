@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import JSON
 
 from bot.db.base import Base, utcnow
 
@@ -239,7 +240,10 @@ class SupportTicket(Base):
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
-    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)  # Rasa's sender string
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )  # the hub: NULL until the CRM ingestor has seen the conversation (it fills the link)
     category: Mapped[str] = mapped_column(String(60))
     subject: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -252,11 +256,14 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         CheckConstraint(_in("role", INTERACTION_ROLES), name="role"),
-        Index("ix_interactions_conversation_created", "conversation_id", "created_at"),
+        Index("ix_interactions_sender_created", "sender_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(String(128))
+    sender_id: Mapped[str] = mapped_column(String(128))  # Rasa's sender string
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )  # the hub: NULL until the CRM ingestor has seen the conversation (it fills the link)
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
@@ -278,7 +285,10 @@ class Feedback(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)  # Rasa's sender string
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )  # the hub: NULL until the CRM ingestor has seen the conversation (it fills the link)
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
@@ -312,14 +322,17 @@ class ChatVerification(Base):
     __tablename__ = "chat_verifications"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(String(128))
+    sender_id: Mapped[str] = mapped_column(String(128))  # Rasa's sender string
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )  # the hub: NULL until the CRM ingestor has seen the conversation (it fills the link)
     session_id: Mapped[str] = mapped_column(String(64), default="")
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (
-        Index("ux_chat_verifications_conversation_session", "conversation_id", "session_id", unique=True),
+        Index("ux_chat_verifications_sender_session", "sender_id", "session_id", unique=True),
     )
 
 
@@ -383,7 +396,7 @@ class Turn(Base):
     raw_text: Mapped[str | None] = mapped_column(Text)
     intent: Mapped[str | None] = mapped_column(String(80), index=True)
     confidence: Mapped[float | None] = mapped_column(Float)
-    entities: Mapped[str | None] = mapped_column(Text)
+    entities: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # [{entity, value, start, end}]
     sentiment_label: Mapped[str | None] = mapped_column(String(20))
     sentiment_probability: Mapped[float | None] = mapped_column(Float)
     action_name: Mapped[str | None] = mapped_column(String(80))
@@ -454,8 +467,11 @@ class FeedbackMention(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(10))
     source_id: Mapped[int] = mapped_column(Integer)
-    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
-    crm_conversation_id: Mapped[int | None] = mapped_column(Integer)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)  # Rasa's sender string
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )  # the hub: NULL until the CRM ingestor has seen the conversation (it fills the link)
+
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
@@ -514,7 +530,10 @@ class Handoff(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("support_tickets.id", ondelete="CASCADE"), unique=True)
-    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)  # Rasa's sender string
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )  # the hub: NULL until the CRM ingestor has seen the conversation (it fills the link)
     channel: Mapped[str | None] = mapped_column(String(40))
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
@@ -523,10 +542,10 @@ class Handoff(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
     priority_score: Mapped[float] = mapped_column(Float, default=0.0)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
-    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: wanted, order, refund, slots, sentiment
-    snapshot: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the customer-360 at escalation time
-    transcript: Mapped[str] = mapped_column(Text, default="")
-    labels: Mapped[str] = mapped_column(String(400), default="")  # comma-separated
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # wanted, order, refund, slots, sentiment
+    snapshot: Mapped[dict] = mapped_column(JSON, default=dict)  # the customer-360 at escalation time
+    transcript: Mapped[list] = mapped_column(JSON, default=list)  # [{role, text, at}]
+    labels: Mapped[list] = mapped_column(JSON, default=list)  # ["refund", "vip"]
     after_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime)

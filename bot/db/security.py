@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.db import conversations
 from bot.db.models import ChatVerification, SecurityCounter
 
 
@@ -36,21 +37,26 @@ def delete_counter(session: Session, kind: str, key: str) -> None:
     session.execute(delete(SecurityCounter).where(SecurityCounter.kind == kind, SecurityCounter.key == key))
 
 
-def get_chat_verification(session: Session, conversation_id: str, session_id: str) -> ChatVerification | None:
+def get_chat_verification(session: Session, sender_id: str, session_id: str) -> ChatVerification | None:
     return session.scalar(
         select(ChatVerification).where(
-            ChatVerification.conversation_id == conversation_id, ChatVerification.session_id == session_id
+            ChatVerification.sender_id == sender_id, ChatVerification.session_id == session_id
         )
     )
 
 
 def save_chat_verification(
-    session: Session, conversation_id: str, session_id: str, customer_id: int, now: datetime
+    session: Session, sender_id: str, session_id: str, customer_id: int, now: datetime
 ) -> ChatVerification:
     """Binds ``customer_id`` to the conversation and session (replacing an earlier binding)."""
-    row = get_chat_verification(session, conversation_id, session_id)
+    row = get_chat_verification(session, sender_id, session_id)
     if row is None:
-        row = ChatVerification(conversation_id=conversation_id, session_id=session_id, customer_id=customer_id)
+        row = ChatVerification(
+            sender_id=sender_id,
+            conversation_id=conversations.current_id(session, sender_id),
+            session_id=session_id,
+            customer_id=customer_id,
+        )
         session.add(row)
     row.customer_id = customer_id
     row.created_at = now
@@ -59,6 +65,6 @@ def save_chat_verification(
     return row
 
 
-def delete_chat_verifications(session: Session, conversation_id: str) -> int:
-    result = session.execute(delete(ChatVerification).where(ChatVerification.conversation_id == conversation_id))
+def delete_chat_verifications(session: Session, sender_id: str) -> int:
+    result = session.execute(delete(ChatVerification).where(ChatVerification.sender_id == sender_id))
     return int(result.rowcount or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.db import conversations
 from bot.db._util import next_number
 from bot.db.models import SupportTicket
 
@@ -16,7 +17,7 @@ def next_ticket_number(session: Session) -> str:
 def create(
     session: Session,
     *,
-    conversation_id: str,
+    sender_id: str,
     category: str,
     subject: str,
     description: str = "",
@@ -25,7 +26,8 @@ def create(
 ) -> SupportTicket:
     ticket = SupportTicket(
         number=next_ticket_number(session),
-        conversation_id=conversation_id,
+        sender_id=sender_id,
+        conversation_id=conversations.current_id(session, sender_id),
         customer_id=customer_id,
         category=category,
         subject=subject,
@@ -41,21 +43,21 @@ def create(
 OPEN_STATUSES = ("open", "pending")
 
 
-def open_for_conversation(session: Session, conversation_id: str) -> SupportTicket | None:
+def open_for_conversation(session: Session, sender_id: str) -> SupportTicket | None:
     """The conversation's oldest ticket that is still open or pending, if any."""
     return session.scalars(
         select(SupportTicket)
-        .where(SupportTicket.conversation_id == conversation_id, SupportTicket.status.in_(OPEN_STATUSES))
+        .where(SupportTicket.sender_id == sender_id, SupportTicket.status.in_(OPEN_STATUSES))
         .order_by(SupportTicket.id)
         .limit(1)
     ).first()
 
 
-def for_conversation(session: Session, conversation_id: str) -> list[SupportTicket]:
+def for_conversation(session: Session, sender_id: str) -> list[SupportTicket]:
     return list(
         session.scalars(
             select(SupportTicket)
-            .where(SupportTicket.conversation_id == conversation_id)
+            .where(SupportTicket.sender_id == sender_id)
             .order_by(SupportTicket.id)
         )
     )

@@ -51,6 +51,24 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # batch mode rebuilds a table (copy, drop, rename); with foreign keys on, dropping the old
+        # copy would cascade into the rows that reference it (handoffs of a rebuilt support_tickets).
+        # The pragma is ignored inside a transaction: set it before, restore it after.
+        if connection.in_transaction():
+            connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(connection)
+    finally:
+        if sqlite:
+            if connection.in_transaction():
+                connection.commit()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _migrate(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

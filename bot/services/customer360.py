@@ -48,14 +48,14 @@ class TicketSummary:
     status: str
     priority: str
     created_at: datetime
-    conversation_id: str
+    sender_id: str
 
 
 @dataclass(frozen=True)
 class ConversationSummary:
     """One past conversation: ``outcome`` is resolved, escalated, abandoned, fallback, open or unknown."""
 
-    conversation_id: str
+    sender_id: str
     channel: str | None
     started_at: datetime
     ended_at: datetime | None
@@ -71,7 +71,7 @@ class CsatEntry:
     rating: int
     comment: str
     created_at: datetime
-    conversation_id: str
+    sender_id: str
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def customer_360(session: Session, customer_id: int, recent: int = RECENT) -> Cu
         recent_orders=[order_summary(o) for o in orders_repo.recent_for_customer(session, customer.id, recent)],
         refunds=[refund_info(r) for r in repo.refunds_for_customer(session, customer.id, recent)],
         tickets=[
-            TicketSummary(t.number, t.category, t.subject, t.status, t.priority, t.created_at, t.conversation_id)
+            TicketSummary(t.number, t.category, t.subject, t.status, t.priority, t.created_at, t.sender_id)
             for t in tickets
         ],
         ticket_count=ticket_total,
@@ -161,7 +161,7 @@ def conversations(session: Session, customer_id: int, limit: int, crm: bool) -> 
     if crm:
         out += [
             ConversationSummary(
-                conversation_id=c.sender_id,
+                sender_id=c.sender_id,
                 channel=c.channel,
                 started_at=c.started_at,
                 ended_at=c.ended_at,
@@ -180,7 +180,7 @@ def conversations(session: Session, customer_id: int, limit: int, crm: bool) -> 
         rating, comment = rated.get(cid, (None, None))
         out.append(
             ConversationSummary(
-                conversation_id=cid,
+                sender_id=cid,
                 channel=None,
                 started_at=start,
                 ended_at=end,
@@ -205,7 +205,7 @@ def log_outcome(had_ticket: bool, rating: int | None) -> str:
 def ratings(session: Session, customer_id: int, limit: int, crm: bool) -> list[CsatEntry]:
     """Ratings stored by the bot (``feedback``) plus CSAT the CRM has on conversations without one."""
     out = [
-        CsatEntry(int(f.rating), f.comment or "", f.created_at, f.conversation_id)
+        CsatEntry(int(f.rating), f.comment or "", f.created_at, f.sender_id)
         for f in repo.ratings_for_customer(session, customer_id, limit)
     ]
     if crm:

@@ -45,7 +45,7 @@ def parse_rating(text: object) -> int | None:
 
 def record_feedback(
     session: Session,
-    conversation_id: str,
+    sender_id: str,
     customer_id: int | None = None,
     rating: int | None = None,
     comment: str = "",
@@ -64,7 +64,7 @@ def record_feedback(
         customer_id = None
     row = feedback_repo.create(
         session,
-        conversation_id=clip_text(conversation_id, 128) or "unknown",
+        sender_id=clip_text(sender_id, 128) or "unknown",
         customer_id=customer_id,
         rating=rating,
         comment=clip_text(comment, 2000),

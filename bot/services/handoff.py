@@ -155,6 +155,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON types only (dates and decimals as strings), as the JSON columns store it."""
+    return json.loads(_json(value))
+
+
 def summary_of(ctx: EscalationContext) -> dict[str, Any]:
     """What an agent reads first: what the customer wanted, the order/refund, the slots, the mood."""
     wanted = [i for i in ctx.intents if i not in ("greet", "affirm", "deny", "thank", "goodbye", "inform")]
@@ -200,12 +205,12 @@ def snapshot_of(session: Session, customer_id: int | None) -> dict[str, Any]:
             "value_percentile": round(row.value_percentile, 3),
             "lifecycle_stage": row.lifecycle_stage,
         }
-    return json.loads(_json(data))
+    return _plain(data)
 
 
-def _transcript(ctx: EscalationContext) -> str:
+def _transcript(ctx: EscalationContext) -> list[dict[str, str]]:
     turns = [{"role": r, "text": str(t)[:MAX_TURN_TEXT]} for r, t in ctx.transcript[-MAX_TRANSCRIPT_TURNS:]]
-    return _json(turns)
+    return _plain(turns)
 
 
 def wait_message(
@@ -261,9 +266,10 @@ def escalate(session: Session, ctx: EscalationContext, cfg: HandoffConfig | None
             score = 0.0
         score += TICKET_PRIORITIES.index(ticket.priority) if ticket.priority in TICKET_PRIORITIES else 1
         handoff = repo.add(session, Handoff(
-            ticket_id=ticket.id, sender_id=ctx.sender_id[:128], channel=(ctx.channel or None) and ctx.channel[:40],
+            ticket_id=ticket.id, sender_id=ctx.sender_id[:128], conversation_id=ticket.conversation_id,
+            channel=(ctx.channel or None) and ctx.channel[:40],
             customer_id=customer_id, reason=ctx.reason, status="open", priority_score=score,
-            summary=_json(summary_of(ctx)), snapshot=_json(snapshot_of(session, customer_id)),
+            summary=_plain(summary_of(ctx)), snapshot=snapshot_of(session, customer_id),
             transcript=_transcript(ctx), after_hours=not is_open(cfg.hours, now), created_at=now, updated_at=now,
         ))
         repo.add_note(session, handoff.id, None, "event", f"escalated: {ctx.reason}")
@@ -271,7 +277,7 @@ def escalate(session: Session, ctx: EscalationContext, cfg: HandoffConfig | None
         handoff = existing
         if customer_id is not None and handoff.customer_id is None:
             handoff.customer_id = customer_id
-            handoff.snapshot = _json(snapshot_of(session, customer_id))
+            handoff.snapshot = snapshot_of(session, customer_id)
         handoff.transcript = _transcript(ctx)
         handoff.updated_at = now
     after_hours = not is_open(cfg.hours, now)
@@ -356,7 +362,7 @@ def set_labels(session: Session, handoff_id: int, labels: str) -> list[str]:
         label = "".join(c for c in raw.strip().lower().replace(" ", "-") if c.isalnum() or c in "-_")[:30]
         if label and label not in clean:
             clean.append(label)
-    handoff.labels = ",".join(clean[:MAX_LABELS])
+    handoff.labels = clean[:MAX_LABELS]
     return clean[:MAX_LABELS]
 
 
@@ -413,7 +419,7 @@ def inbox(session: Session, now: datetime | None = None) -> list[InboxItem]:
         items.append(InboxItem(
             h.id, t.number, t.subject, h.reason, h.status, t.priority, h.priority_score, h.customer_id,
             customer.name if customer else None, agent.display_name if agent else None, h.channel,
-            [x for x in h.labels.split(",") if x], h.created_at, int((now - h.created_at).total_seconds()),
+            list(h.labels or []), h.created_at, int((now - h.created_at).total_seconds()),
             h.after_hours,
         ))
     rank = {p: i for i, p in enumerate(TICKET_PRIORITIES)}
@@ -480,7 +486,7 @@ def _item(session: Session, h: Handoff, now: datetime) -> InboxItem:
     return InboxItem(
         h.id, t.number if t else "", t.subject if t else "", h.reason, h.status, t.priority if t else "normal",
         h.priority_score, h.customer_id, customer.name if customer else None,
-        agent.display_name if agent else None, h.channel, [x for x in h.labels.split(",") if x], h.created_at,
+        agent.display_name if agent else None, h.channel, list(h.labels or []), h.created_at,
         int(((h.resolved_at or now) - h.created_at).total_seconds()), h.after_hours,
     )
 
@@ -492,8 +498,8 @@ def view(session: Session, handoff_id: int) -> HandoffView:
     names = {a.id: a.display_name for a in repo.agents(session)}
     notes = [NoteView(n.id, n.kind, n.text, names.get(n.agent_id), n.created_at) for n in repo.notes(session, h.id)]
     return HandoffView(
-        _item(session, h, utcnow()), h.sender_id, h.agent_id, json.loads(h.summary or "{}"),
-        json.loads(h.snapshot or "{}"), json.loads(h.transcript or "[]"), notes, h.assigned_at,
+        _item(session, h, utcnow()), h.sender_id, h.agent_id, dict(h.summary or {}),
+        dict(h.snapshot or {}), list(h.transcript or []), notes, h.assigned_at,
         h.first_response_at, h.resolved_at,
     )
 

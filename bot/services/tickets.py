@@ -33,7 +33,7 @@ def clip_text(text: object, limit: int) -> str:
 
 def create_ticket(
     session: Session,
-    conversation_id: str,
+    sender_id: str,
     category: str,
     subject: str,
     description: str = "",
@@ -56,16 +56,16 @@ def create_ticket(
     ):
         customer_id = None
     priority = raise_priority(session, customer_id, priority)  # tier, value and churn risk (bot/analytics)
-    conversation_id = clip_text(conversation_id, 128) or "unknown"
-    existing = tickets_repo.open_for_conversation(session, conversation_id)
+    sender_id = clip_text(sender_id, 128) or "unknown"
+    existing = tickets_repo.open_for_conversation(session, sender_id)
     if existing is not None:
         return _add_to(existing, category, subject, description, customer_id, priority)
-    if not verification.ticket_allowed(session, conversation_id, client):  # caps per conversation and address
+    if not verification.ticket_allowed(session, sender_id, client):  # caps per conversation and address
         raise NotAllowed("ticket_limit", verification.TICKET_LIMIT_MESSAGE)
     verification.record_ticket(session, client)
     ticket = tickets_repo.create(
         session,
-        conversation_id=conversation_id,
+        sender_id=sender_id,
         category=clip_text(category, 60) or "general",
         subject=clip_text(subject, 200) or "Customer request",
         description=clip_text(description, MAX_DESCRIPTION),

@@ -110,20 +110,20 @@ def record_success(session: Session, order_number: str) -> None:
 
 
 def bind_chat_verification(
-    session: Session, conversation_id: str, session_id: str | None, customer_id: int, now: datetime | None = None
+    session: Session, sender_id: str, session_id: str | None, customer_id: int, now: datetime | None = None
 ) -> None:
     """Records that this conversation, in this client session, proved to be ``customer_id``."""
     security_repo.save_chat_verification(
-        session, conversation_id[:128], (session_id or "")[:64], customer_id, now or utcnow()
+        session, sender_id[:128], (session_id or "")[:64], customer_id, now or utcnow()
     )
 
 
 def chat_verified_customer(
-    session: Session, conversation_id: str, session_id: str | None, now: datetime | None = None
+    session: Session, sender_id: str, session_id: str | None, now: datetime | None = None
 ) -> int | None:
     """The customer this conversation proved to be in this session, unless idle too long or deleted."""
     now = now or utcnow()
-    row = security_repo.get_chat_verification(session, conversation_id[:128], (session_id or "")[:64])
+    row = security_repo.get_chat_verification(session, sender_id[:128], (session_id or "")[:64])
     if row is None:
         return None
     if now - row.last_seen_at > timedelta(seconds=get_settings().session_idle_s):
@@ -139,15 +139,15 @@ def chat_verified_customer(
     return customer_id
 
 
-def end_chat_verification(session: Session, conversation_id: str) -> int:
+def end_chat_verification(session: Session, sender_id: str) -> int:
     """Forgets every chat verification of the conversation (the customer left the task or restarted)."""
-    return security_repo.delete_chat_verifications(session, conversation_id[:128])
+    return security_repo.delete_chat_verifications(session, sender_id[:128])
 
 
-def ticket_allowed(session: Session, conversation_id: str, client: str | None, now: datetime | None = None) -> bool:
+def ticket_allowed(session: Session, sender_id: str, client: str | None, now: datetime | None = None) -> bool:
     """False once this conversation or this client address opened as many tickets as allowed."""
     settings = get_settings()
-    if len(tickets_repo.for_conversation(session, conversation_id[:128])) >= settings.tickets_per_conversation:
+    if len(tickets_repo.for_conversation(session, sender_id[:128])) >= settings.tickets_per_conversation:
         return False
     if client:
         counter = security_repo.get_counter(session, TICKET_CLIENT, client[:128])
@@ -191,7 +191,7 @@ class ChatCheck:
 
 def verify_in_chat(
     session: Session,
-    conversation_id: str,
+    sender_id: str,
     session_id: str | None,
     client: str | None,
     order_number: str,
@@ -210,5 +210,5 @@ def verify_in_chat(
     if customer_id is None:
         return ChatCheck(None, record_failure(session, key, client).seconds)
     record_success(session, key)
-    bind_chat_verification(session, conversation_id, session_id, customer_id)
+    bind_chat_verification(session, sender_id, session_id, customer_id)
     return ChatCheck(customer_id)

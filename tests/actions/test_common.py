@@ -17,10 +17,10 @@ from actions.common import (
     TECHNICAL_PROBLEM,
     SafeAction,
     chat_verified,
-    conversation_id,
     fmt_date,
     latest_user_metadata,
     resolve_identity,
+    sender_id,
 )
 from actions.orders import ValidateTrackOrderForm
 from bot.db import models
@@ -154,10 +154,10 @@ def test_chat_verified_events():
     }
 
 
-def test_fmt_date_and_conversation_id(domain):
+def test_fmt_date_and_sender_id(domain):
     assert fmt_date(datetime(2026, 3, 5, 14, 0)) == "Thu 5 Mar 2026"
     assert fmt_date(None) == "unknown"
-    assert conversation_id(make_tracker(domain, sender_id="x" * 300)) == "x" * 128
+    assert sender_id(make_tracker(domain, sender_id="x" * 300)) == "x" * 128
 
 
 # ---------------------------------------------------------------- SafeAction

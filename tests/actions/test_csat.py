@@ -45,7 +45,7 @@ def csat_form(domain, requested, value, intent="inform", history=None, **kw):  #
 
 def feedback_rows(conversation: str = "conv-test") -> list[m.Feedback]:
     with session_scope() as s:
-        return list(s.scalars(select(m.Feedback).where(m.Feedback.conversation_id == conversation)))
+        return list(s.scalars(select(m.Feedback).where(m.Feedback.sender_id == conversation)))
 
 
 # ---------------------------------------------------------------- when CSAT is due
@@ -173,7 +173,7 @@ async def test_low_rating_is_stored_and_opens_no_ticket(fresh_db_url, domain, di
     (row,) = feedback_rows("conv-low")
     assert (row.customer_id, row.rating, row.comment) == (None, 1, "")
     with session_scope() as s:
-        assert s.scalars(select(m.SupportTicket).where(m.SupportTicket.conversation_id == "conv-low")).all() == []
+        assert s.scalars(select(m.SupportTicket).where(m.SupportTicket.sender_id == "conv-low")).all() == []
     assert "sorry" in one_text(dispatcher)
 
 

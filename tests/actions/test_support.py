@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from rasa_sdk.events import ConversationPaused, SlotSet
 from sqlalchemy import select
@@ -49,7 +47,7 @@ def tickets(conversation: str = "conv-test") -> list[m.SupportTicket]:
         return list(
             s.scalars(
                 select(m.SupportTicket)
-                .where(m.SupportTicket.conversation_id == conversation)
+                .where(m.SupportTicket.sender_id == conversation)
                 .order_by(m.SupportTicket.id)
             )
         )
@@ -57,7 +55,7 @@ def tickets(conversation: str = "conv-test") -> list[m.SupportTicket]:
 
 def feedback_rows(conversation: str = "conv-test") -> list[m.Feedback]:
     with session_scope() as s:
-        return list(s.scalars(select(m.Feedback).where(m.Feedback.conversation_id == conversation)))
+        return list(s.scalars(select(m.Feedback).where(m.Feedback.sender_id == conversation)))
 
 
 # ---------------------------------------------------------------- human hand-over
@@ -83,10 +81,10 @@ async def test_request_human_opens_a_high_priority_ticket(fresh_db_url, domain, 
     (handoff,) = handoffs()
     assert (handoff.reason, handoff.status, handoff.customer_id, handoff.ticket_id) == (
         "asked_for_person", "open", ALICE, ticket.id)
-    summary = json.loads(handoff.summary)
+    summary = handoff.summary
     assert summary["order_number"] == "190001" and summary["wanted"] == "track_order"
-    assert json.loads(handoff.snapshot)["profile"]["id"] == ALICE
-    assert [t["text"] for t in json.loads(handoff.transcript)] == ["my parcel never arrived", "let me talk to a human"]
+    assert handoff.snapshot["profile"]["id"] == ALICE
+    assert [t["text"] for t in handoff.transcript] == ["my parcel never arrived", "let me talk to a human"]
 
 
 async def test_request_human_anonymous(fresh_db_url, domain, dispatcher):

@@ -16,7 +16,7 @@ ESCALATED = [SlotSet("escalated", True), SlotSet("csat_due", False)]
 
 def tickets(conversation: str = "conv-test") -> list[m.SupportTicket]:
     with session_scope() as s:
-        return list(s.scalars(select(m.SupportTicket).where(m.SupportTicket.conversation_id == conversation)))
+        return list(s.scalars(select(m.SupportTicket).where(m.SupportTicket.sender_id == conversation)))
 
 
 async def test_offer_opens_an_upset_ticket_and_reverts_itself(fresh_db_url, domain, dispatcher):

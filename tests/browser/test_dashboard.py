@@ -67,9 +67,9 @@ def write_history(url: str) -> None:
                            sentiment_label=rng.choice(("negative", "neutral", "positive")),
                            event_at=started + timedelta(seconds=30 * i), event_key=f"b{key}"))
             if outcome == "resolved" and rng.random() < 0.5:
-                s.add(Feedback(conversation_id=sender, rating=rng.choice((2, 3, 4, 5, 5)), created_at=started))
+                s.add(Feedback(sender_id=sender, rating=rng.choice((2, 3, 4, 5, 5)), created_at=started))
             if outcome == "escalated":
-                ticket = SupportTicket(number=f"TW-{cid:06d}", conversation_id=sender, category="handoff",
+                ticket = SupportTicket(number=f"TW-{cid:06d}", sender_id=sender, category="handoff",
                                        subject="person", status="closed", created_at=started)
                 s.add(ticket)
                 s.flush()
@@ -80,10 +80,10 @@ def write_history(url: str) -> None:
                               resolved_at=first + timedelta(minutes=rng.randint(2, 60)), updated_at=started))
             if rng.random() < 0.3:
                 topic = rng.choice(list(QUOTES))
-                s.add(FeedbackMention(source="turn", source_id=cid, conversation_id=sender, crm_conversation_id=cid,
+                s.add(FeedbackMention(source="turn", source_id=cid, sender_id=sender, conversation_id=cid,
                                       topic=topic, aspect="x", quote=rng.choice(QUOTES[topic]),
                                       created_at=started, computed_at=now))
-        s.add(FeedbackMention(source="turn", source_id=1, conversation_id="web-1", crm_conversation_id=1,
+        s.add(FeedbackMention(source="turn", source_id=1, sender_id="web-1", conversation_id=1,
                               topic="late delivery", aspect="x", quote=MARKUP, created_at=now, computed_at=now))
         for c in customers:
             s.add(CustomerAnalytics(

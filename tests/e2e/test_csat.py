@@ -66,7 +66,7 @@ def tickets_of(db, conversation: str) -> list[tuple[str, str]]:
     with Session(db) as s:
         return [
             (t.number, t.status)
-            for t in s.scalars(select(SupportTicket).where(SupportTicket.conversation_id == conversation))
+            for t in s.scalars(select(SupportTicket).where(SupportTicket.sender_id == conversation))
         ]
 
 
@@ -86,7 +86,7 @@ def test_resolved_request_asks_csat_once_and_stores_it(servers_csat: Servers, db
     assert "Thank you for your feedback" in thanks
     with Session(db) as s:
         rows = s.execute(
-            select(Feedback.customer_id, Feedback.rating, Feedback.comment).where(Feedback.conversation_id == me)
+            select(Feedback.customer_id, Feedback.rating, Feedback.comment).where(Feedback.sender_id == me)
         ).all()
     assert rows == [(ALICE, 4, "quick and easy, thanks")]
 
@@ -119,7 +119,7 @@ def test_customer_ignores_csat_and_carries_on(servers_csat: Servers, db) -> None
     later = texts(servers_csat.say(me, "can you send me the invoice for 190009?", who))
     assert "INV-190009" in later and RATING_QUESTION not in later  # asked once, never again
     with Session(db) as s:
-        assert s.scalars(select(Feedback).where(Feedback.conversation_id == me)).all() == []
+        assert s.scalars(select(Feedback).where(Feedback.sender_id == me)).all() == []
 
 
 def test_skip_stores_nothing(servers_csat: Servers, db) -> None:
@@ -128,7 +128,7 @@ def test_skip_stores_nothing(servers_csat: Servers, db) -> None:
     reply = texts(servers_csat.say(me, "/deny", who))  # the Skip button
     assert "anything else" in reply.lower()
     with Session(db) as s:
-        assert s.scalars(select(Feedback).where(Feedback.conversation_id == me)).all() == []
+        assert s.scalars(select(Feedback).where(Feedback.sender_id == me)).all() == []
 
 
 def test_no_csat_after_an_escalation(servers_csat: Servers, db) -> None:

@@ -10,7 +10,6 @@ for CSAT; the CRM holds the whole story. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 
@@ -134,7 +133,7 @@ async def test_customer_agent_and_bot_hand_the_conversation_around(stack: Consol
         h = s.get(m.Handoff, handoff_id)
         assert h.status == "resolved" and h.reason == "asked_for_person"
         assert h.created_at <= h.assigned_at <= h.first_response_at <= h.resolved_at
-        summary = json.loads(h.summary)  # what the agent reads first: all of it from this conversation
+        summary = h.summary  # what the agent reads first: all of it from this conversation
         assert (summary["reason"], summary["wanted"], summary["intents"], summary["last_message"]) == (
             "asked_for_person", "contact_human_agent", ["contact_human_agent"], "I want to talk to a human"), summary
         notes = [(n.kind, n.text) for n in s.scalars(select(m.HandoffNote).where(m.HandoffNote.handoff_id == h.id))]

@@ -201,7 +201,7 @@ def test_ticket_spam_from_one_address_is_capped(stack):
     replies = [rest(stack, f"spammer-{i}", "I want to talk to a human agent please", ip).text for i in range(5)]
     with db(stack) as conn:
         opened = conn.execute(
-            "SELECT COUNT(*) FROM support_tickets WHERE conversation_id LIKE 'spammer-%'"
+            "SELECT COUNT(*) FROM support_tickets WHERE sender_id LIKE 'spammer-%'"
         ).fetchone()[0]
     assert opened <= 2, (opened, replies)
     assert "can't open more tickets" in replies[-1]

@@ -115,9 +115,9 @@
         t.examples.forEach(function (q) {
           var quote = document.createElement("blockquote");
           quote.textContent = "“" + q.quote + "”";
-          if (q.crm_conversation_id) {
+          if (q.conversation_id) {
             var link = document.createElement("a");
-            link.href = cfg.conversation.replace(/0$/, String(q.crm_conversation_id));
+            link.href = cfg.conversation.replace(/0$/, String(q.conversation_id));
             link.textContent = " conversation";
             quote.append(link);
           }

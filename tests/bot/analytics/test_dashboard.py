@@ -71,13 +71,13 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> str:
             s.add(Turn(conversation_id=cid, role=role, event=role, text=f"t{i}", intent=intent,
                        sentiment_label=label, event_at=at, event_key=f"k{i}"))
         for sender, rating, at in (("s1", 5, DAY1), ("s4", 4, DAY2), ("s3", 1, DAY1), ("s6", 2, OUTSIDE)):
-            s.add(Feedback(conversation_id=sender, customer_id=1, rating=rating, comment="", created_at=at))
-        s.add(Feedback(conversation_id="s1", customer_id=1, rating=None, comment="no rating", created_at=DAY1))
-        t1 = SupportTicket(number="TK-000001", conversation_id="s2", category="handoff", subject="x",
+            s.add(Feedback(sender_id=sender, customer_id=1, rating=rating, comment="", created_at=at))
+        s.add(Feedback(sender_id="s1", customer_id=1, rating=None, comment="no rating", created_at=DAY1))
+        t1 = SupportTicket(number="TK-000001", sender_id="s2", category="handoff", subject="x",
                            status="closed", created_at=DAY1)
-        t2 = SupportTicket(number="TK-000002", conversation_id="s3", category="complaint", subject="x",
+        t2 = SupportTicket(number="TK-000002", sender_id="s3", category="complaint", subject="x",
                            status="open", created_at=DAY1)
-        t3 = SupportTicket(number="TK-000003", conversation_id="s5", category="complaint", subject="x",
+        t3 = SupportTicket(number="TK-000003", sender_id="s5", category="complaint", subject="x",
                            status="open", created_at=DAY2)
         s.add_all([t1, t2, t3])
         s.flush()
@@ -107,7 +107,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> str:
             ("late delivery", "late last month", datetime(2026, 3, 8, 9, 0), 6),  # previous period
         ]
         for i, (topic, quote, at, cid) in enumerate(mentions):
-            s.add(FeedbackMention(source="turn", source_id=i, conversation_id=f"s{cid}", crm_conversation_id=cid,
+            s.add(FeedbackMention(source="turn", source_id=i, sender_id=f"s{cid}", conversation_id=cid,
                                   topic=topic, aspect="parcel", quote=quote, created_at=at, computed_at=DAY2))
         s.commit()
     engine.dispose()
@@ -141,7 +141,7 @@ def test_a_live_handoff_counts_in_the_handoff_rate(s: Session) -> None:
     """A conversation a person is handling right now is open and escalated: the rate, the stacked
     outcomes and the handoffs panel all count it (the rate used to say 0% beside live handoffs).
     Added in this test's session only, never committed."""
-    t = SupportTicket(number="TK-000009", conversation_id="s7", category="handoff", subject="x",
+    t = SupportTicket(number="TK-000009", sender_id="s7", category="handoff", subject="x",
                       status="open", created_at=DAY2)
     s.add(Conversation(id=7, sender_id="s7", channel="socketio", customer_id=1, started_at=DAY2,
                        last_event_at=DAY2, outcome="open", escalated=True))
@@ -237,7 +237,7 @@ def test_topics_trend_quotes_and_conversations(s: Session) -> None:
     assert late["weekly"] == [3]
     assert [q["quote"] for q in late["examples"]] == ["still waiting for the parcel", "my parcel is late"]
     rows = d.topic_mentions(s, "late delivery", F)
-    assert [r["crm_conversation_id"] for r in rows] == [5, 4, 2]
+    assert [r["conversation_id"] for r in rows] == [5, 4, 2]
     conv, turns = d.conversation_turns(s, 2)
     assert conv is not None and [t.text for t in turns] == ["t3", "t4"]
     assert d.conversation_turns(s, 999) == (None, [])

@@ -49,13 +49,13 @@ def test_service_features_from_tickets_feedback_and_turns(session):
     now = utcnow()
     before = features.compute(session, now, [3]).frame.loc[3]
     session.add_all([
-        m.SupportTicket(number="TK-999001", customer_id=3, conversation_id="t-1", category="complaint",
+        m.SupportTicket(number="TK-999001", customer_id=3, sender_id="t-1", category="complaint",
                         subject="Late", description="late parcel", created_at=now - timedelta(days=1)),
-        m.Feedback(conversation_id="t-1", customer_id=3, rating=1, comment="bad", created_at=now - timedelta(days=1)),
-        m.Interaction(conversation_id="t-1", customer_id=3, role="user", text="this is awful",
+        m.Feedback(sender_id="t-1", customer_id=3, rating=1, comment="bad", created_at=now - timedelta(days=1)),
+        m.Interaction(sender_id="t-1", customer_id=3, role="user", text="this is awful",
                       sentiment_label="negative", sentiment_score=-0.9, created_at=now - timedelta(days=1)),
         # after the cutoff: ignored
-        m.Feedback(conversation_id="t-2", customer_id=3, rating=5, comment="", created_at=now + timedelta(days=1)),
+        m.Feedback(sender_id="t-2", customer_id=3, rating=5, comment="", created_at=now + timedelta(days=1)),
     ])
     session.flush()
     after = features.compute(session, now, [3]).frame.loc[3]
@@ -90,13 +90,13 @@ def test_crm_turns_are_read_and_not_counted_twice(session):
             "sentiment_probability, event_at, event_key) VALUES (9001, :c, 'user', 'user', "
             "'my [EMAIL] parcel is late', 'negative', 0.9, :t, :k)"
         ), {"c": cid, "t": now - timedelta(hours=1), "k": f"k-{i}"})
-        session.add(m.Interaction(conversation_id="crm-x", customer_id=cid, role="user", text="dup",
+        session.add(m.Interaction(sender_id="crm-x", customer_id=cid, role="user", text="dup",
                                   sentiment_label="negative", sentiment_score=-0.9,
                                   created_at=now - timedelta(hours=1)))
     session.flush()
     turns = features.customer_turns(session, now)
-    mine = turns[turns["conversation_id"] == "crm-x"]
-    assert len(mine) == 3 and set(mine["crm_conversation_id"]) == {9001}
+    mine = turns[turns["sender_id"] == "crm-x"]
+    assert len(mine) == 3 and set(mine["conversation_id"]) == {9001}
     assert (mine["score"] == -0.9).all()
     assert features.compute(session, now, [cid]).frame.loc[cid, "negative_share"] > base
 

@@ -31,7 +31,7 @@ def test_extract_names_topics_and_keeps_sources(session):
     now = max(session.scalars(select(m.SupportTicket.created_at))) + timedelta(seconds=1)
     texts = topics.collect(session, now - timedelta(days=800), now)
     assert {t.source for t in texts} >= {"ticket", "csat"}
-    assert len({(t.conversation_id, t.text) for t in texts}) == len(texts)
+    assert len({(t.sender_id, t.text) for t in texts}) == len(texts)
     result = topics.extract(texts, now, products=topics.product_words(session))
     assert result.mentions and sum(result.topics.values()) == len(result.mentions)
     names = set(result.topics)
@@ -50,11 +50,11 @@ def test_top_topics_for_a_date_range(analyzed, analyzed_session):
     end = analyzed.report.computed_at
     top = topics.top_topics(s, end - timedelta(days=365), end, limit=5, examples=2)
     assert top and [t.mentions for t in top] == sorted((t.mentions for t in top), reverse=True)
-    conversations = set(s.scalars(select(m.SupportTicket.conversation_id))) | set(
-        s.scalars(select(m.Feedback.conversation_id))
-    ) | set(s.scalars(select(m.Interaction.conversation_id)))
+    conversations = set(s.scalars(select(m.SupportTicket.sender_id))) | set(
+        s.scalars(select(m.Feedback.sender_id))
+    ) | set(s.scalars(select(m.Interaction.sender_id)))
     for t in top:
         assert sum(t.weekly) == t.mentions and 1 <= len(t.examples) <= 2
-        assert set(t.conversation_ids) <= conversations  # a topic links to real conversations
+        assert set(t.sender_ids) <= conversations  # a topic links to real conversations
         assert t.trend_pct is None or t.previous > 0
     assert (analyzed.var_dir / "analytics" / "topics.png").stat().st_size > 5_000

@@ -76,7 +76,7 @@ def check_the_captured_conversations(url: str) -> None:
     assert [t.intent for t in users] == ["greet", "track_order", "inform", "goodbye"]
     assert all(0 < t.confidence <= 1 for t in users)
     assert users[2].text == "[EMAIL]" and users[2].raw_text is None  # redacted; raw text not kept by default
-    assert json.loads(users[1].entities)[0]["value"] == "190001"
+    assert users[1].entities[0]["value"] == "190001"
     bots = [t for t in vturns if t.role == "bot"]
     assert [t.action_name for t in bots] == ["utter_greet", "track_order_form", "action_track_order", "utter_goodbye"]
     assert any(t.role == "action" and t.action_name == "action_track_order" for t in vturns)
@@ -111,7 +111,7 @@ def test_sqlite_records_the_conversations(crm_sqlite: str, tmp_path: Path) -> No
     with Session(get_engine(crm_sqlite)) as s:
         rows = s.execute(
             select(Interaction.role, Interaction.intent, Interaction.customer_id, Interaction.text)
-            .where(Interaction.conversation_id == "cap-verified")
+            .where(Interaction.sender_id == "cap-verified")
             .order_by(Interaction.created_at)
         ).all()
     assert [r.role for r in rows] == ["user", "bot"] * 4
@@ -314,10 +314,10 @@ def test_no_stored_crm_column_holds_the_customers_email_or_phone(
     leaks = [(t, c, v[:80]) for t, c, v in values for secret in SEEDED_PERSONAL if secret in v]
     assert leaks == []
     email = next(t for t in turns(crm_sqlite, "cap-verified") if t.intent == "inform")
-    assert json.loads(email.entities) == [{"entity": "email", "value": "[EMAIL]", "start": 0, "end": 24}]
+    assert email.entities == [{"entity": "email", "value": "[EMAIL]", "start": 0, "end": 24}]
     assert email.raw_text == ("alice.martin@example.com" if keep_raw_text else None)
     order = next(t for t in turns(crm_sqlite, "cap-verified") if t.intent == "track_order")
-    assert json.loads(order.entities)[0]["value"] == "190001"  # shop identifiers stay
+    assert order.entities[0]["value"] == "190001"  # shop identifiers stay
 
 
 def test_product_names_and_the_agents_name_stay_readable(crm_sqlite: str, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from bot.db import interactions
 def test_log_and_read(session):
     interactions.log(
         session,
-        conversation_id="c-1",
+        sender_id="c-1",
         role="user",
         text="where is my order?",
         intent="track_order",
@@ -14,7 +14,7 @@ def test_log_and_read(session):
         sentiment_label="neutral",
         sentiment_score=0.1,
     )
-    interactions.log(session, conversation_id="c-1", role="bot", text="Let me check.", action="action_track")
+    interactions.log(session, sender_id="c-1", role="bot", text="Let me check.", action="action_track")
     rows = interactions.for_conversation(session, "c-1")
     assert [(r.role, r.intent, r.action) for r in rows] == [
         ("user", "track_order", None),
@@ -24,7 +24,7 @@ def test_log_and_read(session):
 
 
 def test_log_truncates_and_validates(session):
-    row = interactions.log(session, conversation_id="c-2", role="user", text="x" * 100_000)
+    row = interactions.log(session, sender_id="c-2", role="user", text="x" * 100_000)
     assert len(row.text) == interactions.MAX_TEXT
     with pytest.raises(ValueError):
-        interactions.log(session, conversation_id="c-2", role="admin")
+        interactions.log(session, sender_id="c-2", role="admin")

@@ -30,7 +30,7 @@ def test_unique_email_and_order_number(session):
 
 
 def test_feedback_rating_range(session):
-    session.add(m.Feedback(conversation_id="c", rating=9))
+    session.add(m.Feedback(sender_id="c", rating=9))
     with pytest.raises(IntegrityError):
         session.flush()
 

@@ -85,7 +85,7 @@ def test_tickets_ratings_and_logged_conversations(session):
     ):
         session.add(
             m.Interaction(
-                conversation_id=conv,
+                sender_id=conv,
                 customer_id=ALICE,
                 role="user" if label else "bot",
                 text="x",
@@ -96,7 +96,7 @@ def test_tickets_ratings_and_logged_conversations(session):
         )
     session.flush()
     ticket = tickets.create_ticket(session, "log-a", "complaint", "Broken lamp", customer_id=ALICE)
-    session.add(m.Feedback(conversation_id="log-b", customer_id=ALICE, rating=4, comment="quick", created_at=now))
+    session.add(m.Feedback(sender_id="log-b", customer_id=ALICE, rating=4, comment="quick", created_at=now))
     session.flush()
 
     view = customer_360(session, ALICE)
@@ -107,14 +107,14 @@ def test_tickets_ratings_and_logged_conversations(session):
         "FROM support_tickets WHERE customer_id = 1",
     )
     assert (view.ticket_count, view.open_ticket_count) == (total, still_open)
-    logged = {c.conversation_id: c for c in view.conversations if c.source == "log"}
+    logged = {c.sender_id: c for c in view.conversations if c.source == "log"}
     assert (logged["log-a"].outcome, logged["log-a"].turns) == ("escalated", 2)
     assert (logged["log-b"].outcome, logged["log-b"].csat_rating, logged["log-b"].csat_comment) == (
         "resolved",
         4,
         "quick",
     )
-    assert ("log-b", 4) in [(c.conversation_id, c.rating) for c in view.csat]
+    assert ("log-b", 4) in [(c.sender_id, c.rating) for c in view.csat]
     assert view.csat_average == pytest.approx(
         rows(session, "SELECT AVG(rating) FROM feedback WHERE customer_id = 1 AND rating IS NOT NULL")[0][0], abs=0.01
     )
@@ -157,20 +157,20 @@ def test_crm_conversations_ratings_and_sentiment_turns(session):
 
     view = customer_360(session, BOB)
     (crm,) = [c for c in view.conversations if c.source == "crm"]
-    assert (crm.conversation_id, crm.channel, crm.outcome, crm.turns, crm.csat_rating) == (
+    assert (crm.sender_id, crm.channel, crm.outcome, crm.turns, crm.csat_rating) == (
         "crm-1",
         "socketio",
         "resolved",
         6,
         5,
     )
-    assert ("crm-1", 5, "great") in [(c.conversation_id, c.rating, c.comment) for c in view.csat]
+    assert ("crm-1", 5, "great") in [(c.sender_id, c.rating, c.comment) for c in view.csat]
     crm_days = [p for p in view.sentiment if p.day >= start.date()]
     assert [(p.mean, p.messages) for p in crm_days] == [(-0.7, 1), (-0.6, 1), (0.9, 1), (0.95, 1)]
     # the same rating stored by the bot's CSAT action is not counted twice
-    session.add(m.Feedback(conversation_id="crm-1", customer_id=BOB, rating=5, comment="great"))
+    session.add(m.Feedback(sender_id="crm-1", customer_id=BOB, rating=5, comment="great"))
     session.flush()
-    assert [c.conversation_id for c in customer_360(session, BOB).csat].count("crm-1") == 1
+    assert [c.sender_id for c in customer_360(session, BOB).csat].count("crm-1") == 1
 
 
 def test_unknown_customer_and_bounds(session):

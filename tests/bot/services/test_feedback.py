@@ -8,7 +8,7 @@ from bot.services.feedback import record_feedback
 def test_record_feedback(session):
     fid = record_feedback(session, "conv-9", customer_id=1, rating=5, comment="  Super helpful!  ")
     row = session.get(m.Feedback, fid)
-    assert (row.conversation_id, row.customer_id, row.rating, row.comment) == (
+    assert (row.sender_id, row.customer_id, row.rating, row.comment) == (
         "conv-9",
         1,
         5,

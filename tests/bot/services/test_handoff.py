@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -83,7 +82,7 @@ def test_the_life_of_a_handoff(fresh_db_url: str) -> None:
         assert info.created and info.position == 1
         again = h.escalate(s, h.EscalationContext("life-1", t.number, "asked_for_person"))
         assert not again.created and again.handoff_id == info.handoff_id
-        snap = json.loads(s.get(m.Handoff, info.handoff_id).snapshot)
+        snap = s.get(m.Handoff, info.handoff_id).snapshot
         assert snap["profile"]["id"] == 1 and snap["order_count"] > 0
         with pytest.raises(InvalidInput):
             h.record_reply(s, info.handoff_id, alex, "   ")

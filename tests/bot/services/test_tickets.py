@@ -17,7 +17,7 @@ def test_create_ticket_numbers_increase(session):
     assert int(b.number[3:]) == int(a.number[3:]) + 1
     assert (a.category, a.status, a.priority) == ("complaint", "open", "normal")
     row = session.query(m.SupportTicket).filter_by(number=a.number).one()
-    assert (row.customer_id, row.conversation_id, row.description) == (1, "conv-1", "It arrived cracked")
+    assert (row.customer_id, row.sender_id, row.description) == (1, "conv-1", "It arrived cracked")
 
 
 def test_create_ticket_truncates_and_sanitises(session):
@@ -33,7 +33,7 @@ def test_create_ticket_truncates_and_sanitises(session):
     row = session.query(m.SupportTicket).filter_by(number=info.number).one()
     assert len(row.subject) <= 200 and "\x00" not in row.subject
     assert len(row.description) <= 4000
-    assert len(row.category) <= 60 and len(row.conversation_id) <= 128
+    assert len(row.category) <= 60 and len(row.sender_id) <= 128
     assert row.customer_id is None  # unknown customer is not linked
     assert info.priority == "normal"
 
@@ -54,7 +54,7 @@ def test_a_conversation_has_at_most_one_open_ticket(session):
     )
     assert not first.reused and second.reused
     assert second.number == first.number and second.priority == "high"
-    rows = session.query(m.SupportTicket).filter_by(conversation_id="conv-once").all()
+    rows = session.query(m.SupportTicket).filter_by(sender_id="conv-once").all()
     assert len(rows) == 1
     (row,) = rows
     assert row.priority == "high" and row.customer_id == 1  # raised, and linked once the customer is known

@@ -100,11 +100,11 @@ def test_chat_verification_of_deleted_customer_and_end(session, limits):
 def test_ticket_caps_per_conversation_and_client(session, limits):
     assert v.ticket_allowed(session, "t-conv", "ip:t")
     for _ in range(2):
-        tickets_repo.create(session, conversation_id="t-conv", category="support", subject="help")
+        tickets_repo.create(session, sender_id="t-conv", category="support", subject="help")
         v.record_ticket(session, "ip:t")
     assert not v.ticket_allowed(session, "t-conv", "ip:t")  # conversation cap
     assert v.ticket_allowed(session, "t-conv-2", "ip:t")
-    tickets_repo.create(session, conversation_id="t-conv-2", category="support", subject="help")
+    tickets_repo.create(session, sender_id="t-conv-2", category="support", subject="help")
     v.record_ticket(session, "ip:t")
     assert not v.ticket_allowed(session, "t-conv-3", "ip:t")  # client cap for the day
     assert v.ticket_allowed(session, "t-conv-3", "ip:u")

@@ -45,10 +45,10 @@ def dash_url(tmp_path_factory: pytest.TempPathFactory) -> str:
                    sentiment_label="negative", event_at=now, event_key="k1"))
         s.add(Turn(conversation_id=3, role="user", event="user", text="asdf", intent="nlu_fallback",
                    sentiment_label="neutral", event_at=now, event_key="k2"))
-        s.add(Feedback(conversation_id="s1", customer_id=1, rating=5, comment="", created_at=now))
-        s.add(FeedbackMention(source="turn", source_id=1, conversation_id="s2", crm_conversation_id=2,
+        s.add(Feedback(sender_id="s1", customer_id=1, rating=5, comment="", created_at=now))
+        s.add(FeedbackMention(source="turn", source_id=1, sender_id="s2", conversation_id=2,
                               topic="late delivery", aspect="parcel", quote=SCRIPT, created_at=now, computed_at=now))
-        s.add(FeedbackMention(source="turn", source_id=2, conversation_id="s3", crm_conversation_id=3,
+        s.add(FeedbackMention(source="turn", source_id=2, sender_id="s3", conversation_id=3,
                               topic="late delivery", aspect="parcel", quote=FORMULA, created_at=now, computed_at=now))
         s.commit()
     engine.dispose()
