@@ -18,14 +18,15 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Integer, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from bot.crm.records import FALLBACK_INTENTS
 from bot.db.base import utcnow
 from bot.db.models import (
     Conversation,
@@ -36,11 +37,13 @@ from bot.db.models import (
     SupportTicket,
     Turn,
 )
+from bot.intents import FALLBACK_INTENTS
 
 __all__ = [
-    "AgentReport", "ConversationReport", "CsatReport", "Filters", "TurnReport", "agent_report",
-    "analytics_churn", "analytics_lifecycle", "analytics_segments", "analytics_topics", "channels",
-    "conversation_report", "csat_report", "csv_rows", "parse_filters", "topic_mentions", "turn_report",
+    "PANELS", "AgentReport", "Chart", "ConversationReport", "CsatReport", "Filters", "Panel", "TurnReport",
+    "agent_report", "analytics_churn", "analytics_lifecycle", "analytics_segments", "analytics_topics",
+    "channels", "compute", "conversation_report", "csat_report", "csv_rows", "parse_filters", "topic_mentions",
+    "turn_report",
 ]
 
 MAX_RANGE_DAYS = 731
@@ -590,45 +593,118 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
+def _conversations_csv(data: ConversationReport) -> list[list[object]]:
+    keys = ["total", "resolved", "escalated", "fallback", "abandoned", "open"]
+    return [["day", *keys]] + [[d, *[data.per_day.get(k, [0] * len(data.days))[i] for k in keys]]
+                               for i, d in enumerate(data.days)]
+
+
+def _messages_csv(data: TurnReport) -> list[list[object]]:
+    rows: list[list[object]] = [["day", "negative", "neutral", "positive", "negative_share", "fallback_rate"]] + [
+        [d, data.sentiment_per_day["negative"][i], data.sentiment_per_day["neutral"][i],
+         data.sentiment_per_day["positive"][i], data.negative_share_per_day[i], data.fallback_rate_per_day[i]]
+        for i, d in enumerate(data.days)
+    ]
+    return rows + [[], ["intent", "messages"], *[[n, c] for n, c in data.top_intents]]
+
+
+def _agents_csv(data: AgentReport) -> list[list[object]]:
+    rows: list[list[object]] = [["day", "avg_first_response_s", "avg_resolution_s"]] + [
+        [d, data.first_response_per_day[i], data.resolution_per_day[i]] for i, d in enumerate(data.days)
+    ]
+    return rows + [[], ["handoff_reason", "handoffs"], *[list(r) for r in data.reasons]]
+
+
+def _csat_csv(data: CsatReport) -> list[list[object]]:
+    rows: list[list[object]] = [["day", "responses", "average"]] + [
+        [d, data.responses_per_day[i], data.average_per_day[i]] for i, d in enumerate(data.days)
+    ]
+    return rows + [[], ["rating", "responses"], *[[r, n] for r, n in data.distribution.items()]]
+
+
+def _segments_csv(data: dict) -> list[list[object]]:
+    rows: list[list[object]] = [["segment", "customers", "share", "mean_expected_value_12m", "mean_churn_risk",
+                                 "mean_recency_days", "mean_frequency"]]
+    return rows + [[s["name"], s["customers"], round(s["share"], 4), round(s["mean_expected_value_12m"], 2),
+                    round(s["mean_churn_risk"], 4), round(s["mean_recency_days"], 1), round(s["mean_frequency"], 2)]
+                   for s in data["segments"]]
+
+
+def _churn_csv(data: dict) -> list[list[object]]:
+    return [["churn_risk", "customers"], *[[b, n] for b, n in zip(data["bins"], data["customers"], strict=True)]]
+
+
+def _lifecycle_csv(data: dict) -> list[list[object]]:
+    stages = list(data["stages"])
+    return [["date", *stages]] + [[d, *[data["stages"][s][i] for s in stages]] for i, d in enumerate(data["dates"])]
+
+
+def _topics_csv(data: list) -> list[list[object]]:
+    rows: list[list[object]] = [["topic", "mentions", "previous_period", "trend_pct", "example"]]
+    return rows + [[t["topic"], t["mentions"], t["previous"], t["trend_pct"],
+                    t["examples"][0]["quote"] if t["examples"] else ""] for t in data]
+
+
+# ---------------------------------------------------------------- the panel registry
+@dataclass(frozen=True)
+class Chart:
+    """One canvas of a panel: ``static/dashboard.js`` draws ``chart-<id>`` from the panel's JSON."""
+
+    id: str
+    title: str
+    wide: bool = False  # spans the grid's full width
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One dashboard panel: the query behind its JSON, its CSV table and the charts the page shows.
+
+    Why one record: the JSON route, the CSV export and the page all read :data:`PANELS`, so a new
+    chart is one entry here (and its query), not three chains to keep in step.
+    """
+
+    name: str
+    query: Callable[[Session, Filters], Any]  # a dataclass, dict or list (JSON as asdict(...) or as is)
+    csv: Callable[[Any], list[list[object]]]  # header + rows, before formula quoting
+    charts: tuple[Chart, ...]
+    filtered: bool = True  # False: figures ``make analytics`` stored; the range and channel do not apply
+
+
+# in page order: the page draws the panels' charts in this order
+PANELS: dict[str, Panel] = {p.name: p for p in (
+    Panel("conversations", conversation_report, _conversations_csv, (
+        Chart("conv-per-day", "Conversations per day and outcome", wide=True),
+        Chart("containment", "Bot resolution, containment and handoff rate"))),
+    Panel("agents", agent_report, _agents_csv, (
+        Chart("handoff-reasons", "Handoff reasons"),
+        Chart("agent-times", "Agents: first response and resolution time (avg per day)"))),
+    Panel("csat", csat_report, _csat_csv, (
+        Chart("csat-trend", "CSAT over time"),
+        Chart("csat-dist", "CSAT distribution"))),
+    Panel("messages", turn_report, _messages_csv, (
+        Chart("sentiment", "Customer sentiment per day", wide=True),
+        Chart("intents", "Top intents"),
+        Chart("fallback", "Fallback rate (customer messages not understood)"))),
+    Panel("segments", lambda session, _f: analytics_segments(session), _segments_csv, (
+        Chart("segments", "Segments: size and expected 12-month value"),
+        Chart("projection", "Customers in 2-D (PCA of RFM, value, churn risk)")), filtered=False),
+    Panel("churn", lambda session, _f: analytics_churn(session), _churn_csv, (
+        Chart("churn", "Churn risk distribution"),), filtered=False),
+    Panel("lifecycle", lambda session, _f: analytics_lifecycle(session), _lifecycle_csv, (
+        Chart("lifecycle", "Lifecycle stages over time"),), filtered=False),
+    Panel("topics", analytics_topics, _topics_csv, (
+        Chart("topics", "Top feedback topics", wide=True),)),
+)}
+
+
+def compute(session: Session, report: str, f: Filters) -> Any:  # noqa: ANN401 - the panel's own result type
+    """One panel's result; KeyError for a name that is not a panel."""
+    return PANELS[report].query(session, f)
+
+
 def csv_rows(report: str, data: object) -> list[list[object]]:
     """Header + rows of one report for the CSV export (``data`` is that report's result)."""
-    rows: list[list[object]]
-    if isinstance(data, ConversationReport):
-        keys = ["total", "resolved", "escalated", "fallback", "abandoned", "open"]
-        rows = [["day", *keys]] + [[d, *[data.per_day.get(k, [0] * len(data.days))[i] for k in keys]]
-                                   for i, d in enumerate(data.days)]
-    elif isinstance(data, TurnReport):
-        rows = [["day", "negative", "neutral", "positive", "negative_share", "fallback_rate"]] + [
-            [d, data.sentiment_per_day["negative"][i], data.sentiment_per_day["neutral"][i],
-             data.sentiment_per_day["positive"][i], data.negative_share_per_day[i], data.fallback_rate_per_day[i]]
-            for i, d in enumerate(data.days)
-        ]
-        rows += [[], ["intent", "messages"], *[[n, c] for n, c in data.top_intents]]
-    elif isinstance(data, AgentReport):
-        rows = [["day", "avg_first_response_s", "avg_resolution_s"]] + [
-            [d, data.first_response_per_day[i], data.resolution_per_day[i]] for i, d in enumerate(data.days)
-        ]
-        rows += [[], ["handoff_reason", "handoffs"], *[list(r) for r in data.reasons]]
-    elif isinstance(data, CsatReport):
-        rows = [["day", "responses", "average"]] + [
-            [d, data.responses_per_day[i], data.average_per_day[i]] for i, d in enumerate(data.days)
-        ]
-        rows += [[], ["rating", "responses"], *[[r, n] for r, n in data.distribution.items()]]
-    elif report == "segments" and isinstance(data, dict):
-        rows = [["segment", "customers", "share", "mean_expected_value_12m", "mean_churn_risk",
-                 "mean_recency_days", "mean_frequency"]]
-        rows += [[s["name"], s["customers"], round(s["share"], 4), round(s["mean_expected_value_12m"], 2),
-                  round(s["mean_churn_risk"], 4), round(s["mean_recency_days"], 1), round(s["mean_frequency"], 2)]
-                 for s in data["segments"]]
-    elif report == "churn" and isinstance(data, dict):
-        rows = [["churn_risk", "customers"], *[[b, n] for b, n in zip(data["bins"], data["customers"], strict=True)]]
-    elif report == "lifecycle" and isinstance(data, dict):
-        stages = list(data["stages"])
-        rows = [["date", *stages]] + [[d, *[data["stages"][s][i] for s in stages]] for i, d in enumerate(data["dates"])]
-    elif report == "topics" and isinstance(data, list):
-        rows = [["topic", "mentions", "previous_period", "trend_pct", "example"]]
-        rows += [[t["topic"], t["mentions"], t["previous"], t["trend_pct"],
-                  t["examples"][0]["quote"] if t["examples"] else ""] for t in data]
-    else:
+    panel = PANELS.get(report)
+    if panel is None:
         raise ValueError(f"no CSV for report {report!r}")
-    return [[_cell(v) for v in row] for row in rows]
+    return [[_cell(v) for v in row] for row in panel.csv(data)]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.intents import FALLBACK_INTENTS
+
 MAX_TEXT = 4000
 MAX_ENTITIES_JSON = 4000
 
@@ -44,7 +46,6 @@ TASK_ACTIONS = frozenset(
 # A human was asked to take over (a ticket or a handoff).
 ESCALATION_ACTIONS = frozenset({"action_request_human", "action_log_complaint", "action_handoff"})
 FALLBACK_ACTIONS = frozenset({"action_fallback", "action_default_fallback", "action_two_stage_fallback"})
-FALLBACK_INTENTS = frozenset({"nlu_fallback"})
 TICKET_IN_TEXT = re.compile(r"\bTK-\d{6}\b")  # any reply announcing a ticket means a human takes over
 # events that are turns of their own (besides user/bot/action)
 LIFECYCLE_EVENTS = frozenset({"session_started", "action_execution_rejected", "pause", "resume", "restart"})

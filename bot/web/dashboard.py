@@ -4,7 +4,8 @@ Supervisors only: every route but the Chart.js bundle depends on :func:`supervis
 console's log-in, ``bot.web.auth.current_supervisor``: no session -> log-in page or 401, an agent
 -> 403). The page is server-rendered; ``static/dashboard.js`` fetches each panel's
 JSON with the page's filters and draws it with Chart.js, served from the project's
-node_modules (``npm ci``; nothing from a CDN). Queries live in :mod:`bot.analytics.dashboard`.
+node_modules (``npm ci``; nothing from a CDN). Panels (query, CSV, charts) are one registry,
+:data:`bot.analytics.dashboard.PANELS`: the routes and the page read it.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from bot.web.deps import TEMPLATES, db_session, web_settings
 router = APIRouter(prefix="/console/dashboard")  # under /console: the console's cookie path
 
 CHARTJS_BUNDLE = "node_modules/chart.js/dist/chart.umd.js"  # Chart.js 4 UMD build (window.Chart), npm ci
-FILTERED = ("conversations", "messages", "agents", "csat", "topics")
-STORED = ("segments", "churn", "lifecycle")
-REPORTS = FILTERED + STORED
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -57,27 +55,6 @@ def _filters(start: str | None, end: str | None, channel: str | None) -> reports
         raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
-def _compute(session: Session, name: str, f: reports.Filters) -> Any:  # noqa: ANN401
-    """One report's result (a dataclass, dict or list)."""
-    if name == "conversations":
-        return reports.conversation_report(session, f)
-    if name == "messages":
-        return reports.turn_report(session, f)
-    if name == "agents":
-        return reports.agent_report(session, f)
-    if name == "csat":
-        return reports.csat_report(session, f)
-    if name == "topics":
-        return reports.analytics_topics(session, f)
-    if name == "segments":
-        return reports.analytics_segments(session)
-    if name == "churn":
-        return reports.analytics_churn(session)
-    if name == "lifecycle":
-        return reports.analytics_lifecycle(session)
-    raise HTTPException(status_code=404, detail="There is no such report.")
-
-
 def _jsonable(data: Any) -> Any:  # noqa: ANN401
     return asdict(data) if hasattr(data, "__dataclass_fields__") else data
 
@@ -97,7 +74,7 @@ def dashboard_page(
     query = {"start": f.start.isoformat(), "end": f.end.isoformat(), "channel": f.channel or ""}
     return TEMPLATES.TemplateResponse(request, "dashboard/index.html", {
         "viewer": viewer, "filters": f, "query": query, "channels": reports.channels(session),
-        "conv": conv, "agents": agents, "csat": csat, "reports": REPORTS,
+        "conv": conv, "agents": agents, "csat": csat, "panels": list(reports.PANELS.values()),
     }, headers=NO_STORE)
 
 
@@ -109,10 +86,10 @@ def dashboard_api(
     q: tuple[str | None, str | None, str | None] = Depends(range_query),
 ) -> JSONResponse:
     """One panel's figures as JSON for the page's charts."""
-    if name not in REPORTS:
+    if name not in reports.PANELS:
         raise HTTPException(status_code=404, detail="There is no such report.")
     f = _filters(*q)
-    return JSONResponse({"report": name, "data": _jsonable(_compute(session, name, f))}, headers=NO_STORE)
+    return JSONResponse({"report": name, "data": _jsonable(reports.compute(session, name, f))}, headers=NO_STORE)
 
 
 @router.get("/export/{name}.csv", name="dashboard_csv")
@@ -123,11 +100,11 @@ def dashboard_csv(
     q: tuple[str | None, str | None, str | None] = Depends(range_query),
 ) -> Response:
     """One report as a CSV file (formula-like cells quoted so spreadsheets do not run them)."""
-    if name not in REPORTS:
+    if name not in reports.PANELS:
         raise HTTPException(status_code=404, detail="There is no such report.")
     f = _filters(*q)
     out = io.StringIO()
-    csv.writer(out).writerows(reports.csv_rows(name, _compute(session, name, f)))
+    csv.writer(out).writerows(reports.csv_rows(name, reports.compute(session, name, f)))
     suffix = f"{f.start.isoformat()}_{f.end.isoformat()}" + (f"_{f.channel}" if f.channel else "")
     return Response(
         out.getvalue(), media_type="text/csv; charset=utf-8",

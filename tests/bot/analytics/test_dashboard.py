@@ -257,6 +257,18 @@ def test_csv_rows_and_formula_cells(s: Session) -> None:
         d.csv_rows("nope", {})
 
 
+def test_every_registered_panel_has_a_query_a_csv_and_charts(s: Session) -> None:
+    """The registry is the one list the routes and the page read: each entry must work end to end."""
+    assert list(d.PANELS) == ["conversations", "agents", "csat", "messages", "segments", "churn", "lifecycle",
+                              "topics"]
+    ids = [c.id for p in d.PANELS.values() for c in p.charts]
+    assert len(ids) == len(set(ids)) == 14  # canvas ids are unique on the page
+    for name, panel in d.PANELS.items():
+        rows = d.csv_rows(name, d.compute(s, name, F))
+        assert rows and rows[0] and all(isinstance(h, str) for h in rows[0]), name
+        assert panel.charts, name
+
+
 @pytest.mark.parametrize(
     ("start", "end", "channel", "message"),
     [
