@@ -7,13 +7,16 @@ Answers are checked against the database; screenshots go to var/test-artifacts/.
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from bot.db import models as m
 from bot.db.session import session_scope
+from bot.services.types import format_money
 from tests.browser.conftest import Visit
+from tests.stack import tracker_events, turn_end
 
 REPLY_TIMEOUT_MS = 45_000
 GREETING = "I'm Concierge"
@@ -52,6 +55,40 @@ def order_facts(db_url: str, number: str) -> tuple[str, str, str]:
         order = s.scalar(select(m.Order).where(m.Order.number == number))
         shipment = order.shipments[-1] if order.shipments else None
         return order.status, shipment.carrier if shipment else "", shipment.tracking_number if shipment else ""
+
+
+def order_status_and_total(db_url: str, number: str) -> tuple[str, str]:
+    """The order's status and its total as the bot writes money ("$12.50")."""
+    with session_scope(db_url) as s:
+        order = s.scalar(select(m.Order).where(m.Order.number == number))
+        return order.status, format_money(order.total)
+
+
+def widget_messages(bot_event: dict) -> int:
+    """How many messages the widget shows for one bot event: Rasa's socket.io output sends a plain text
+    in parts split at blank lines; a text with buttons (or anything else) goes as one message."""
+    data = bot_event.get("data") or {}
+    text = bot_event.get("text") or ""
+    if not text or any(data.get(k) for k in ("buttons", "quick_replies", "attachment", "custom", "elements")):
+        return 1
+    return len(text.strip().split("\n\n"))
+
+
+def bot_messages_after_turn(v: Visit, text: str) -> int:
+    """The messages the widget must show once the turn of the customer's ``text`` ended in Rasa's tracker
+    (bounded wait on the tracker store): the greeting's and the answer's."""
+    sender = v.page.evaluate("() => (JSON.parse(localStorage.getItem('chat_session') || '{}') || {}).session_id")
+    assert sender, "rasa-webchat kept no session id"
+    db = v.shop.servers.tracker_db
+    deadline = time.monotonic() + REPLY_TIMEOUT_MS / 1000
+    while True:
+        events = tracker_events(db, sender)
+        users = [e.get("text") for e in events if e.get("event") == "user"]
+        if text in users and (end := turn_end(events, users.index(text))) is not None:
+            assert end.bot_messages >= 1, events[-5:]
+            return sum(widget_messages(e) for e in events if e.get("event") == "bot")
+        assert time.monotonic() < deadline, f"Rasa never finished the turn of {text!r}: {events[-5:]}"
+        time.sleep(0.1)
 
 
 def test_the_shop_page_works_offline_with_the_widget(visit):
@@ -148,12 +185,15 @@ def test_a_reload_keeps_the_conversation_and_logging_out_starts_a_new_one(visit)
 def test_an_anonymous_visitor_verifies_in_chat(visit):
     visit.page.goto(visit.shop.url + "/")
     open_chat(visit)
-    first = say(visit, "where is my order 190005?", re.compile("email", re.I))
-    assert "190005" not in first or "pending" not in first.lower()  # nothing shown before verification
-    status = order_facts(visit.shop.servers.db_url, "190005")[0]
+    status, total = order_status_and_total(visit.shop.servers.db_url, "190005")
     assert status == "pending"
+    first = say(visit, "where is my order 190005?", re.compile("email", re.I))
+    # nothing of the order is shown before verification: not its status, nor its total
+    assert "waiting for payment" not in first and "pending" not in first.lower() and total not in first, first
     reply = say(visit, EMAILS[2], "#190005")
-    assert "bank transfer" in reply.lower() or "payment" in reply.lower()
+    # after it, the order as it is: its number, total and status (actions/orders.py describe_order)
+    assert "Order #190005 (" in reply and total in reply, reply
+    assert "is confirmed and waiting for payment to clear" in reply, reply
     visit.screenshot("verified")
 
 
@@ -165,10 +205,9 @@ def test_html_in_a_message_is_shown_as_text(visit):
     box.fill(payload)
     box.press("Enter")
     expect(visit.page.locator(".rw-client").last).to_have_text(payload)  # shown as typed
-    visit.page.wait_for_function(  # the bot answered (after its greeting)
-        "() => document.querySelectorAll('.rw-response').length >= 2", timeout=REPLY_TIMEOUT_MS
-    )
-    visit.page.wait_for_timeout(500)
+    # the bot's whole answer is on the page: as many replies as Rasa's tracker holds once the turn ended
+    replies = bot_messages_after_turn(visit, payload)
+    expect(visit.page.locator(".rw-response")).to_have_count(replies, timeout=REPLY_TIMEOUT_MS)
     assert visit.page.locator(".rw-conversation-container img[src='x']").count() == 0
     assert visit.dialogs == []  # no alert ran
     visit.screenshot("html-as-text")
