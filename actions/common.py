@@ -1,148 +1,53 @@
-"""Shared plumbing for the actions: identity, one DB transaction per call, safe replies.
+"""Shared plumbing for the actions: the base classes (safe replies, order forms), formatting.
 
 Actions stay thin: they translate the tracker into arguments, call a service in `bot/`
-inside `in_transaction`, and turn the returned dataclasses into messages.
+inside `in_transaction`, and turn the returned dataclasses into messages. Identity, the
+sender id and the transaction helper live in actions/context.py (re-exported here) and are
+resolved once per action run (``action_run``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
-import time
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.db.session import session_scope
-from bot.services import identity as identity_service
+from actions.context import (
+    Identity,
+    action_run,
+    customer_identity,
+    email_typed_in_this_session,
+    forget_identity,
+    in_transaction,
+    latest_user_metadata,
+    resolve_identity,
+    sender_id,
+    server_claims,
+)
+from actions.handoff import hand_over_failure
 from bot.services import verification as verification_service
 from bot.services.errors import NotAllowed, NotFound, ServiceError
-from bot.services.orders import normalize_order_number
-from bot.settings import get_settings
-from concierge_rasa.security import verify_claims
+from bot.services.orders import get_order, normalize_order_number
+
+__all__ = [  # the helpers every action module imports from here (defined in actions/context.py)
+    "Identity", "email_typed_in_this_session", "in_transaction", "latest_user_metadata", "resolve_identity",
+    "sender_id", "server_claims",
+]
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TECHNICAL_PROBLEM = (
     "Sorry, I ran into a technical problem and couldn't finish that. Please try again in a moment, "
     'or type "human" to reach our support team.'
 )
 MAX_VERIFICATION_ATTEMPTS = 3
-
-
-async def in_transaction(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Runs `fn(session, ...)` in one transaction on a worker thread (commit or roll back)."""
-
-    def work() -> T:
-        with session_scope() as session:
-            return fn(session, *args, **kwargs)
-
-    return await asyncio.to_thread(work)
-
-
-# ---------------------------------------------------------------- identity
-@dataclass
-class Identity:
-    """Who the customer is, and the slot events that record it."""
-
-    customer_id: int | None
-    by: str | None = None
-    events: list[EventType] = field(default_factory=list)
-
-
-def latest_user_metadata(tracker: Tracker) -> dict[str, Any]:
-    """Metadata sent with the latest user message (REST `metadata`, socket.io `customData`)."""
-    for event in reversed(tracker.events or []):
-        if event.get("event") == "user":
-            metadata = event.get("metadata") or {}
-            return metadata if isinstance(metadata, dict) else {}
-    metadata = (tracker.latest_message or {}).get("metadata") or {}
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def server_claims(tracker: Tracker) -> dict[str, Any]:
-    """What the Concierge channel vouched for on the latest message (signed): the client's
-    address key, the session id it issued to that client, the customer of a checked token.
-    Empty when the message came some other way or the claims were not genuine."""
-    return verify_claims(latest_user_metadata(tracker), identity_service.keyring()) or {}
-
-
-def _identity_lookup(
-    session: Any, claims: dict[str, Any], token: Any, conversation: str
-) -> tuple[int | None, str | None]:
-    cid, exp = claims.get("cid"), claims.get("exp")
-    if isinstance(exp, int | float) and not isinstance(exp, bool) and time.time() < exp:
-        customer_id = identity_service.active_customer_id(session, cid)
-        if customer_id is not None:
-            return customer_id, "token"
-    if token:  # channels that leave the token in place (rasa shell, tests): same check
-        customer_id = identity_service.customer_from_token(session, token)
-        if customer_id is not None:
-            return customer_id, "token"
-    session_id = claims.get("session") if isinstance(claims.get("session"), str) else ""
-    customer_id = verification_service.chat_verified_customer(session, conversation, session_id)
-    return (customer_id, "chat") if customer_id is not None else (None, None)
-
-
-def email_typed_in_this_session(tracker: Tracker, email: Any) -> bool:
-    """True when the client of the latest message typed ``email`` itself (in any of its messages).
-
-    An email remembered in the conversation (a slot, prefilled again when a form starts) is proof
-    of ownership only for the client session that typed it: someone continuing the conversation
-    from another session must type it again. Without server claims (no session) nothing can be told apart.
-    """
-    current = server_claims(tracker).get("session") or ""
-    if not current:
-        return True
-    wanted = str(email or "").strip().lower()
-    if not wanted:
-        return False
-    keys = identity_service.keyring()
-    since = time.time() - get_settings().session_idle_s  # typed before a lapse of inactivity: proves nothing now
-    for event in tracker.events or []:
-        if event.get("event") != "user" or wanted not in str(event.get("text") or "").lower():
-            continue
-        stamp = event.get("timestamp")
-        if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp < since:
-            continue
-        claims = verify_claims(event.get("metadata") or {}, keys) or {}
-        if claims.get("session") == current:
-            return True
-    return False
-
-
-def resolve_identity(tracker: Tracker) -> Identity:
-    """A website token checked by the channel (or on the message) wins; then an in-chat verification.
-
-    The slots only mirror the answer: a token identity lasts while the website keeps sending a
-    valid token for an active customer, and a chat verification lives in the database, bound to
-    the conversation and to the session the channel issued to that client (ending after
-    ``session_idle_s`` of silence). So neither a sender id nor a slot set some other way
-    (``/intent{...}``) grants access to a customer's data.
-    """
-    slot_id = tracker.get_slot("verified_customer_id")
-    slot_by = tracker.get_slot("verified_by")
-    token = latest_user_metadata(tracker).get("customer_token")
-    claims = server_claims(tracker)
-    with session_scope() as session:
-        customer_id, by = _identity_lookup(session, claims, token, sender_id(tracker))
-    if customer_id is not None:
-        events: list[EventType] = []
-        if slot_id != str(customer_id) or slot_by != by:
-            events = [SlotSet("verified_customer_id", str(customer_id)), SlotSet("verified_by", by)]
-        return Identity(customer_id, by, events)
-    if slot_id or slot_by:
-        return Identity(None, None, [SlotSet("verified_customer_id", None), SlotSet("verified_by", None)])
-    return Identity(None)
 
 
 def previous_slot_value(tracker: Tracker, name: str) -> Any:
@@ -170,11 +75,6 @@ def fmt_date(value: datetime | None) -> str:
     return f"{value:%a %d %b %Y}".replace(" 0", " ")
 
 
-def sender_id(tracker: Tracker) -> str:
-    """Rasa's sender string, clipped to the column (``sender_id`` in every table)."""
-    return str(tracker.sender_id or "unknown")[:128]
-
-
 class SafeAction(Action, metaclass=ABCMeta):
     """Base for actions: any unexpected error becomes a polite reply, never silence."""
 
@@ -182,17 +82,17 @@ class SafeAction(Action, metaclass=ABCMeta):
     def name(self) -> str: ...
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        try:
-            return await self.act(dispatcher, tracker, domain)
-        except ServiceError as exc:
-            dispatcher.utter_message(text=exc.message)
-            return []
-        except Exception:  # noqa: BLE001 - log it, apologise, keep the conversation going
-            logger.exception("Action %s failed", self.name())
-            dispatcher.utter_message(text=TECHNICAL_PROBLEM)
-            from actions.handoff import hand_over_failure  # a person takes over when configured (handoff.yml)
-
-            return await hand_over_failure(dispatcher, tracker, self.name())
+        with action_run():  # the identity service is asked once in this run
+            try:
+                return await self.act(dispatcher, tracker, domain)
+            except ServiceError as exc:
+                dispatcher.utter_message(text=exc.message)
+                return []
+            except Exception:  # noqa: BLE001 - log it, apologise, keep the conversation going
+                logger.exception("Action %s failed", self.name())
+                dispatcher.utter_message(text=TECHNICAL_PROBLEM)
+                # a person takes over when configured (handoff.yml)
+                return await hand_over_failure(dispatcher, tracker, self.name())
 
     @abstractmethod
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
@@ -226,16 +126,15 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
 
     def check_order(self, session: Any, customer_id: int, order_number: str) -> Any:
         """Raises NotFound/NotAllowed when this form cannot act on the order. Override."""
-        from bot.services.orders import get_order
-
         return get_order(session, customer_id, order_number)
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         flags: list[bool] = []
         token = _stop_form.set(flags)
         try:
-            ident = resolve_identity(tracker)
-            events = ident.events + await super().run(dispatcher, tracker, domain)
+            with action_run():  # the identity service is asked once in this run (again after a verification)
+                ident = resolve_identity(tracker)
+                events = ident.events + await super().run(dispatcher, tracker, domain)
         except Exception:  # noqa: BLE001
             logger.exception("Form validation %s failed", self.name())
             dispatcher.utter_message(text=TECHNICAL_PROBLEM)
@@ -306,11 +205,9 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         # across conversations the database counts failures per order number and client address
         check = verification_service.ChatCheck(None)
         if attempts < MAX_VERIFICATION_ATTEMPTS:
-            claims = server_claims(tracker)
-            client = claims.get("client") if isinstance(claims.get("client"), str) else None
-            session_id = claims.get("session") if isinstance(claims.get("session"), str) else ""
+            known = customer_identity(tracker)
             check = await in_transaction(
-                verification_service.verify_in_chat, sender_id(tracker), session_id, client, number, email
+                verification_service.verify_in_chat, sender_id(tracker), known.session_id, known.client, number, email
             )
         customer_id = check.customer_id
         if customer_id is None and check.wait_s > 0:
@@ -331,6 +228,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
                     "can only help with orders placed with your email. Let's try again."
                 )
             return {"order_number": None, "email": None, "verification_attempts": attempts}
+        forget_identity(tracker)  # verified now: a later question in this run asks the service again
         result = await self._check(number, customer_id, dispatcher)
         slots: dict[str, Any] = {"email": email, **result}
         slots.update({e["name"]: e["value"] for e in chat_verified(customer_id)})

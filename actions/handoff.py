@@ -16,7 +16,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import in_transaction, resolve_identity, sender_id
+from actions.context import in_transaction, resolve_identity, sender_id
 from bot.services import handoff as handoff_service
 from bot.services import tickets as ticket_service
 

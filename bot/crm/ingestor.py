@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm import records
 from bot.crm.records import BadEvent, RasaEvent
-from bot.crm.redaction import Span, apply, get_redactor, redact_entities
+from bot.crm.redaction import Span, apply, get_redactor, redact_entities, tracking_places
 from bot.crm.sources import Batch, EventSource, PikaEventSource, SQLEventSource
 from bot.db import conversations as repo
 from bot.db import crm_ingest
@@ -39,9 +39,8 @@ from bot.db import interactions as interactions_repo
 from bot.db.base import utcnow
 from bot.db.models import Conversation
 from bot.db.session import get_engine, session_scope
-from bot.services.identity import keyring, verify_token
+from bot.services.identity import customer_of_message
 from bot.settings import get_settings
-from concierge_rasa.security import verify_claims  # stdlib only, shared by both runtimes
 
 logger = logging.getLogger("bot.crm.ingestor")
 CATALOGUE_REFRESH_S = 300.0  # how often a running ingestor reloads the product names
@@ -219,7 +218,7 @@ class Ingestor:
             conv.csat_comment = found.text if found is not None else fx.csat_comment
         customer_id = fx.customer_id
         if customer_id is None and (fx.claims or fx.customer_token):
-            customer_id = customer_from_message(ev.data.get("metadata"), fx.customer_token, ev.data["timestamp"])
+            customer_id = customer_of_message(ev.data.get("metadata"), fx.customer_token, ev.data["timestamp"])
         if customer_id is not None:
             repo.link_customer(session, conv, customer_id)
 
@@ -360,23 +359,8 @@ def load_product_names(db_url: str | None = None) -> list[str]:
 
 def load_tracking_places(db_url: str | None = None) -> list[str]:
     """The tracking table's places (what the redactor keeps in bot replies), read in a short transaction."""
-    from bot.crm.redaction import tracking_places
-    from bot.db.session import session_scope
-
     with session_scope(db_url) as session:
         return tracking_places(session)
-
-
-def customer_from_message(metadata: object, token: str | None, sent_at: float) -> int | None:
-    """The customer a message came from: the channel's signed claims (the website token it
-    checked), else a token left on the message; judged at the time it was sent, since the
-    ingestor may read it later (after an outage)."""
-    claims = verify_claims(metadata, keyring())
-    if claims:
-        cid, exp = claims.get("cid"), claims.get("exp")
-        if isinstance(cid, int) and not isinstance(cid, bool) and isinstance(exp, (int, float)) and exp >= sent_at:
-            return cid
-    return verify_token(token, now=sent_at) if token else None
 
 
 def _dispose(db_url: str | None) -> None:

@@ -19,12 +19,10 @@ from bot.db import security as security_repo
 from bot.db import tickets as tickets_repo
 from bot.db.base import utcnow
 from bot.services import identity as identity_service
-from bot.services.identity import active_customer_id
 from bot.services.orders import normalize_order_number
 from bot.settings import Settings, get_settings
 
 ORDER, CLIENT, TICKET_CLIENT = "verify_order", "verify_client", "ticket_client"
-TOUCH_EVERY = timedelta(seconds=30)  # last_seen_at is written at most this often
 
 
 @dataclass(frozen=True)
@@ -116,27 +114,6 @@ def bind_chat_verification(
     security_repo.save_chat_verification(
         session, sender_id[:128], (session_id or "")[:64], customer_id, now or utcnow()
     )
-
-
-def chat_verified_customer(
-    session: Session, sender_id: str, session_id: str | None, now: datetime | None = None
-) -> int | None:
-    """The customer this conversation proved to be in this session, unless idle too long or deleted."""
-    now = now or utcnow()
-    row = security_repo.get_chat_verification(session, sender_id[:128], (session_id or "")[:64])
-    if row is None:
-        return None
-    if now - row.last_seen_at > timedelta(seconds=get_settings().session_idle_s):
-        session.delete(row)
-        session.flush()
-        return None
-    customer_id = active_customer_id(session, row.customer_id)
-    if customer_id is None:
-        return None
-    if now - row.last_seen_at > TOUCH_EVERY:
-        row.last_seen_at = now
-        session.flush()
-    return customer_id
 
 
 def end_chat_verification(session: Session, sender_id: str) -> int:

@@ -10,7 +10,6 @@ from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from actions import common
 from actions import handoff as actions_handoff
 from actions.common import (
     MAX_VERIFICATION_ATTEMPTS,
@@ -26,6 +25,7 @@ from actions.orders import ValidateTrackOrderForm
 from bot.db import models
 from bot.db.session import session_scope
 from bot.services import handoff as handoff_service
+from bot.services import identity as identity_service
 from bot.services.errors import NotAllowed
 from tests.actions.conftest import (
     ALICE,
@@ -350,7 +350,7 @@ async def test_validator_crash_stops_the_form_politely(db_url, domain, dispatche
     def boom(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(common.identity_service, "verify_order_email", boom)
+    monkeypatch.setattr(identity_service, "verify_order_email", boom)
     tracker = form_tracker(domain, "email", {"email": EMAILS[ALICE]}, slots={"order_number": "190001"})
     events = await ValidateTrackOrderForm().run(dispatcher, tracker, domain)
     assert events == [SlotSet("requested_slot", None)]
@@ -476,3 +476,22 @@ async def test_an_email_typed_before_a_lapse_of_inactivity_is_asked_again(db_url
                            sender_id="conv-idle")
     slots = slot_values(await ValidateTrackOrderForm().run(dispatcher, tracker, domain))
     assert "verified_customer_id" not in slots and slots["email"] is None
+
+
+async def test_one_action_run_asks_the_identity_service_once(db_url, domain, dispatcher, monkeypatch):
+    """Form validation asks who the customer is in run(), required_slots() and each validate_*: one lookup."""
+    calls = []
+    real = identity_service.resolve
+
+    def counting(session, request, now=None):  # noqa: ANN001, ANN202
+        calls.append(request.sender_id)
+        return real(session, request, now)
+
+    monkeypatch.setattr(identity_service, "resolve", counting)
+    tracker = form_tracker(domain, "order_number", {"order_number": "190010"},
+                           token=token_for(CARLA), sender_id="conv-once")
+    events = await ValidateTrackOrderForm().run(dispatcher, tracker, domain)
+    assert slot_values(events)["verified_customer_id"] == str(CARLA)
+    assert calls == ["conv-once"]
+    resolve_identity(tracker)  # outside an action run nothing is remembered
+    assert calls == ["conv-once", "conv-once"]

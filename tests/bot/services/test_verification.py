@@ -7,6 +7,7 @@ import pytest
 from bot.db import models as m
 from bot.db import tickets as tickets_repo
 from bot.db.base import utcnow
+from bot.services import identity
 from bot.services import verification as v
 from bot.settings import get_settings
 
@@ -76,25 +77,25 @@ def test_wait_message_is_polite_and_says_how_long():
 def test_chat_verification_bound_to_session_and_idle_timeout(session, limits):
     now = utcnow()
     v.bind_chat_verification(session, "conv-1", "sid-a", 1, now=now)
-    assert v.chat_verified_customer(session, "conv-1", "sid-a", now=now) == 1
-    assert v.chat_verified_customer(session, "conv-1", "sid-b", now=now) is None  # another client
-    assert v.chat_verified_customer(session, "conv-1", "", now=now) is None
-    assert v.chat_verified_customer(session, "conv-2", "sid-a", now=now) is None  # another sender
+    assert identity.chat_verified_customer(session, "conv-1", "sid-a", now=now) == 1
+    assert identity.chat_verified_customer(session, "conv-1", "sid-b", now=now) is None  # another client
+    assert identity.chat_verified_customer(session, "conv-1", "", now=now) is None
+    assert identity.chat_verified_customer(session, "conv-2", "sid-a", now=now) is None  # another sender
     # activity keeps it alive, silence ends it
-    assert v.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=500)) == 1
-    assert v.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=1000)) == 1
-    assert v.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=1700)) is None
-    assert v.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=1701)) is None
+    assert identity.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=500)) == 1
+    assert identity.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=1000)) == 1
+    assert identity.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=1700)) is None
+    assert identity.chat_verified_customer(session, "conv-1", "sid-a", now=now + timedelta(seconds=1701)) is None
 
 
 def test_chat_verification_of_deleted_customer_and_end(session, limits):
     v.bind_chat_verification(session, "conv-3", "s", 2)
     session.get(m.Customer, 2).status = "deleted"
     session.flush()
-    assert v.chat_verified_customer(session, "conv-3", "s") is None
+    assert identity.chat_verified_customer(session, "conv-3", "s") is None
     v.bind_chat_verification(session, "conv-4", "s", 1)
     assert v.end_chat_verification(session, "conv-4") == 1
-    assert v.chat_verified_customer(session, "conv-4", "s") is None
+    assert identity.chat_verified_customer(session, "conv-4", "s") is None
 
 
 def test_ticket_caps_per_conversation_and_client(session, limits):
