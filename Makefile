@@ -149,7 +149,7 @@ validate: $(RVENV)/.installed
 	$(RASA) data validate --data nlu_data --domain domain.yml --config config.yml --fail-on-warnings
 
 test-rasa: $(RVENV)/.installed $(ONNX)
-	PYTHONPATH=$(ROOT) $(RPY) -m pytest -q tests/concierge_rasa
+	PYTHONPATH=$(ROOT) $(RPY) -m pytest -q -rs tests/concierge_rasa
 
 # End-to-end: the user text of every story goes through the NLU, then the dialogue policies.
 test-stories: $(MODEL)
@@ -162,7 +162,7 @@ test-stories: $(MODEL)
 	@echo "all test stories passed"
 
 test-unit: $(VENV)/.installed models
-	$(PY) -m pytest -q --ignore=tests/concierge_rasa
+	$(PY) -m pytest -q -rs --ignore=tests/concierge_rasa
 
 test: setup browser lint validate models $(MODEL)
 	@$(MAKE) --no-print-directory test-rasa test-stories test-unit

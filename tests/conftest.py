@@ -24,8 +24,32 @@ import pytest
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
+from tests.requirements import ALLOW_SKIP_MARKER, fail_skip_under_ci
+
 SMALL_SEED = {"seed": 42, "customers": 60, "products": 320, "orders": 600}
 TEST_SECRET = "test-identity-secret-not-for-production"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{ALLOW_SKIP_MARKER}(reason): this test may skip even under CI=true (says why)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """Under CI=true a skip is a failure (tests/requirements.py): a skipped test tested nothing."""
+    report = yield
+    fail_skip_under_ci(report, item)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    """The same for a whole module skipped at import (``pytest.importorskip``, ``allow_module_level``)."""
+    report = yield
+    fail_skip_under_ci(report)
+    return report
 
 
 @pytest.fixture(scope="session")
