@@ -13,6 +13,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import SafeAction, in_transaction, resolve_identity
 from bot.services import catalog, faq
 from bot.services import orders as order_service
+from bot.services import recommendations as rec_service  # models load on first use, not at import
 from bot.services.types import format_money
 from bot.settings import get_settings
 
@@ -82,8 +83,6 @@ class ActionRecommend(SafeAction):
         text = str((tracker.latest_message or {}).get("text") or "")
         product_query = _entity(tracker, "product")
         category = _entity(tracker, "category")
-
-        from bot.services import recommendations as rec_service  # heavy model code loads on first use
 
         def work(session):  # noqa: ANN001, ANN202 - one transaction for the whole lookup
             context_id = None

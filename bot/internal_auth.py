@@ -15,6 +15,8 @@ import logging
 import zlib
 from typing import Any
 
+from sanic import response
+
 logger = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/health"})
@@ -93,8 +95,6 @@ def action_call_problem(body: bytes, content_encoding: str | None) -> str | None
 
 def install_guard(app: Any, token: str) -> None:
     """Adds the authentication and request checks to a rasa_sdk Sanic app."""
-    from sanic import response
-
     if not token:
         raise ValueError("the action server needs a token (CONCIERGE_ACTION_TOKEN or var/action.key)")
 

@@ -30,6 +30,8 @@ from sqlalchemy import Connection, func, insert, select, text
 
 from bot.db import models as m
 from bot.db.base import utcnow
+from bot.db.migrate import upgrade
+from bot.db.session import get_engine
 from bot.seed_catalog import (
     CARRIERS,
     CATEGORIES,
@@ -42,6 +44,7 @@ from bot.seed_catalog import (
     WAREHOUSE,
     ProductType,
 )
+from bot.seed_feedback import generate as generate_support
 
 CENT = Decimal("0.01")
 HISTORY_DAYS = 730
@@ -770,8 +773,6 @@ def seed(
 
     Existing shop data is replaced unless ``if_empty`` is set and customers already exist.
     """
-    from bot.db.session import get_engine
-
     say = progress or (lambda _msg: None)
     if customers < len(DEMO_CUSTOMERS) or products < 1 or orders < 0 or orders > MAX_ORDERS:
         raise ValueError(
@@ -779,8 +780,6 @@ def seed(
         )
     started = time.perf_counter()
     if migrate:
-        from bot.db.migrate import upgrade
-
         say("migrating schema ...")
         upgrade(url)
     engine = get_engine(url)
@@ -803,8 +802,6 @@ def seed(
     gen.history(orders, favourites)
     gen.demo_orders(customers)
     say("generating support history (complaints, ratings, chats) ...")
-    from bot.seed_feedback import generate as generate_support
-
     names = {p["id"]: p["name"] for p in gen.rows["products"]}
     support = generate_support(gen.rows, names, now, seed)
     say(f"generated in {time.perf_counter() - started:.1f}s; writing ...")

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from concierge_rasa.security import read_or_create_key  # stdlib only: both runtimes share the key files
+from sqlalchemy.engine import make_url
+
+from concierge_rasa.security import check_secret, read_or_create_key  # stdlib only: both runtimes share them
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,8 +21,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def mask_url(url: str) -> str:
     """Hide the password of a database URL (never print secrets)."""
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # malformed URL: show only the scheme
         return url.split("://", 1)[0] + "://***"
@@ -151,8 +151,6 @@ def _security_settings(env: os._Environ[str] | dict[str, str], var_dir: Path, se
 
     Refuses to start with a short secret (the message says how to make a good one).
     """
-    from concierge_rasa.security import check_secret  # stdlib only: the same rule as the Rasa side
-
     previous = env.get("CONCIERGE_IDENTITY_SECRET_PREVIOUS", "").strip() or None
     action_token = env.get("CONCIERGE_ACTION_TOKEN", "").strip() or read_or_create_key(var_dir / "action.key")
     check_secret(secret, "CONCIERGE_IDENTITY_SECRET")

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-topics", action="store_true", help="skip the feedback topics (no spaCy/encoder)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    from bot.analytics.refresh import is_missing, refresh
+    from bot.analytics.refresh import is_missing, refresh  # heavy: pandas, lifetimes; --help stays quick
 
     say = None if args.quiet else (lambda msg: print(msg, flush=True))
     try:

@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from bot.analytics import features as feats
+from bot.analytics import plots
 from bot.analytics.config import CONFIG, SEED
 from bot.ml.base import BaseModel, ModelError, load_npz, save_npz
 
@@ -64,8 +65,8 @@ class ChurnModel(BaseModel):
     # -- training ------------------------------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
         """Fit both parts on ``x`` (n, features) and 0/1 labels ``y``."""
-        from sklearn.ensemble import GradientBoostingClassifier
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.ensemble import GradientBoostingClassifier  # heavy: sklearn, only when fitting or evaluating
+        from sklearn.linear_model import LogisticRegression  # heavy: sklearn, only when fitting or evaluating
 
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=int)
@@ -140,7 +141,7 @@ class ChurnModel(BaseModel):
 
     def choose_blend(self, x_val: np.ndarray, y_val: np.ndarray) -> float:
         """Pick the blend weight with the best validation ROC AUC (never the test set)."""
-        from sklearn.metrics import roc_auc_score
+        from sklearn.metrics import roc_auc_score  # heavy: sklearn, only when fitting or evaluating
 
         p_lr, p_gb = self.predict_parts(x_val)
         grid = np.linspace(0, 1, 11)
@@ -207,7 +208,7 @@ def train_shop_model(session: Session, now: datetime, plot_dir: Path | None = No
     Evaluation: trained on cutoffs now-2h, now-3h, ... ; tested at now-h (labels = the last h days).
     Scoring model: the same recipe moved one horizon later (cutoffs now-h, now-2h, ...).
     """
-    from sklearn.metrics import brier_score_loss, roc_auc_score
+    from sklearn.metrics import brier_score_loss, roc_auc_score  # heavy: sklearn, only when fitting or evaluating
 
     say = progress or (lambda _m: None)
     cfg = CONFIG.churn
@@ -225,8 +226,6 @@ def train_shop_model(session: Session, now: datetime, plot_dir: Path | None = No
     recency = x_te[:, feats.FEATURES.index("recency_days")]
     png = None
     if plot_dir is not None:
-        from bot.analytics import plots
-
         png = str(plots.calibration(prob, y_te, plot_dir / "churn_calibration.png",
                                     f"Shop churn, cutoff {eval_cut.date()} ({cfg.horizon_days}-day horizon)",
                                     extra={"logistic regression": p_lr}))

@@ -37,7 +37,7 @@ def rfm_summary(transactions: pd.DataFrame, end: datetime | pd.Timestamp, freq: 
     ``freq`` "W": recency and T in weeks at day precision (purchases on one day count once);
     "D": in days.
     """
-    from lifetimes.utils import summary_data_from_transaction_data
+    from lifetimes.utils import summary_data_from_transaction_data  # heavy: lifetimes, only when fitting
 
     summary = summary_data_from_transaction_data(
         transactions, customer_col, date_col, monetary_value_col=value_col, observation_period_end=end,
@@ -63,7 +63,7 @@ class ClvModel(BaseModel):
 
     def fit(self, summary: pd.DataFrame) -> Self:
         """Fit on an :func:`rfm_summary` frame."""
-        from lifetimes import GammaGammaFitter
+        from lifetimes import GammaGammaFitter  # heavy: lifetimes (pandas, autograd), only when fitting
 
         if len(summary) < 10 or (summary["frequency"] > 0).sum() < 5:
             raise ValueError("need at least 10 customers, 5 of them with repeat purchases")
@@ -84,8 +84,8 @@ class ClvModel(BaseModel):
         When customers never seem to leave (the dropout parameters run to zero), the optimiser
         fails to converge; a larger penalty then gives the limiting model (NBD, nobody drops out).
         """
-        from lifetimes import BetaGeoFitter
-        from lifetimes.utils import ConvergenceError
+        from lifetimes import BetaGeoFitter  # heavy: lifetimes (pandas, autograd), only when fitting
+        from lifetimes.utils import ConvergenceError  # heavy: lifetimes
 
         penalizers = [self.penalizer] + [p for p in (0.01, 0.1, 1.0) if p > self.penalizer]
         for pen in penalizers:
@@ -100,7 +100,7 @@ class ClvModel(BaseModel):
         raise ValueError("BG/NBD did not converge on this data, even with a penalty of 1.0")
 
     def _fitters(self):  # noqa: ANN202 - lifetimes objects
-        from lifetimes import BetaGeoFitter, GammaGammaFitter
+        from lifetimes import BetaGeoFitter, GammaGammaFitter  # heavy: lifetimes (pandas, autograd), only when fitting
 
         if not self.bgnbd:
             raise ModelError("clv model is not fitted")
@@ -195,6 +195,6 @@ RF_FEATURES = ("frequency", "recency", "T", "monetary_value")
 
 def random_forest(x: np.ndarray, y: np.ndarray, n_trees: int = 300):  # noqa: ANN201 - sklearn estimator
     """The articles' regressor: a random forest from RFM features to future purchases or value."""
-    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.ensemble import RandomForestRegressor  # heavy: sklearn, only when fitting or evaluating
 
     return RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=5, random_state=SEED, n_jobs=1).fit(x, y)

@@ -9,10 +9,10 @@ import numpy as np
 
 
 def _plt():  # noqa: ANN202 - matplotlib module
-    import matplotlib
+    import matplotlib  # heavy: matplotlib, only when a refresh draws charts
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib
 
     return plt
 

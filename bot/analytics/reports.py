@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.analytics import clv, lifecycle, priority, serving
 from bot.analytics import features as feats
 from bot.analytics.config import CONFIG
+from bot.analytics.refresh import output_dir
+from bot.analytics.segments import segment_matrix
 from bot.analytics.topics import TopicSummary, top_topics
 from bot.db import analytics as repo
 from bot.db.base import utcnow
-from bot.db.models import Customer
+from bot.db.models import Customer, Order
 
 __all__ = [
     "CustomerAnalyticsView", "SegmentSummary", "TopicSummary", "customer_view", "lifecycle_history",
@@ -69,8 +71,6 @@ def _score_now(session: Session, customer_id: int) -> CustomerAnalyticsView | No
     frame = feats.compute(session, now, [customer_id])
     if not len(frame.frame):
         return None
-    from bot.analytics.segments import segment_matrix
-
     segment = seg_model.names[int(seg_model.predict(segment_matrix(frame))[0])]
     risk = float(churn_model.predict_proba(frame.matrix(tuple(churn_model.feature_names)))[0])
     tx = feats.purchases(session, before=now)
@@ -122,8 +122,6 @@ def lifecycle_history(session: Session, periods: int = 12, step_days: int = 30) 
 
 def run_summary() -> dict | None:
     """The last refresh's figures (churn AUC, k, sizes, topics, chart paths), or None before any."""
-    from bot.analytics.refresh import output_dir
-
     path = output_dir() / "summary.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -133,10 +131,6 @@ def run_summary() -> dict | None:
 
 def few_orders(session: Session, customer_id: int) -> bool:
     """True when a customer has too little history for personal recommendations."""
-    from sqlalchemy import func
-
-    from bot.db.models import Order
-
     n = session.scalar(
         select(func.count()).select_from(Order).where(
             Order.customer_id == customer_id, Order.status.in_(feats.PURCHASE_STATUSES)

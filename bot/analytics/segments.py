@@ -92,8 +92,8 @@ class SegmentModel(BaseModel):
 
     def fit(self, x: np.ndarray, progress: Callable[[str], None] | None = None) -> Self:
         """Choose k and fit on ``x`` (rows = customers, columns = :data:`SEGMENT_FEATURES`)."""
-        from sklearn.cluster import KMeans
-        from sklearn.metrics import silhouette_score
+        from sklearn.cluster import KMeans  # heavy: sklearn, only when fitting or evaluating
+        from sklearn.metrics import silhouette_score  # heavy: sklearn, only when fitting or evaluating
 
         say = progress or (lambda _m: None)
         cfg = CONFIG.segments

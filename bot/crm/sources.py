@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from bot.db import crm_ingest
+from bot.db.session import session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ class SQLEventSource:
 
     def _load_position(self) -> int:
         if self._position is None:
-            from bot.db.session import session_scope
-
             with session_scope(self.db_url) as session:
                 self._position = crm_ingest.get_offset(session, self.name)
         return self._position
@@ -145,7 +144,7 @@ class PikaEventSource:
         self._held: Batch | None = None  # fetched, not yet acknowledged
 
     def _connect(self) -> None:
-        import pika
+        import pika  # optional: only the production (RabbitMQ) source needs it
 
         if self._conn is not None and self._conn.is_open:
             return

@@ -8,7 +8,7 @@ import sys
 from alembic import command
 from alembic.config import Config
 
-from bot.settings import PROJECT_ROOT
+from bot.settings import PROJECT_ROOT, get_settings, mask_url
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -37,8 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revision", default="head")
     args = parser.parse_args(argv)
     upgrade(args.url, args.revision)
-    from bot.settings import get_settings, mask_url
-
     print(f"database at {mask_url(args.url or get_settings().database_url)} is at {args.revision}")
     return 0
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot.settings import get_settings
 
 
 def _resolve_url(url: str | None) -> str:
     if url:
         return url
-    from bot.settings import get_settings
-
     return get_settings().database_url
 
 
@@ -32,12 +34,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API conne
 @functools.lru_cache(maxsize=16)
 def _engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
-
         db = make_url(url).database
         if db and db != ":memory:":
-            from pathlib import Path
-
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)

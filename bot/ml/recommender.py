@@ -16,14 +16,20 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from bot.db.models import Order, OrderItem, Product
+from bot.db.session import get_engine
 from bot.ml.base import BaseModel, ModelError, load_npz, save_npz
+from bot.ml.encoder import embed_texts
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +117,7 @@ def train_bpr(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Implicit MF with BPR loss in torch. Returns (user factors, item factors, item bias)."""
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -160,9 +166,7 @@ def gibbs_bpmf(
     Each side's vector is [factors, bias] with a Normal-Wishart hyper-prior; ``r`` must be
     centred. Returns the post-burn-in samples; predictions average over them.
     """
-    import warnings
-
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -393,8 +397,6 @@ class HybridRecommender(BaseModel):
         if embeddings is not None:
             self.E = np.asarray(embeddings, dtype=np.float32)
         elif cfg.use_content and n_items:
-            from bot.ml.encoder import embed_texts
-
             texts = [f"{p.name}. {p.category}. {p.description}" for p in data.products]
             self.E = embed_texts(texts, cfg.encoder or None)
         else:
@@ -587,12 +589,6 @@ class HybridRecommender(BaseModel):
 # ---------------------------------------------------------------------------- shop data
 def load_shop_data(database_url: str | None = None) -> InteractionData:
     """Products and non-cancelled purchase lines from the shop database."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from bot.db.models import Order, OrderItem, Product
-    from bot.db.session import get_engine
-
     with Session(get_engine(database_url)) as s:
         products = [
             ItemRecord(p.id, p.name, p.category or "", p.description or "", bool(p.consumable))

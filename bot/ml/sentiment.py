@@ -10,6 +10,7 @@ a fallback configuration).
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import random
@@ -72,7 +73,7 @@ class SentimentModel(BaseModel):
 
     # ------------------------------------------------------------------ network
     def _ensure_network(self) -> None:
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         if self._enc is None:
             self._tok, self._enc = load_tokenizer_and_model(self.encoder_spec or None)
@@ -106,7 +107,7 @@ class SentimentModel(BaseModel):
         head_max_samples: int | None = None,
     ) -> Self:
         """Train on ``texts`` with labels (names or indices). ``max_steps`` caps fine-tune steps."""
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         if len(texts) != len(labels) or not texts:
             raise ValueError("texts and labels must be non-empty and of equal length")
@@ -169,7 +170,7 @@ class SentimentModel(BaseModel):
         say: Callable[[str], None],
         max_steps: int | None,
     ) -> None:
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         lengths = [len(ids) for ids in self._tok(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
         order = np.argsort(lengths, kind="stable")
@@ -226,7 +227,7 @@ class SentimentModel(BaseModel):
     def _embed(
         self, texts: Sequence[str], batch_size: int = 64, progress: Callable[[str], None] | None = None
     ) -> np.ndarray:
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), self._enc.config.hidden_size), dtype=np.float32)
@@ -240,7 +241,7 @@ class SentimentModel(BaseModel):
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape [n, 3] in the order of :data:`LABELS`."""
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         if self._enc is None or self._head is None:
             raise ModelError("sentiment model is not trained/loaded")
@@ -257,7 +258,7 @@ class SentimentModel(BaseModel):
 
     def predict_one(self, text: str) -> SentimentResult:
         """Single message, lowest latency path (no sorting/batching overhead)."""
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         if self._enc is None or self._head is None:
             raise ModelError("sentiment model is not trained/loaded")
@@ -278,7 +279,7 @@ class SentimentModel(BaseModel):
         }
 
     def _save_arrays(self, path: Path) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # heavy: imports torch
 
         if self._head is None:
             raise ModelError("cannot save an untrained sentiment model")
@@ -289,7 +290,7 @@ class SentimentModel(BaseModel):
 
     @classmethod
     def _from_saved(cls, path: Path, meta: dict[str, Any]) -> Self:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # heavy: imports torch
 
         offline()
         if tuple(meta.get("labels", ())) != LABELS:
@@ -308,8 +309,6 @@ class SentimentModel(BaseModel):
 
 def load_labelled_csv(paths: Sequence[str | Path]) -> tuple[list[str], list[str]]:
     """Read ``text,label`` CSV files (labels must be in :data:`LABELS`)."""
-    import csv
-
     texts: list[str] = []
     labels: list[str] = []
     for p in paths:

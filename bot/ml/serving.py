@@ -30,7 +30,7 @@ _PATHS = {"sentiment": sentiment_model_dir, "recommender": recommender_model_dir
 
 def _threads() -> None:
     try:
-        import torch
+        import torch  # heavy: torch, loaded with the first model
 
         # one short message per call: a single thread is fastest and degrades least when the
         # machine is busy (measured: p50 14 ms with 1 thread vs 52 ms with 2 under load 6.7 on 2 cores)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.ml.base import META_FILE
+from bot.ml.recommender import HybridRecommender, evaluate_hit_rate, load_shop_data
+from bot.ml.sentiment import SentimentModel, load_labelled_csv
 from bot.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +45,7 @@ def recommender_model_dir() -> Path:
 
 
 def _threads() -> None:
-    import torch
+    import torch  # heavy: torch, only when training
 
     torch.set_num_threads(get_settings().train_threads)
 
@@ -52,8 +54,6 @@ def train_sentiment(
     out: Path | None = None, progress: Callable[[str], None] = _say, data_dir: Path = SENTIMENT_DATA_DIR
 ) -> dict:
     """Train the shipped sentiment model from scratch and save it; returns a summary."""
-    from bot.ml.sentiment import SentimentModel, load_labelled_csv
-
     _threads()
     files = sorted(data_dir.glob("*.csv"))
     texts, labels = load_labelled_csv(files)
@@ -75,8 +75,6 @@ def train_recommender(
     out: Path | None = None, progress: Callable[[str], None] = _say, database_url: str | None = None
 ) -> dict:
     """Train the hybrid recommender on the shop DB; evaluate hit-rate@10 first, then fit on all."""
-    from bot.ml.recommender import HybridRecommender, evaluate_hit_rate, load_shop_data
-
     _threads()
     t0 = time.perf_counter()
     data = load_shop_data(database_url)

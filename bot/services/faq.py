@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.settings import get_settings
+
 GENERIC_ANSWER = (
     "I'm not sure about that one, but our customer service team can help: write to "
     "support@concierge-shop.example or ask me to connect you with a human agent."
@@ -26,8 +28,6 @@ def _load(path: str) -> dict[str, str]:
 def load_faq(path: str | Path | None = None) -> dict[str, str]:
     """Topic -> answer (cached per path; whitespace normalised)."""
     if path is None:
-        from bot.settings import get_settings
-
         path = get_settings().faq_path
     return dict(_load(str(Path(path).resolve())))
 

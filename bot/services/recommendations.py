@@ -14,7 +14,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.analytics.peers import segment_picks
 from bot.db.models import Product
+from bot.ml.recommender import RecContext
+from bot.ml.serving import get_recommender
 from bot.services import catalog
 
 log = logging.getLogger(__name__)
@@ -68,9 +71,6 @@ def _model_recs(
     blocked: set[int],
     similar_only: bool,
 ) -> list[Recommendation]:
-    from bot.ml.recommender import RecContext
-    from bot.ml.serving import get_recommender
-
     model = get_recommender()
     if model is None:
         return []
@@ -134,8 +134,6 @@ def _segment_recs(
     session: Session, customer_id: int | None, k: int, blocked: set[int], products: dict[int, Product]
 ) -> list[Recommendation]:
     """Best sellers of the customer's segment (bot/analytics) when they have little history of their own."""
-    from bot.analytics.peers import segment_picks
-
     try:
         with session.begin_nested():  # a failure here must not poison the caller's transaction
             picks = segment_picks(session, customer_id, limit=k + len(blocked))

@@ -15,6 +15,7 @@ from bot.services._convert import money, refund_info
 from bot.services.errors import InvalidInput, NotAllowed, refund_not_found
 from bot.services.orders import load_order, normalize_order_number
 from bot.services.types import Eligibility, RefundInfo
+from bot.settings import get_settings
 
 MAX_ITEM_TEXT = 200
 MAX_REASON = 1000
@@ -23,8 +24,6 @@ _OPEN = ("requested", "approved", "completed")  # rejected refunds do not block 
 
 
 def _window_days() -> int:
-    from bot.settings import get_settings
-
     return get_settings().refund_window_days
 
 

@@ -10,12 +10,14 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from concierge_rasa.nlu.ort import ort_session
 from concierge_rasa.settings import get_rasa_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,26 +28,6 @@ EXPORT_HINT = (
     "Run the export once from the Python 3.11 runtime: "
     "`.venv/bin/python scripts/export_onnx.py` (or `make export-onnx`)."
 )
-
-
-def ort_session(path: Path, threads: int, spinning: bool = True, initializers: Optional[dict] = None):  # noqa: ANN201
-    """An onnxruntime CPU session with all graph optimisations.
-
-    ``threads`` 0 = all cores. Without ``spinning`` idle threads sleep instead of spinning:
-    the lowest latency for one message on a busy 2-core box. ``initializers`` (name -> array)
-    replace the graph's initializers of those names: the arrays are kept alive by the caller
-    (onnxruntime does not copy them) and pre-packed like the graph's own weights."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.inter_op_num_threads = 1
-    options.intra_op_num_threads = int(threads)
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    for name, value in (initializers or {}).items():
-        options.add_initializer(name, value)
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 class EncoderMissingError(RuntimeError):
@@ -110,7 +92,7 @@ class OnnxSentenceEncoder:
     """all-MiniLM-L6-v2 as exported by ``scripts/export_onnx.py``."""
 
     def __init__(self, model_dir: Path, num_threads: int = 0, max_length: Optional[int] = None) -> None:
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # heavy: tokenizers, loaded with the first encoder
 
         self.model_dir = Path(model_dir)
         self.config = read_export_config(self.model_dir)
@@ -186,7 +168,7 @@ class OnnxSentenceEncoder:
 
     def top_layer(self, depth: int = 1):  # noqa: ANN201 - TopLayer (imported lazily: scipy)
         """The exported (untrained) last ``depth`` layers, as ``TopLayer``."""
-        from concierge_rasa.nlu.top_layer import TopLayer
+        from concierge_rasa.nlu.top_layer import TopLayer  # heavy: scipy (softmax_model), only when tuning
 
         self.check_top_layer(depth)
         cfg = self.config["top_layer"]
@@ -223,8 +205,6 @@ class OnnxSentenceEncoder:
             # batch differs a little (cosine ~0.99) from the same message parsed alone. Encoding
             # training data one message at a time (2 calls in parallel) keeps the classifier's
             # training features identical to what it sees at parse time.
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
                 parts = list(
                     pool.map(

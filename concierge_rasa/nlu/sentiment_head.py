@@ -52,7 +52,7 @@ def negative_log_likelihood(logits: np.ndarray, y: np.ndarray, temperature: floa
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature that minimises the validation NLL (searched on log T in [1/20, 20])."""
-    from scipy.optimize import minimize_scalar
+    from scipy.optimize import minimize_scalar  # heavy: scipy.optimize, only when calibrating
 
     if len(y) == 0:
         return 1.0
@@ -117,7 +117,7 @@ class SentimentHead:
         cls, features: np.ndarray, labels: Sequence[str], c: float = 1.0, max_iter: int = 3000, seed: int = 42
     ) -> SentimentHead:
         """Multinomial logistic regression (L2, strength 1/c) on ``features``; temperature 1."""
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression  # heavy: sklearn, only when training
 
         y = label_indices(labels)
         if len(set(y.tolist())) < len(LABELS):

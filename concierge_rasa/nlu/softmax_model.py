@@ -149,7 +149,7 @@ class SoftmaxModel:
         ``sequences`` (one [tokens, dim] array per example, may be empty) adds the attention-pool
         branch; None leaves it out."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: tensorflow, only when training
 
         tf.random.set_seed(config.random_seed)
         rng = np.random.default_rng(config.random_seed)
@@ -171,7 +171,7 @@ class SoftmaxModel:
         if s_dim:
             variables["W_s"] = tf.Variable(tf.zeros([s_dim, num_classes]), name="W_s")
         var_list = list(variables.values())
-        from concierge_rasa.nlu.fused_adam import FusedAdam
+        from concierge_rasa.nlu.fused_adam import FusedAdam  # heavy: imports tensorflow
 
         # Keras' Adam / AdamW update, fused per variable (epochs 2.3x faster: the sparse block's
         # weights are [n-grams, intents], and Keras' update passes over them ten times a step)

@@ -30,6 +30,7 @@ from typing import Optional
 
 import numpy as np
 
+from concierge_rasa.nlu.ort import ort_session
 from concierge_rasa.nlu.softmax_model import pad_sequences
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def bucketed_batches(
 def _tf_stack(stack, x, m, num_heads: int, eps: float, dropout: float = 0.0) -> list:  # noqa: ANN001
     """The BERT layers in TensorFlow (training with ``dropout``, featurizing without): each
     layer's [n, len, dim] output for [n, len, dim] states ``x`` and [n, len] mask ``m``."""
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: tensorflow, only when training or featurizing in TF
 
     shape = tf.shape(x)
     n, length = shape[0], shape[1]
@@ -255,9 +256,7 @@ class TopLayer:
         """One onnxruntime session of the one-layer ``graph`` per layer, each with that layer's
         weights in place of the graph's, and the OrtValues holding them: onnxruntime only
         points at them, so they must be kept as long as the sessions."""
-        import onnxruntime as ort
-
-        from concierge_rasa.nlu.onnx_runtime import ort_session
+        import onnxruntime as ort  # heavy: onnxruntime, loaded with the first graph session
 
         values = [{n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(w[n])) for n in NAMES} for w in self.layers]
         threads = 1 if single else 0
@@ -308,7 +307,7 @@ class TopLayer:
         Both compute the same function; they differ by float rounding (~1e-6)."""
         if self._tf_forward is None:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            import tensorflow as tf
+            import tensorflow as tf  # heavy: tensorflow, only when training or featurizing in TF
 
             stack = [{n: tf.constant(w[n]) for n in NAMES} for w in self.layers]
             spec = [tf.TensorSpec([None, None, self.dim], tf.float32), tf.TensorSpec([None, None], tf.float32)]
@@ -360,7 +359,7 @@ class TopLayer:
         The head (on the unit-length mean times 5, dropout 0.2) exists only to train the
         layers and is thrown away; BERT's own dropout (0.1) is kept inside each layer."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: tensorflow, only when training or featurizing in TF
 
         tf.random.set_seed(seed)
         rng = np.random.default_rng(seed)
@@ -369,7 +368,7 @@ class TopLayer:
         head_w = tf.Variable(tf.keras.initializers.GlorotUniform(seed=seed)([dim, num_classes]), name="head_w")
         head_b = tf.Variable(tf.zeros([num_classes]), name="head_b")
         layer_vars, head_vars = [v[n] for v in stack for n in NAMES], [head_w, head_b]
-        from concierge_rasa.nlu.fused_adam import FusedAdam
+        from concierge_rasa.nlu.fused_adam import FusedAdam  # heavy: imports tensorflow
 
         opt_layer = FusedAdam(layer_vars, learning_rate, weight_decay=0.01)  # Keras AdamW's rule, fused
         opt_head = FusedAdam(head_vars, head_learning_rate, weight_decay=0.01)
