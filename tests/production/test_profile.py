@@ -1,24 +1,26 @@
 """The production profile for real: PostgreSQL (customer DB + tracker store), Redis lock store,
 RabbitMQ event broker, and two Rasa replicas sharing one conversation.
 
-Skips, naming the service, only when one of the local services is not running.
+Skips, naming the service, only when one of the local services is not running, and fails instead
+under CI=true (tests/requirements.py). Every run has its own database, queue, Redis lock keys
+and server ports, so two runs at once (two checkouts, CI beside a developer) do not meet.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 
-from tests.stack import MODEL, RASA, ROOT, free_port, wait_for
+from tests.requirements import require_postgres, require_rabbitmq, require_redis
+from tests.stack import MODEL, RASA, ROOT, PortTaken, free_port, launch, spawn, stop, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -27,18 +29,11 @@ REDIS = ("127.0.0.1", 6379)
 RABBIT = ("127.0.0.1", 5672)
 
 
-def reachable(addr: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(addr, timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def require_services() -> None:
-    for name, addr in (("PostgreSQL", PG), ("Redis", REDIS), ("RabbitMQ", RABBIT)):
-        if not reachable(addr):
-            pytest.skip(f"{name} is not running on {addr[0]}:{addr[1]}; the production profile needs it")
+    """All three local services, or a skip naming the missing one (a failure under CI=true)."""
+    require_postgres("the production profile keeps customers and trackers in it")
+    require_redis()
+    require_rabbitmq()
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +53,21 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
     seed(db_url, progress=None, seed=11, customers=40, products=320, orders=300)
     tmp = tmp_path_factory.mktemp("prod")
-    action_port, ports = free_port(), [free_port(), free_port()]
-    queue = f"concierge_test_{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex[:8]
+    queue = f"concierge_test_{run_id}"
+    # the production endpoints, with this run's own Redis lock-key prefix (the lock store's keys of
+    # two runs at once never meet, whatever Redis DB they share)
+    lock_prefix = f"concierge_test_{run_id}"
+    endpoints = tmp / "endpoints.yml"
+    production = (ROOT / "deploy" / "production" / "endpoints.yml").read_text()
+    assert "key_prefix: concierge\n" in production, "the production lock store's key_prefix moved"
+    endpoints.write_text(production.replace("key_prefix: concierge\n", f"key_prefix: {lock_prefix}\n"))
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
         "CONCIERGE_IDENTITY_SECRET": "prod-test-secret-at-least-32-characters-long",
         "CONCIERGE_ACTION_TOKEN": "prod-test-action-token-at-least-32-characters",
         "PYTHONPATH": str(ROOT),
-        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TRACKER_DB_HOST": PG[0],
         "TRACKER_DB_PORT": str(PG[1]),
         "TRACKER_DB_NAME": dbname,
@@ -84,67 +85,48 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     }
     procs: list[subprocess.Popen] = []
-    logs = []
     try:
         log = tmp / "actions.log"
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bot.action_server", "--port", str(action_port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        logs.append(log)
-        for port in ports:
-            log = tmp / f"rasa-{port}.log"
-            procs.append(
-                subprocess.Popen(
-                    [
-                        str(RASA),
-                        "run",
-                        "-m",
-                        str(MODEL),
-                        "--port",
-                        str(port),
-                        "-i",
-                        "127.0.0.1",
-                        "--endpoints",
-                        "deploy/production/endpoints.yml",
-                        "--credentials",
-                        "credentials.yml",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log.open("w"),
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            logs.append(log)
-        wait_for(f"http://127.0.0.1:{action_port}/health", procs[0], logs[0], 120)
-        for proc, log, port in zip(procs[1:], logs[1:], ports, strict=True):
-            wait_for(f"http://127.0.0.1:{port}/webhooks/rest/", proc, log, 300)
+        action, action_port = launch(
+            lambda p: spawn([sys.executable, "-m", "bot.action_server", "--port", str(p)], env, log), log,
+            lambda p: f"http://127.0.0.1:{p}/health", 120)
+        procs.append(action)
+        env["ACTION_ENDPOINT_URL"] = f"http://127.0.0.1:{action_port}/webhook"
+
+        def replica(i: int) -> Callable[[int], subprocess.Popen]:
+            cmd = [str(RASA), "run", "-m", str(MODEL), "-i", "127.0.0.1", "--endpoints", str(endpoints),
+                   "--credentials", "credentials.yml", "--port"]
+            return lambda p: spawn([*cmd, str(p)], env, tmp / f"rasa-{i}.log")
+
+        def rest(p: int) -> str:
+            return f"http://127.0.0.1:{p}/webhooks/rest/"
+
+        # both replicas start at once; one whose port was taken starts again on another
+        candidates = [free_port(), free_port()]
+        started = [replica(i)(p) for i, p in enumerate(candidates)]
+        procs += started
+        ports = []
+        for i, (proc, port) in enumerate(zip(started, candidates, strict=True)):
+            try:
+                wait_for(rest(port), proc, tmp / f"rasa-{i}.log", 300)
+            except PortTaken:
+                proc, port = launch(replica(i), tmp / f"rasa-{i}.log", rest, 300)
+                procs.append(proc)
+            ports.append(port)
         # the CRM ingestor consumes the replicas' queue, as scripts/run_production.sh starts it
         crm_log = tmp / "crm.log"
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bot.crm.ingestor"],
-                cwd=ROOT,
-                env={**env, "CONCIERGE_CRM_SOURCE": "pika"},
-                stdout=crm_log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-        )
+        crm_env = {**env, "CONCIERGE_CRM_SOURCE": "pika"}
+        procs.append(spawn([sys.executable, "-m", "bot.crm.ingestor"], crm_env, crm_log))
         yield {"ports": ports, "queue": queue, "dbname": dbname, "db_url": db_url, "crm_log": crm_log}
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(*procs, timeout=30)
+        import redis
+
+        r = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(env["REDIS_DB"]))
+        stale = list(r.scan_iter(match=f"{lock_prefix}*"))
+        if stale:
+            r.delete(*stale)
+        r.close()
         from bot.db.session import get_engine
 
         get_engine(db_url).dispose()
