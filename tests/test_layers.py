@@ -202,3 +202,28 @@ def test_the_checker_sees_what_it_must():
     }
     assert "actions.context" in edges["actions.common"] and "bot.services.identity" in edges["actions.context"]
     assert bot_layer("bot.web.app") > bot_layer("bot.services.tickets") > bot_layer("bot.db.models")
+
+
+#: modules still reading the environment themselves, owned elsewhere; each should move into
+#: concierge_rasa/settings.py (RasaSettings) and then leave this list
+ENV_READERS_TO_MOVE = {"concierge_rasa.channels.webhooks", "concierge_rasa.action_results"}
+
+
+def test_only_the_settings_objects_read_the_environment():
+    """os.environ / os.getenv are read by bot.settings and concierge_rasa.settings only; writing a
+    default for a library (``os.environ.setdefault``) is allowed."""
+    readers = set()
+    for name, path in MODULES.items():
+        if name in ("bot.settings", "concierge_rasa.settings"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        writes = {
+            id(node.func.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setdefault"
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and id(node) not in writes:
+                readers.add(name)
+    assert readers - ENV_READERS_TO_MOVE == set()
+    assert readers >= ENV_READERS_TO_MOVE  # moved already? then drop it from the list
