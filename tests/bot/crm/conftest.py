@@ -11,21 +11,36 @@ import json
 import socket
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.requirements import POSTGRES, require_postgres
+
 FIXTURE = Path(__file__).parent / "fixtures" / "rasa_events.jsonl"
 CAPTURE_SECRET = "capture-secret-0123456789-abcdefghijklmnop"
-PG = ("127.0.0.1", 5432)
+PG = POSTGRES
 PG_ADMIN_URL = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 
 
 def rasa_events() -> list[dict]:
     return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0, every_s: float = 0.1) -> None:
+    """Polls ``condition`` until it holds; fails naming ``what`` after ``timeout_s``.
+
+    Why: a test waits for the state it means (a retry happened, a row is there), not for a fixed
+    time that is too short on a loaded machine and too long on an idle one."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}", pytrace=False)
+        time.sleep(every_s)
 
 
 def renamed(events: list[dict], prefix: str) -> list[dict]:
@@ -70,19 +85,10 @@ def identity_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     get_settings.cache_clear()
 
 
-def pg_available() -> bool:
-    try:
-        with socket.create_connection(PG, timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database on the local server (dropped afterwards), migrated and seeded small."""
-    if not pg_available():
-        pytest.skip(f"PostgreSQL is not running on {PG[0]}:{PG[1]}; these tests need the local server")
+    require_postgres()  # absent: a listed skip, a failure under CI; anything else below fails the test
     name = f"concierge_crm_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -25,7 +25,7 @@ from bot.crm.ingestor import Ingestor
 from bot.crm.sources import SQLEventSource
 from bot.db.models import Conversation, IngestedEvent, IngestOffset, Interaction, Turn
 from bot.db.session import get_engine
-from tests.bot.crm.conftest import CAPTURE_SECRET, BrokerFile, TcpProxy, rasa_events, renamed
+from tests.bot.crm.conftest import CAPTURE_SECRET, BrokerFile, TcpProxy, rasa_events, renamed, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 STORED_TYPES = {"user", "bot", "action", "slot", "session_started", "restart", "active_loop", "user_featurization"}
@@ -203,19 +203,20 @@ def test_postgres_outage_during_a_burst_loses_nothing(
         for i, events in enumerate(burst):
             broker.publish(events)
             if i == conversations_n // 3:
-                deadline = time.monotonic() + 60
-                while count(pg_database, IngestedEvent) == 0 and time.monotonic() < deadline:
-                    time.sleep(0.1)  # the ingestor is writing ...
+                wait_until(lambda: count(pg_database, IngestedEvent) > 0, "the ingestor's first rows")  # it writes ...
                 pg_proxy.close()  # ... when the CRM database goes away, in the middle of the burst
                 outage_started = count(pg_database, IngestedEvent)
             time.sleep(0.05)
-        time.sleep(2)  # the ingestor keeps failing and backing off, the broker keeps the events
+        # the ingestor keeps failing and backing off (it said so twice), the broker keeps the events
+        wait_until(lambda: log.read_text().count("CRM database unavailable") >= 2, "the ingestor to retry twice")
         during = count(pg_database, IngestedEvent)
         pg_proxy.open()
-        deadline = time.monotonic() + 120
-        while count(pg_database, IngestedEvent) < expected and time.monotonic() < deadline:
+
+        def all_stored() -> bool:
             assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
+            return count(pg_database, IngestedEvent) >= expected
+
+        wait_until(all_stored, f"all {expected} events in the CRM", timeout_s=120, every_s=0.5)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -4,9 +4,7 @@ server, 127.0.0.1:5672), acknowledged only after the CRM transaction commits."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +18,15 @@ from bot.crm.ingestor import Ingestor
 from bot.crm.sources import PikaEventSource, SQLEventSource
 from bot.db.models import Conversation, IngestedEvent, Turn
 from bot.db.session import get_engine
-from tests.bot.crm.conftest import BrokerFile, TcpProxy, rasa_events
+from tests.bot.crm.conftest import BrokerFile, TcpProxy, rasa_events, wait_until
+from tests.requirements import RABBITMQ, require_rabbitmq
 
-RABBIT = ("127.0.0.1", 5672)
+RABBIT = RABBITMQ
 
 
 @pytest.fixture
 def queue() -> Iterator[str]:
-    try:
-        with socket.create_connection(RABBIT, timeout=2):
-            pass
-    except OSError:
-        pytest.skip(f"RabbitMQ is not running on {RABBIT[0]}:{RABBIT[1]}; the production profile needs it")
+    require_rabbitmq()
     import pika
 
     name = f"concierge_crm_test_{uuid.uuid4().hex[:8]}"
@@ -114,16 +109,18 @@ def test_rabbitmq_messages_wait_while_the_crm_is_down(
     stop = threading.Event()
     worker = threading.Thread(target=ingestor.run, args=(stop,), kwargs={"max_backoff_s": 0.5}, daemon=True)
     worker.start()
-    time.sleep(3)
-    assert ingestor.stats.retries > 0 and ingestor.stats.events == 0
-    assert waiting(queue) == 0  # delivered to the ingestor (prefetch), none acknowledged
+    # delivered to the ingestor (prefetch, none acknowledged) and the CRM write failed and was retried
+    wait_until(
+        lambda: ingestor.stats.retries >= 2 and waiting(queue) == 0,
+        "the ingestor to hold the 111 messages and retry the CRM twice",
+        every_s=0.2,
+    )
+    assert ingestor.stats.events == 0
     stop.set()
     worker.join(timeout=30)
+    assert not worker.is_alive()
     source.close()  # the held batch goes back to the queue: nothing was acknowledged
-    deadline = time.monotonic() + 10
-    while waiting(queue) != 111 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert waiting(queue) == 111
+    wait_until(lambda: waiting(queue) == 111, "the unacknowledged batch to be back in the queue", every_s=0.2)
     pg_proxy.open()  # the CRM is back
     source = PikaEventSource(queue, host=RABBIT[0], port=RABBIT[1])
     try:
