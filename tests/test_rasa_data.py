@@ -9,8 +9,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.requirements import require_file
 
 ROOT = Path(__file__).resolve().parents[1]
 BITEXT = (
@@ -54,8 +55,7 @@ def test_test_stories_do_not_leak_into_training_data() -> None:
 
 
 def test_no_bitext_sentence_in_training_data() -> None:
-    if not BITEXT.exists():
-        pytest.skip(f"{BITEXT} not present")
+    require_file(BITEXT, "the Bitext evaluation set", "It lives in ../shared/data beside the clone")
     with BITEXT.open(newline="", encoding="utf-8") as fh:
         bitext = {plain(row["instruction"]) for row in csv.DictReader(fh)}
     overlap = [text for _, text in training_examples() if plain(text) in bitext]

@@ -1,8 +1,4 @@
-"""actions/products.py: product questions and recommendations.
-
-The recommendation tests need ``bot.services.recommendations`` (being written separately); they
-are skipped with pytest.importorskip while that module is not importable.
-"""
+"""actions/products.py: product questions and recommendations (with bot.services.recommendations)."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ import pytest
 from actions.products import ActionProductQuestion, ActionRecommend
 from bot.db import models as m
 from bot.db.session import session_scope
-from bot.services import catalog, faq
+from bot.services import catalog, faq, recommendations
 from bot.services import orders as order_service
 from tests.actions.conftest import (
     ALICE,
@@ -76,7 +72,8 @@ async def test_product_question_bad_entity_is_polite(db_url, domain, dispatcher,
 # ---------------------------------------------------------------- recommendations
 @pytest.fixture
 def rec_service():  # noqa: ANN201
-    return pytest.importorskip("bot.services.recommendations")
+    """The recommendation service, imported: if it breaks, these tests fail (they used to skip)."""
+    return recommendations
 
 
 def rec_lines(dispatcher) -> tuple[str, list[str], list[dict]]:  # noqa: ANN001

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf  # Rasa 3.6's own dependency: never missing in .venv-rasa, so never a skip
 
-tf = pytest.importorskip("tensorflow")
-
-from concierge_rasa.nlu.fused_adam import FusedAdam  # noqa: E402
+from concierge_rasa.nlu.fused_adam import FusedAdam
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
