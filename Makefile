@@ -180,6 +180,7 @@ bench-handoff: setup web db models $(MODEL)
 	$(PY) bench/handoff_latency.py
 
 bench-latency: setup db models $(MODEL)
+	$(PY) -m pip install -q py-spy || echo "py-spy not installed: no stage breakdown"
 	$(PY) bench/latency.py
 
 # supervisor dashboard requests on a year of history (>= 100,000 turns) with/without the 0006 indexes

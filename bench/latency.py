@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -42,6 +45,11 @@ CONCIERGE_SCRIPT = [
     "how long does delivery take?",
     "thanks, bye",
 ]
+
+
+# the channel's reply when handling a message failed (concierge_rasa/channels/guard.py APOLOGY): an answer
+# in HTTP terms, a failed turn in ours (a missing ONNX encoder once made every turn this reply, in 8 ms)
+APOLOGY = "Sorry, something went wrong on my side"
 
 
 def log(msg: str) -> None:
@@ -100,7 +108,8 @@ def conversation(url: str, script: list[str], label: str) -> tuple[list[float], 
         t0 = time.perf_counter()
         try:
             resp = session.post(url, json={"sender": sender, "message": text}, timeout=60)
-            ok = resp.status_code == 200 and bool(resp.json())
+            replies = resp.json() if resp.status_code == 200 else []
+            ok = bool(replies) and not any(str(r.get("text", "")).startswith(APOLOGY) for r in replies)
         except (requests.RequestException, ValueError):
             ok = False
         if ok:
@@ -141,26 +150,113 @@ def verdict(stock: dict, concierge: dict) -> tuple[float | None, float | None, b
     return ratio, tput, ratio <= 1.3 and tput >= 0.8, None
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def drive_interleaved(
-    targets: dict[str, tuple[str, list[str]]], turns: int, concurrency: int, rounds: int = 6
+    targets: dict[str, tuple[str, list[str]]],
+    turns: int,
+    concurrency: int,
+    rounds: int = 6,
+    processes: dict[str, dict[str, int]] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, dict]:
-    """Alternates the bots in rounds so both see the same background load on the machine."""
+    """Alternates the bots in rounds so both see the same background load on the machine.
+    ``processes`` (bot -> {label: pid}): the CPU each process uses during that bot's segments,
+    per answered turn of that bot, goes into its figures as ``cpu_ms_per_turn``."""
+    processes = processes or {}
     per_round = {name: max(1, -(-turns // len(script) // rounds)) for name, (_, script) in targets.items()}
     lat = {name: [] for name in targets}
     errs = dict.fromkeys(targets, 0)
     busy = dict.fromkeys(targets, 0.0)
+    cpu = {name: dict.fromkeys(processes.get(name, {}), 0.0) for name in targets}
     for name, (url, script) in targets.items():  # warm-up, not measured
         conversation(url, script, name)
+    if on_start:
+        on_start()
     with ThreadPoolExecutor(concurrency) as pool:
         for r in range(rounds):
             for name, (url, script) in targets.items():
+                pids = processes.get(name, {})
+                before = {label: cpu_ms(pid) for label, pid in pids.items()}
                 t0 = time.perf_counter()
                 for latencies, e in pool.map(partial(conversation, url, script), [name] * per_round[name]):
                     lat[name] += latencies
                     errs[name] += e
                 busy[name] += time.perf_counter() - t0
+                for label, pid in pids.items():
+                    cpu[name][label] += cpu_ms(pid) - before[label]
             log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {len(v)} turns" for n, v in lat.items()))
-    return {name: summarise(lat[name], errs[name], busy[name]) for name in targets}
+    out = {}
+    for name in targets:
+        out[name] = summarise(lat[name], errs[name], busy[name])
+        answered = max(1, len(lat[name]))
+        out[name]["cpu_ms_per_turn"] = {label: round(ms / answered, 1) for label, ms in cpu[name].items()}
+        if cpu[name]:
+            out[name]["cpu_ms_per_turn"]["total"] = round(sum(cpu[name].values()) / answered, 1)
+    return out
+
+
+# Stages of a turn inside the Rasa process, recognised in py-spy's stacks (first match wins, so the
+# more specific come first). Frames read "function (path:line)".
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("broker", ("_publish (concierge_rasa/stores.py", "publish_many (concierge_rasa/stores.py", "rasa/core/brokers/")),
+    ("tracker store", ("concierge_rasa/stores.py", "rasa/core/tracker_store.py")),
+    ("action calls", ("concierge_rasa/action_results.py", "_validate_action_result", "_action_call_format")),
+    ("NLU", ("parse_message (rasa/core/processor.py", "rasa/nlu/", "concierge_rasa/nlu/")),
+    ("policies", ("predict_next_with_tracker", "_predict_next_with_tracker", "rasa/core/policies/",
+                  "concierge_rasa/upset_policy.py")),
+]
+
+
+class Profiler:
+    """py-spy sampling one process (``record --format raw``) from ``start()`` to ``stop()``; its
+    samples summed by function into the stages above. py-spy: ``pip install py-spy`` (optional)."""
+
+    def __init__(self, py_spy: str, pid: int, out: Path, rate: int = 50) -> None:
+        self.command = [py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
+                        "--nonblocking", "--output", str(out)]
+        self.out = out
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.out.unlink(missing_ok=True)  # never read a previous run's samples
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> dict[str, float] | None:
+        """Shares of the sampled (busy) time by stage, or None when py-spy wrote nothing."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        return stage_shares(self.out)
+
+
+# frames where a thread waits (py-spy --nonblocking counts them as busy): an idle executor thread,
+# Sanic's event loop in its poll
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "serve_single (sanic/server/runners.py",
+               "select (selectors.py", "wait (threading.py")
+
+
+def stage_shares(raw: Path) -> dict[str, float] | None:
+    """Shares of the busy samples of a py-spy raw file by stage (idle threads left out)."""
+    if not raw.exists():
+        return None
+    counts = dict.fromkeys([name for name, _ in STAGES] + ["other"], 0)
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit() or stack.rsplit(";", 1)[-1].startswith(IDLE_LEAVES):
+            continue
+        stage = next((name for name, marks in STAGES if any(m in stack for m in marks)), "other")
+        counts[stage] += int(n)
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total else None
 
 
 def crm_figures(db_url: str, events_db: Path, timeout: float = 120) -> dict:
@@ -230,12 +326,16 @@ def main() -> None:
         action="store_true",
         help="skip the third bot (Concierge with an in-memory tracker and no event broker)",
     )
+    parser.add_argument(
+        "--py-spy",
+        default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+        help="py-spy for the stages of a Concierge turn inside the Rasa process (pip install py-spy)",
+    )
     args = parser.parse_args()
     if not Path(args.model).exists():
         raise SystemExit(f"{args.model} missing: run `make train` first")
 
     import secrets
-    import shutil
 
     from bot.seed import seed
 
@@ -296,12 +396,14 @@ def main() -> None:
                     )
                 )
 
-            def concierge(port: int, endpoints: str) -> subprocess.Popen:
+            def concierge(port: int, endpoints: str, stats: Path) -> subprocess.Popen:
                 command = [str(RASA), "run", "-m", args.model, "--port", str(port), "-i", "127.0.0.1"]
                 command += ["--endpoints", endpoints, "--credentials", "credentials.yml"]
-                return subprocess.Popen(command, cwd=ROOT, env=env, **quiet)
+                # CONCIERGE_BENCH_STATS: the Rasa process counts its action-server calls into this file
+                return subprocess.Popen(command, cwd=ROOT, env={**env, "CONCIERGE_BENCH_STATS": str(stats)}, **quiet)
 
-            procs.append(concierge(cp, "endpoints.yml"))
+            stats_files = {"concierge": tmp / "stats-concierge.json", "concierge_no_broker": tmp / "stats-bare.json"}
+            procs.append(concierge(cp, "endpoints.yml", stats_files["concierge"]))
             targets = {
                 "stock": (f"http://127.0.0.1:{sp}/webhooks/rest/webhook", STOCK_SCRIPT),
                 "concierge": (f"http://127.0.0.1:{cp}/webhooks/rest/webhook", CONCIERGE_SCRIPT),
@@ -313,7 +415,7 @@ def main() -> None:
                     "action_endpoint:\n  url: ${ACTION_ENDPOINT_URL}\n  headers:\n"
                     "    Authorization: Bearer ${CONCIERGE_ACTION_TOKEN}\n"
                 )
-                procs.append(concierge(np_, str(bare)))
+                procs.append(concierge(np_, str(bare), stats_files["concierge_no_broker"]))
                 targets["concierge_no_broker"] = (f"http://127.0.0.1:{np_}/webhooks/rest/webhook", CONCIERGE_SCRIPT)
             log("starting the assistants...")
             wait_up(f"http://127.0.0.1:{sp}/", procs[0])
@@ -323,7 +425,43 @@ def main() -> None:
                 wait_up(f"http://127.0.0.1:{np_}/", procs[4])
 
             log(f"{args.turns} turns per bot, {args.concurrency} concurrent conversations, bots alternating")
-            results = drive_interleaved(targets, args.turns, args.concurrency)
+            pids = {
+                "stock": {"rasa_stock": procs[0].pid},
+                "concierge": {"rasa": procs[3].pid, "action_server": procs[1].pid, "ingestor": procs[2].pid},
+                "concierge_no_broker": {"rasa": procs[-1].pid, "action_server": procs[1].pid},
+            }
+            pids = {k: v for k, v in pids.items() if k in targets}
+            profiler = None
+            if Path(args.py_spy).is_file():
+                (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
+                profiler = Profiler(args.py_spy, procs[3].pid, ROOT / "var" / "bench" / "latency_py_spy.txt")
+            else:
+                log(f"no py-spy at {args.py_spy} (pip install py-spy): no stage breakdown")
+            calls_before: dict[str, dict] = {}
+
+            def started() -> None:
+                for name, path in stats_files.items():
+                    calls_before[name] = json.loads(path.read_text()) if path.exists() else {}
+                if profiler:
+                    profiler.start()
+
+            results = drive_interleaved(targets, args.turns, args.concurrency, processes=pids, on_start=started)
+            shares = profiler.stop() if profiler else None
+            for name, path in stats_files.items():
+                if name not in results:
+                    continue
+                now = json.loads(path.read_text()) if path.exists() else {}
+                calls = now.get("action_calls", 0) - calls_before[name].get("action_calls", 0)
+                wall = now.get("action_wall_ms", 0.0) - calls_before[name].get("action_wall_ms", 0.0)
+                answered = max(1, results[name]["turns"])
+                results[name]["action_calls_per_turn"] = round(calls / answered, 2)
+                results[name]["action_call_wall_ms"] = round(wall / calls, 1) if calls else None
+            results["stock"]["action_calls_per_turn"] = 0.0  # the stock bot has no action endpoint
+            stages = None
+            if shares:
+                rasa_ms = results["concierge"]["cpu_ms_per_turn"]["rasa"]
+                stages = {k: {"share": round(v, 3), "cpu_ms_per_turn": round(v * rasa_ms, 1)}
+                          for k, v in shares.items()}
             stock, concierge_r = results["stock"], results["concierge"]
             log("latency: " + json.dumps(results))
             log("waiting for the CRM ingestor to store every event of the run...")
@@ -340,6 +478,9 @@ def main() -> None:
                     p.kill()
 
     ratio, tput, meets, no_verdict = verdict(stock, concierge_r)
+    if no_verdict is None and crm["user_turns_stored"] < concierge_r["turns"]:
+        # answered but not recorded: Concierge did less than its job, the figures are not comparable
+        meets, no_verdict = None, f"the CRM recorded {crm['user_turns_stored']} of {concierge_r['turns']} messages"
     bare_r = results.get("concierge_no_broker")
     print()
     print(f"{'':22}{'turns':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'turns/s':>9}")
@@ -356,6 +497,20 @@ def main() -> None:
             f"SQLite tracker store + SQL event broker: p50 {concierge_r['p50_ms'] - bare_r['p50_ms']:+.1f} ms "
             f"against the in-memory tracker without a broker"
         )
+    print()
+    print("CPU per answered turn (ms, from /proc/<pid>/stat during each bot's own segments) and action calls:")
+    for name, r in rows:
+        per = ", ".join(f"{label} {ms}" for label, ms in r["cpu_ms_per_turn"].items())
+        wall = r.get("action_call_wall_ms")
+        print(f"  {name:22}{per}; action calls/turn {r.get('action_calls_per_turn')}"
+              + (f" ({wall} ms each, wall)" if wall else ""))
+    if stages:
+        print("Concierge's Rasa process, CPU by stage (py-spy samples x its CPU per turn; "
+              "stacks in var/bench/latency_py_spy.txt):")
+        for stage, v in stages.items():
+            print(f"  {stage:16}{v['cpu_ms_per_turn']:>8} ms/turn  {v['share'] * 100:5.1f}%")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work shares the machine)")
     ing = crm["ingestor"]
     print(
         f"CRM: {crm['stored_events']}/{crm['published_events']} events stored, {crm['user_turns_stored']} customer "
@@ -376,6 +531,8 @@ def main() -> None:
                 "meets_targets": meets,
                 **({"no_verdict_reason": no_verdict} if no_verdict else {}),
                 "crm": crm,
+                "concierge_rasa_stages": stages,
+                "load_average": [round(x, 2) for x in load],
                 "concurrency": args.concurrency,
             }
         )

@@ -14,7 +14,10 @@ stores); it is a no-op outside the Rasa runtime.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,5 +69,33 @@ def install() -> bool:
     except ImportError:  # the action server's runtime (Python 3.11) has no Rasa
         return False
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    stats_path = os.environ.get("CONCIERGE_BENCH_STATS", "").strip()
+    if stats_path:
+        _count_calls(RemoteAction, stats_path)
     _installed = True
     return True
+
+
+def _count_calls(remote_action: Any, path: str) -> None:
+    """``make bench-latency`` only (env CONCIERGE_BENCH_STATS): counts the action server's calls and
+    their wall time into a JSON file, rewritten after each call, so the bench can say how many round
+    trips a turn costs. Off by default: nothing is counted or written in service."""
+    run = remote_action.run
+    stats = {"action_calls": 0, "action_wall_ms": 0.0, "failed_calls": 0}
+
+    async def counted_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await run(self, *args, **kwargs)
+        except Exception:
+            stats["failed_calls"] += 1
+            raise
+        finally:
+            stats["action_calls"] += 1
+            stats["action_wall_ms"] += (time.perf_counter() - t0) * 1000
+            tmp = f"{path}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(stats, fh)
+            os.replace(tmp, path)
+
+    remote_action.run = counted_run

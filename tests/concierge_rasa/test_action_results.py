@@ -96,3 +96,40 @@ def test_a_real_action_call_with_a_valid_result_returns_its_events() -> None:
 def test_a_real_action_call_with_an_invalid_result_is_rejected() -> None:
     with pytest.raises(jsonschema.ValidationError):
         _run_against_server(INVALID[0])
+
+
+def test_bench_stats_count_each_action_call(tmp_path: Any) -> None:
+    """CONCIERGE_BENCH_STATS (make bench-latency only): each call to the action server is counted."""
+    import json
+
+    class Counted(RemoteAction):
+        pass
+
+    path = tmp_path / "stats.json"
+    action_results._count_calls(Counted, str(path))  # noqa: SLF001 - what install() does when the env is set
+    domain = Domain.from_yaml("slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n")
+    tracker = DialogueStateTracker.from_events("s1", [ActionExecuted("action_listen")], domain.slots)
+
+    async def go() -> None:
+        async def webhook(_request: web.Request) -> web.Response:
+            return web.json_response(VALID)
+
+        app = web.Application()
+        app.router.add_post("/webhook", webhook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        try:
+            action = Counted("action_check", EndpointConfig(f"http://127.0.0.1:{port}/webhook"))
+            for _ in range(3):
+                await action.run(
+                    CollectingOutputChannel(), TemplatedNaturalLanguageGenerator(domain.responses), tracker, domain
+                )
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(go())
+    stats = json.loads(path.read_text())
+    assert stats["action_calls"] == 3 and stats["failed_calls"] == 0 and stats["action_wall_ms"] > 0
