@@ -111,12 +111,18 @@ class Client:
         await self.sio.emit("user_uttered", {"message": text, "session_id": session_id, **extra})
         return await self.next("bot_uttered")
 
-    async def quiet(self, seconds: float = 0.5) -> list:
-        """Whatever arrives within ``seconds`` (used to show that nothing does)."""
-        await asyncio.sleep(seconds)
+    async def nothing_more(self, session_id: Any = None) -> list:
+        """Whatever this socket received that the test has not read yet (used to show that nothing is).
+
+        A barrier, not a quiet window: the socket asks for its own session again and collects what
+        arrives before the server's ``session_confirm``. The server sends a socket's packets in the
+        order it queued them, so a reply queued for this socket before the server handled the
+        request (a leak from another socket's turn, a second answer) is here by then, however slow
+        the machine; a fixed 0.5 s wait missed a late one and slowed every run."""
+        await self.sio.emit("session_request", {"session_id": session_id})
         got = []
-        while not self.events.empty():
-            got.append(self.events.get_nowait())
+        while (item := await asyncio.wait_for(self.events.get(), WAIT_S))[0] != "session_confirm":
+            got.append(item)
         return got
 
 
@@ -208,7 +214,7 @@ def test_rich_replies_keep_rasas_payloads() -> None:
                 }
             }
             assert await c.say("image", sid) == {"attachment": {"type": "image", "payload": {"src": "/static/mug.png"}}}
-            assert await c.quiet() == []
+            assert await c.nothing_more(sid) == []
 
     run(scenario())
 
@@ -225,7 +231,7 @@ def test_two_clients_never_see_each_others_replies() -> None:
             got_b = [await bob.next("bot_uttered") for _ in range(5)]
             assert sorted(m["text"] for m in got_a) == [f"alice-session: a{i}" for i in range(5)]
             assert sorted(m["text"] for m in got_b) == [f"bob-session: b{i}" for i in range(5)]
-            assert await alice.quiet() == [] and await bob.quiet(0.1) == []
+            assert await alice.nothing_more(a) == [] and await bob.nothing_more(b) == []
 
     run(scenario())
 
@@ -259,7 +265,7 @@ def test_a_socket_that_switches_session_leaves_the_old_room() -> None:
             assert await tab2.next("bot_uttered") == {"text": f"{shared}: hello"}
             await tab2.session("mine-now")  # e.g. the customer logged out in that tab
             assert await tab1.say("still here?", shared) == {"text": f"{shared}: still here?"}
-            assert await tab2.quiet() == []
+            assert await tab2.nothing_more("mine-now") == []
 
     run(scenario())
 
@@ -301,7 +307,7 @@ def test_malformed_events_get_a_polite_reply_and_the_socket_keeps_working() -> N
             # the agent failing or saying nothing still ends the turn with an answer
             assert await c.say("boom", sid) == {"text": guard.APOLOGY}
             assert await c.say("silence", sid) == {"text": guard.APOLOGY}
-            assert await c.quiet() == []
+            assert await c.nothing_more(sid) == []
             assert await c.say("still fine", sid) == {"text": f"{sid}: still fine"}
 
     run(scenario())
@@ -336,7 +342,7 @@ def test_without_persistence_each_socket_is_its_own_conversation() -> None:
             await c.session("ignored-for-routing")
             reply = await c.say("hi", "ignored-for-routing")
             assert reply["text"].endswith(": hi") and not reply["text"].startswith("ignored")
-            assert await other.quiet() == []
+            assert await other.nothing_more() == []
 
     run(scenario())
     assert bot.seen[0].sender_id != "ignored-for-routing"
@@ -351,12 +357,12 @@ def test_a_chosen_session_id_is_not_a_shared_room() -> None:
             await victim.session("chosen-id")
             await eavesdropper.session("chosen-id")
             assert await victim.say("my order", "chosen-id") == {"text": "chosen-id: my order"}
-            assert await eavesdropper.quiet() == []
+            assert await eavesdropper.nothing_more("chosen-id") == []
             issued = await victim.session()
             assert len(issued) == 32 and issued != "chosen-id"
             guessed = issued[:16] + "0" * 16  # right shape, wrong signature: just a chosen id, no room
             await eavesdropper.session(guessed)
             assert await victim.say("secret", issued) == {"text": f"{issued}: secret"}
-            assert await eavesdropper.quiet() == []
+            assert await eavesdropper.nothing_more(guessed) == []
 
     run(scenario())

@@ -7,7 +7,6 @@ import asyncio
 import json
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 from rasa.shared.core.domain import Domain
@@ -43,9 +42,12 @@ def test_each_new_event_is_stored_and_published_once(tmp_path: Path) -> None:
 
 
 def test_save_does_not_wait_for_the_database_and_the_next_turn_sees_the_save(tmp_path: Path) -> None:
-    """The write is behind the reply: with the tracker file locked by another writer for 1.5 s,
-    ``save`` returns at once (it used to block Rasa's event loop until the lock was gone), and a
-    ``retrieve`` of the same conversation waits for that save and sees every event."""
+    """The write is behind the reply: with the tracker file locked by another writer, ``save``
+    returns while the lock is still held (it used to block Rasa's event loop until the lock was
+    gone), and a ``retrieve`` of the same conversation waits for that save and sees every event.
+    Ordering, not a stopwatch: the lock is released only after ``save`` returned (a 20 s timer
+    releases it if ``save`` blocks, and the test then fails); the old '< 0.5 s' bound failed on a
+    loaded machine and needed a 1.5 s lock."""
     broker = SQLiteEventBroker(dialect="sqlite", db=str(tmp_path / "events.db"))
     domain = Domain.from_yaml("slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n")
     store = SQLiteTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
@@ -56,21 +58,30 @@ def test_save_does_not_wait_for_the_database_and_the_next_turn_sees_the_save(tmp
     assert asyncio.run(store.retrieve("s2")) is None  # the store's first connection (the file turns WAL)
     blocker = sqlite3.connect(tmp_path / "tracker.db", isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the file
-    released = threading.Timer(1.5, lambda: blocker.execute("COMMIT"))
-    released.start()
+    lock = threading.Lock()
+    released = threading.Event()
 
-    async def turn() -> tuple[float, object, list[str]]:
-        t0 = time.perf_counter()
+    def release() -> None:
+        with lock:
+            if not released.is_set():
+                blocker.execute("COMMIT")
+                released.set()
+
+    safety = threading.Timer(20, release)  # only if save blocks: then the assertion below fails
+    safety.start()
+
+    async def turn() -> tuple[bool, object, list[str]]:
         await store.save(tracker)
-        returned_after = time.perf_counter() - t0
+        held_when_save_returned = not released.is_set()
         tracker.update(BotUttered("not saved yet"))  # later changes do not leak into the queued save
+        release()  # the other writer finishes; the queued save can now be written
         again = await store.retrieve("s2")
-        return returned_after, again, [e.type_name for e in again.events]
+        return held_when_save_returned, again, [e.type_name for e in again.events]
 
-    returned_after, again, kinds = asyncio.run(turn())
-    released.join()
+    held_when_save_returned, again, kinds = asyncio.run(turn())
+    safety.cancel()
     blocker.close()
-    assert returned_after < 0.5
+    assert held_when_save_returned, "save() waited for the other writer's lock"
     assert again.get_slot("order_number") == "190001" and kinds == ["action", "user", "slot"]
     store.flush(timeout=30)
     with sqlite3.connect(tmp_path / "events.db") as conn:
