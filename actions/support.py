@@ -278,7 +278,7 @@ class ActionSaveFeedback(SafeAction):
             feedback_service.record_feedback,
             sender_id(tracker),
             ident.customer_id,
-            int(rating),
+            rating,  # the service checks it (1-5; "Please rate from 1 to 5." otherwise): int() here crashed on text
             tracker.get_slot("feedback_comment") or "",
         )
         if int(rating) <= 2:
