@@ -27,8 +27,11 @@ LIMITS = {
     "CONCIERGE_VERIFY_CLIENT_MAX_FAILURES": "10",
     "CONCIERGE_TICKETS_PER_CLIENT_DAY": "2",
 }
+# the fuzz stack: client addresses from X-Forwarded-For too, rate limits left at the launcher's 100,000
+# (unbuffered: the test scans the servers' logs while they run)
+FUZZ_ENV = {"SANIC_PROXIES_COUNT": "1", "CONCIERGE_IDENTITY_SECRET_PREVIOUS": PREVIOUS_SECRET, "PYTHONUNBUFFERED": "1"}
 
-__all__ = ["ACTION_TOKEN", "SECRET", "Reply", "rest"]
+__all__ = ["ACTION_TOKEN", "RASA_API_TOKEN", "SECRET", "Reply", "rest"]
 
 
 @dataclass
@@ -69,11 +72,24 @@ def rest(
     return Reply(resp.status_code, texts, resp.headers.get("X-Concierge-Session"), resp.text)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """One stack for the security suite (attacks and fuzzing): starting one costs about a minute."""
+    """The attacks' stack, with the small limits above (module scope: it stops before the fuzz stack starts)."""
     yield from start_servers(
         tmp_path_factory.mktemp("security"),
         extra_env=LIMITS,
+        rasa_args=["--enable-api", "--auth-token", RASA_API_TOKEN],
+    )
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """The fuzz test's stack: behind a proxy like the attacks' one, but with the launcher's high rate limits.
+
+    Why a second stack: with LIMITS most fuzzed messages got the "slow down" reply and never reached
+    the NLU, the policies or the actions. The limits themselves are tested in test_attacks.py."""
+    yield from start_servers(
+        tmp_path_factory.mktemp("fuzz"),
+        extra_env=FUZZ_ENV,
         rasa_args=["--enable-api", "--auth-token", RASA_API_TOKEN],
     )
