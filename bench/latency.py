@@ -238,9 +238,9 @@ class Profiler:
         return stage_shares(self.out)
 
 
-# frames where a thread waits (py-spy --nonblocking counts them as busy): an idle executor thread,
-# Sanic's event loop in its poll
-IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "serve_single (sanic/server/runners.py",
+# leaf frames (py-spy's raw stacks read root first) where a thread waits, which --nonblocking
+# counts as busy: an idle executor thread, Sanic's event loop in its poll
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "serve (sanic/server/runners.py",
                "select (selectors.py", "wait (threading.py")
 
 
