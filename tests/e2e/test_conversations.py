@@ -270,7 +270,7 @@ def test_every_turn_is_logged_with_its_sentiment(servers: Servers, db) -> None:
         with Session(db) as s:
             rows = s.execute(
                 select(Interaction.role, Interaction.sentiment_label, Interaction.intent).where(
-                    Interaction.conversation_id == me
+                    Interaction.sender_id == me
                 )
             ).all()
         if any(row.role == "bot" for row in rows):
@@ -312,7 +312,7 @@ def test_upset_twice_in_a_row_is_offered_a_human(servers: Servers, db) -> None:
     assert len(second) >= 2 and "pass this conversation" not in " ".join(second[1:])  # then the usual answer
     with Session(db) as s:
         tickets = s.execute(
-            select(SupportTicket.category, SupportTicket.description).where(SupportTicket.conversation_id == me)
+            select(SupportTicket.category, SupportTicket.description).where(SupportTicket.sender_id == me)
         ).all()
     # an upset ticket, or the note on the conversation's open ticket (at most one open per conversation:
     # here the first message, a complaint, already opened one)
