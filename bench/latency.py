@@ -363,7 +363,7 @@ def main() -> None:
                 CONCIERGE_IDENTITY_SECRET=os.environ.get("CONCIERGE_IDENTITY_SECRET") or secrets.token_urlsafe(48),
                 CONCIERGE_EVENTS_DB=str(events_db),
                 CONCIERGE_TRACKER_DB=str(tmp / "tracker.db"),
-                # every simulated customer comes from 127.0.0.1: lift the per-address limits (README "Security")
+                # every simulated customer comes from 127.0.0.1: lift the per-address limits (docs/security.md)
                 CONCIERGE_RATE_CLIENT_PER_MIN="1000000",
                 CONCIERGE_RATE_CLIENT_BURST="1000000",
                 CONCIERGE_RATE_SENDER_PER_MIN="1000000",

@@ -48,7 +48,7 @@ class Settings:
     session_secret: str = field(default="", repr=False)  # signs the web app's session cookie
     cookie_secure: bool = False  # set the Secure flag (serve over HTTPS)
     chat_token_ttl_s: int = 900  # customer tokens handed to the widget live 15 minutes
-    # security (README "Security"; bot/services/verification.py, bot/action_server.py)
+    # security (docs/security.md; bot/services/verification.py, bot/action_server.py)
     identity_secret_previous: str | None = field(default=None, repr=False)  # still accepted while rotating
     action_token: str = field(default="", repr=False)  # Rasa -> action server shared secret
     session_idle_s: int = 1800  # a chat verification ends after this long without a message

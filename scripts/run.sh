@@ -17,7 +17,7 @@ export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
 VAR_DIR="${CONCIERGE_VAR_DIR:-$PWD/var}"
 mkdir -p "$VAR_DIR"
 export CONCIERGE_TRACKER_DB="${CONCIERGE_TRACKER_DB:-$VAR_DIR/tracker.db}" CONCIERGE_EVENTS_DB="${CONCIERGE_EVENTS_DB:-$VAR_DIR/events.db}"
-# Rasa -> action server shared secret (both processes read it; README "Security")
+# Rasa -> action server shared secret (both processes read it; docs/security.md)
 CONCIERGE_ACTION_TOKEN="$(scripts/action_token.sh)"
 export CONCIERGE_ACTION_TOKEN
 # Rasa's HTTP API (conversations, tracker edits) only with a token and on localhost. The agent console

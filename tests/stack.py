@@ -168,7 +168,7 @@ class Servers:
     rasa_cmd: list[str] | None = None
     ingestor_proc: subprocess.Popen | None = None  # the CRM ingestor (bot/crm), reading events_db
     events_db: Path | None = None
-    # REST session credentials per sender, kept and sent back as a real client does (README "Security")
+    # REST session credentials per sender, kept and sent back as a real client does (docs/security.md)
     rest_sessions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -242,7 +242,7 @@ def start_servers(
         "PYTHONPATH": str(ROOT),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        # Rasa -> action server shared secret (endpoints.yml sends it; README "Security")
+        # Rasa -> action server shared secret (endpoints.yml sends it; docs/security.md)
         "CONCIERGE_ACTION_TOKEN": ACTION_TOKEN,
         # every test client is 127.0.0.1: per-address limits high unless a test sets its own
         "CONCIERGE_RATE_CLIENT_PER_MIN": "100000",

@@ -16,7 +16,7 @@ from bot.db import handoffs as repo
 from bot.db.session import session_scope
 from bot.web.auth import create_agent
 
-DEMO_USERS = (  # documented in README "Agent console"; change them outside a demo
+DEMO_USERS = (  # documented in README "The agent console"; change them outside a demo
     ("alex", "Alex", "concierge-agent-demo", "agent"),
     ("sam", "Sam", "concierge-supervisor-demo", "supervisor"),
 )

@@ -73,7 +73,7 @@ class CountingOutputChannel(OutputChannel):
 
 async def conversation_paused(sender_id: str) -> bool:
     """Whether a person has taken the conversation over (Rasa's ConversationPaused): the bot's
-    silence is then expected, the agent answers (README "Agent console")."""
+    silence is then expected, the agent answers (README "The agent console")."""
     try:
         from sanic import Sanic
 
