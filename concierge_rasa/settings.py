@@ -31,6 +31,9 @@ class RasaSettings:
     identity_secret_previous: str = field(default="", repr=False)  # still accepted while rotating
     onnx_model_dir: str = ""  # CONCIERGE_ONNX_MODEL_DIR; "" = var/models/minilm-onnx
     rate_limits: Mapping[str, str] = field(default_factory=dict)  # the CONCIERGE_RATE_* values as given
+    # CONCIERGE_SOCKETIO_REDIS_URL: replicas share socket.io rooms through Redis ("" = one process only)
+    socketio_redis_url: str = field(default="", repr=False)  # may hold a password
+    socketio_redis_channel: str = "concierge-socketio"  # CONCIERGE_SOCKETIO_REDIS_CHANNEL, same on every replica
 
     def keyring(self) -> security.Keyring:
         """The identity keyring (creates var/identity.key on first use; refuses short secrets)."""
@@ -60,6 +63,8 @@ def load_rasa_settings(env: Optional[Mapping[str, str]] = None) -> RasaSettings:
         identity_secret_previous=(env.get("CONCIERGE_IDENTITY_SECRET_PREVIOUS") or "").strip(),
         onnx_model_dir=(env.get("CONCIERGE_ONNX_MODEL_DIR") or "").strip(),
         rate_limits={k: v for k, v in env.items() if k.startswith(RATE_PREFIX)},
+        socketio_redis_url=(env.get("CONCIERGE_SOCKETIO_REDIS_URL") or "").strip(),
+        socketio_redis_channel=(env.get("CONCIERGE_SOCKETIO_REDIS_CHANNEL") or "").strip() or "concierge-socketio",
     )
 
 

@@ -14,6 +14,10 @@ export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=
 : "${RASA_REPLICAS:=2}" "${RASA_PORT:=5005}" "${ACTION_PORT:=5055}"
 export DATABASE_URL TRACKER_DB_HOST TRACKER_DB_PORT TRACKER_DB_NAME TRACKER_DB_USER TRACKER_DB_PASSWORD \
        REDIS_HOST REDIS_PORT REDIS_DB RABBITMQ_HOST RABBITMQ_PORT RABBITMQ_USER RABBITMQ_PASSWORD RABBITMQ_QUEUE
+# socket.io rooms shared by the replicas (an agent's reply sent through any replica reaches the widget);
+# the load balancer must keep a socket on one replica (sticky sessions, or websocket-only clients)
+: "${CONCIERGE_SOCKETIO_REDIS_URL:=redis://${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}}"
+export CONCIERGE_SOCKETIO_REDIS_URL
 export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
 CONCIERGE_ACTION_TOKEN="$(scripts/action_token.sh)"  # Rasa -> action server shared secret
 export CONCIERGE_ACTION_TOKEN

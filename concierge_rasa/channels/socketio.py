@@ -20,7 +20,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncRedisManager, AsyncServer
 
 from concierge_rasa.channel_security import (
     channel_keyring,
@@ -32,6 +32,7 @@ from concierge_rasa.channel_security import (
 )
 from concierge_rasa.channels.guard import APOLOGY, MAX_SENDER_CHARS, clean_text, guarded
 from concierge_rasa.limits import POLITE_SLOW_DOWN
+from concierge_rasa.settings import RasaSettings, get_rasa_settings
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,18 @@ def parse_user_uttered(data: Any, metadata_key: str) -> Optional[SocketUtterance
     return SocketUtterance(
         clean_text(message), socket_session_id(data.get("session_id")), socket_metadata(data.get(metadata_key))
     )
+
+
+def client_manager(settings: RasaSettings) -> Optional[AsyncRedisManager]:
+    """python-socketio's Redis manager when ``CONCIERGE_SOCKETIO_REDIS_URL`` is set, else None (in memory).
+
+    Why: with several Rasa replicas the socket of a customer lives in one of them, while an agent's
+    reply (Rasa's HTTP API, ``output_channel=latest``) may be handled by another; emits then go
+    through Redis pub/sub to every replica, and the one holding the room's socket delivers it.
+    """
+    if not settings.socketio_redis_url:
+        return None
+    return AsyncRedisManager(settings.socketio_redis_url, channel=settings.socketio_redis_channel)
 
 
 async def _maybe_await(result: Any) -> None:
@@ -187,9 +200,20 @@ class ConciergeSocketIOInput(SocketIOInput):
         channel_keyring()  # a missing or short identity secret stops the server here, not at the first message
         namespace = self.namespace
         # cors_allowed_origins=[] as in Rasa: engine.io adds no CORS headers of its own (`rasa run --cors` does).
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
+        manager = client_manager(get_rasa_settings())
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=manager)
         webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio  # get_output_channel() needs it
+
+        if manager is not None:
+
+            @webhook.listener("after_server_start")
+            async def subscribe(*_: Any) -> None:
+                # python-socketio subscribes on the first local connection; a replica subscribes at start
+                # instead, so an emit from another replica never races this replica's first socket
+                if not sio.manager_initialized:
+                    sio.manager_initialized = True
+                    manager.initialize()
 
         async def say(sid: str, text: str) -> None:
             try:
