@@ -47,6 +47,51 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+# What rasa_sdk and the actions index in each kind of event (Rasa's own events always carry them):
+# the key must be present and hold one of these types. Other kinds need only their "event" name.
+EVENT_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "slot": {"name": (str,), "value": (object,)},  # any JSON value, but present (slots_to_validate)
+    "action": {"name": (str, type(None))},  # None: an end-to-end bot text (action_text) has no name
+}
+OPTIONAL_EVENT_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "user": {"text": (str, type(None)), "parse_data": (dict,), "input_channel": (str, type(None))},
+    "bot": {"text": (str, type(None))},
+    "active_loop": {"name": (str, type(None))},
+}
+
+
+def _events_problem(events: list[Any]) -> str | None:
+    """Why ``tracker.events`` would crash rasa_sdk or an action (``e["event"]``, ``e["name"]`` in
+    Tracker.applied_events / slots_to_validate, used by every form validation); None when usable."""
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            return "'tracker.events' must hold objects"
+        kind = event.get("event")
+        if not isinstance(kind, str) or not kind:
+            return f"'tracker.events[{i}]' has no 'event' name"
+        for key, kinds in EVENT_FIELDS.get(kind, {}).items():
+            if key not in event or not isinstance(event[key], kinds):
+                return f"'tracker.events[{i}]' ({kind}) needs '{key}' of the right type"
+        for key, kinds in OPTIONAL_EVENT_FIELDS.get(kind, {}).items():
+            if key in event and not isinstance(event[key], kinds):
+                return f"'tracker.events[{i}]' ({kind}) has '{key}' of the wrong type"
+    return None
+
+
+def _latest_message_problem(latest: Any) -> str | None:
+    """Why ``tracker.latest_message`` would crash an action (``intent.get``, entities read as objects)."""
+    if not isinstance(latest, dict):
+        return None  # absent; a present non-object is refused with the other tracker keys
+    if "intent" in latest and not isinstance(latest["intent"], dict):
+        return "'tracker.latest_message.intent' must be an object"
+    entities = latest.get("entities", [])
+    if not isinstance(entities, list) or any(not isinstance(e, dict) for e in entities):
+        return "'tracker.latest_message.entities' must be a list of objects"
+    if "text" in latest and not isinstance(latest["text"], (str, type(None))):
+        return "'tracker.latest_message.text' must be a string"
+    return None
+
+
 def action_call_problem(body: bytes, content_encoding: str | None) -> str | None:
     """Why ``body`` is not an action call rasa_sdk can run; None when it is."""
     if len(body) > MAX_BODY_BYTES:
@@ -83,8 +128,9 @@ def action_call_problem(body: bytes, content_encoding: str | None) -> str | None
     for key, kind in checks.items():  # Rasa always sends these as objects/lists; null crashes rasa_sdk
         if key in tracker and not isinstance(tracker[key], kind):
             return f"'tracker.{key}' has the wrong type"
-    if any(not isinstance(e, dict) for e in tracker.get("events") or []):
-        return "'tracker.events' must hold objects"
+    problem = _events_problem(tracker.get("events") or []) or _latest_message_problem(tracker.get("latest_message"))
+    if problem:
+        return problem
     for key in ("slots", "responses", "forms"):
         if key in domain and not isinstance(domain[key], dict):
             return f"'domain.{key}' has the wrong type"
@@ -107,6 +153,8 @@ def install_guard(app: Any, token: str) -> None:
         if request.path == "/webhook" and request.method == "POST":
             problem = action_call_problem(request.body or b"", request.headers.get("content-encoding"))
             if problem:
+                # a reason, not a traceback: only the Rasa server holds the token, so this is a bug or an attack
+                logger.warning("Refused a malformed action call: %s", problem)
                 return response.json({"error": f"invalid action call: {problem}"}, status=400)
         return None
 
