@@ -58,9 +58,10 @@ class ConciergeRestInput(RestInput):
             if not isinstance(body, dict):
                 return response.json({"error": "Expected a JSON object with 'sender' and 'message'."}, 400)
             sender = body.get("sender")
-            if not isinstance(sender, (str, int)) or not str(sender).strip():
+            # a string only: true/false/numbers used to become shared conversations ("True", "5")
+            if not isinstance(sender, str) or not sender.strip():
                 return response.json({"error": "'sender' must be a non-empty string."}, 400)
-            sender = str(sender).strip()
+            sender = sender.strip()
             if len(sender) > MAX_SENDER_CHARS:
                 return response.json({"error": f"'sender' is longer than {MAX_SENDER_CHARS} characters."}, 400)
             message = body.get("message", "")

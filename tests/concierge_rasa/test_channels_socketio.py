@@ -181,7 +181,7 @@ def test_unusable_session_ids_get_a_fresh_one() -> None:
     async def scenario() -> None:
         async with serving(ScriptedBot()) as client:
             c = await client()
-            for bad in ("x" * 500, "has spaces", "", 12345, {"a": 1}, "ünïcode"):
+            for bad in ("x" * 500, "has spaces", "", 12345, {"a": 1}, "ünïcode", True, False, ["a"], 1.5):
                 got = await c.session(bad)
                 assert len(got) == 32 and got != bad
             await c.sio.emit("session_request", "not an object")
@@ -279,6 +279,8 @@ def test_a_message_before_any_session_request_starts_a_session() -> None:
             assert await c.next("bot_uttered") == {"text": f"{sid}: hi"}
             # later messages without a session id stay in that session
             assert await c.say("again", None) == {"text": f"{sid}: again"}
+            for bad in (True, False, 5, ["a"]):  # never a shared conversation named "True", "5"...
+                assert await c.say("odd id", bad) == {"text": f"{sid}: odd id"}
 
     run(scenario())
 

@@ -286,8 +286,8 @@ def reply_problems(messages: Any, recipient: str | None = None, sent: Any = None
 
 def malformed_rest_bodies() -> st.SearchStrategy:
     """Bodies that each break the REST contract in at least one way (the valid ones are the turns below)."""
-    # (not booleans: the channel takes true/false as the senders "True"/"False", as it takes numbers)
     bad_sender = st.one_of(st.just(""), st.just("   "), st.none(), st.text(min_size=129, max_size=200),
+                           st.booleans(), st.integers(), st.floats(allow_nan=False),
                            st.lists(json_values, max_size=3), st.dictionaries(st.text(max_size=5), json_values,
                                                                               max_size=3))
     bad_message = st.one_of(st.lists(json_values, max_size=3), st.dictionaries(st.text(max_size=5), json_values,
