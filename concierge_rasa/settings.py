@@ -34,6 +34,9 @@ class RasaSettings:
     # CONCIERGE_SOCKETIO_REDIS_URL: replicas share socket.io rooms through Redis ("" = one process only)
     socketio_redis_url: str = field(default="", repr=False)  # may hold a password
     socketio_redis_channel: str = "concierge-socketio"  # CONCIERGE_SOCKETIO_REDIS_CHANNEL, same on every replica
+    # CONCIERGE_SHARED_REDIS_URL: rate limits, replay cache, numbered options shared by replicas ("" = in memory)
+    shared_redis_url: str = field(default="", repr=False)
+    shared_redis_prefix: str = "concierge:shared:"  # CONCIERGE_SHARED_REDIS_PREFIX
 
     def keyring(self) -> security.Keyring:
         """The identity keyring (creates var/identity.key on first use; refuses short secrets)."""
@@ -46,8 +49,13 @@ class RasaSettings:
         )
 
     def request_limits(self) -> RequestLimits:
-        """Rate limits of the public endpoints (CONCIERGE_RATE_SENDER_*/CLIENT_*)."""
-        return RequestLimits.from_env(env=dict(self.rate_limits))
+        """Rate limits of the public endpoints (CONCIERGE_RATE_SENDER_*/CLIENT_*), in Redis when shared."""
+        limits = RequestLimits.from_env(env=dict(self.rate_limits))
+        if not self.shared_redis_url:
+            return limits
+        from concierge_rasa.shared_state import SharedStore, shared_limits  # needs redis: only when asked
+
+        return shared_limits(limits, SharedStore(self.shared_redis_url, self.shared_redis_prefix))
 
 
 def load_rasa_settings(env: Optional[Mapping[str, str]] = None) -> RasaSettings:
@@ -65,6 +73,8 @@ def load_rasa_settings(env: Optional[Mapping[str, str]] = None) -> RasaSettings:
         rate_limits={k: v for k, v in env.items() if k.startswith(RATE_PREFIX)},
         socketio_redis_url=(env.get("CONCIERGE_SOCKETIO_REDIS_URL") or "").strip(),
         socketio_redis_channel=(env.get("CONCIERGE_SOCKETIO_REDIS_CHANNEL") or "").strip() or "concierge-socketio",
+        shared_redis_url=(env.get("CONCIERGE_SHARED_REDIS_URL") or "").strip(),
+        shared_redis_prefix=(env.get("CONCIERGE_SHARED_REDIS_PREFIX") or "").strip() or "concierge:shared:",
     )
 
 

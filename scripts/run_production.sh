@@ -17,7 +17,9 @@ export DATABASE_URL TRACKER_DB_HOST TRACKER_DB_PORT TRACKER_DB_NAME TRACKER_DB_U
 # socket.io rooms shared by the replicas (an agent's reply sent through any replica reaches the widget);
 # the load balancer must keep a socket on one replica (sticky sessions, or websocket-only clients)
 : "${CONCIERGE_SOCKETIO_REDIS_URL:=redis://${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}}"
-export CONCIERGE_SOCKETIO_REDIS_URL
+# rate limits, the messaging replay cache and SMS/WhatsApp numbered options shared by the replicas
+: "${CONCIERGE_SHARED_REDIS_URL:=redis://${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}}"
+export CONCIERGE_SOCKETIO_REDIS_URL CONCIERGE_SHARED_REDIS_URL
 export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTION_PORT}/webhook"
 CONCIERGE_ACTION_TOKEN="$(scripts/action_token.sh)"  # Rasa -> action server shared secret
 export CONCIERGE_ACTION_TOKEN

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import time
 from collections import OrderedDict
@@ -28,6 +29,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from concierge_rasa.channels.guard import clean_text
+from concierge_rasa.shared_state import RedisError, shared_store
 
 logger = logging.getLogger(__name__)
 
@@ -181,16 +183,23 @@ class ReplayGuard:
     """Remembers recently accepted request keys (a signature, a message id) for ``ttl_s``.
 
     In memory, per Rasa process: a platform retry or an attacker's replay of a request this
-    process already handled is refused.
+    process already handled is refused. With CONCIERGE_SHARED_REDIS_URL the keys live in Redis
+    (``concierge_rasa/shared_state.py``), so a replay on another replica is refused too.
     """
 
     def __init__(self, ttl_s: float, max_keys: int = 20_000) -> None:
         self.ttl_s = ttl_s
         self.max_keys = max_keys
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._shared = shared_store()
 
     def first_time(self, key: str, now: Optional[float] = None) -> bool:
         """True (and remembered) the first time ``key`` is seen within the time to live."""
+        if self._shared is not None and now is None:
+            try:  # the time to live is part of the key: guards of different windows never share one
+                return self._shared.first_time(f"replay:{int(self.ttl_s)}:{key}", self.ttl_s)
+            except RedisError:
+                logger.warning("Replay cache unreachable (Redis): checked in this process only", exc_info=True)
         now = time.monotonic() if now is None else now
         while self._seen and next(iter(self._seen.values())) < now:
             self._seen.popitem(last=False)
@@ -204,15 +213,23 @@ class ReplayGuard:
 
 class OptionMemory:
     """The buttons last offered, so a numbered reply ("2") on SMS or a short Telegram callback id
-    maps back to the button's payload. Bounded, in memory, forgotten after ``ttl_s``."""
+    maps back to the button's payload. Bounded, in memory, forgotten after ``ttl_s``; in Redis with
+    CONCIERGE_SHARED_REDIS_URL, so the reply may reach another replica than the options came from."""
 
     def __init__(self, max_keys: int = 10_000, ttl_s: float = 3600.0) -> None:
         self.max_keys = max_keys
         self.ttl_s = ttl_s
         self._options: OrderedDict[str, tuple[float, list[tuple[str, str]]]] = OrderedDict()
+        self._shared = shared_store()
 
     def remember(self, key: str, buttons: list[tuple[str, str]]) -> None:
         """``buttons``: (title, payload) pairs in the order they were shown."""
+        if self._shared is not None:
+            try:
+                self._shared.put_json(f"options:{key}", [list(b) for b in buttons], self.ttl_s)
+                return
+            except RedisError:
+                logger.warning("Options not shared (Redis unreachable): kept in this process", exc_info=True)
         self._options.pop(key, None)
         self._options[key] = (time.monotonic() + self.ttl_s, list(buttons))
         while len(self._options) > self.max_keys:
@@ -223,6 +240,13 @@ class OptionMemory:
         the titles are numbers themselves, like a 1-5 rating). ``consume`` forgets the options:
         on SMS they answer only the very next message."""
         entry = self._options.pop(key, None) if consume else self._options.get(key)
+        if self._shared is not None and not entry:
+            try:
+                shared = self._shared.get_json(f"options:{key}", delete=consume)
+            except RedisError:
+                logger.warning("Options unreachable (Redis)", exc_info=True)
+                shared = None
+            entry = (math.inf, [(str(t), str(p)) for t, p in shared]) if isinstance(shared, list) else None
         if not entry or entry[0] < time.monotonic():
             return None
         wanted = reply.strip().casefold()

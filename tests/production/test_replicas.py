@@ -36,6 +36,7 @@ pytestmark = pytest.mark.postgres
 PG = ("127.0.0.1", 5432)
 REDIS_DB = 4
 API_TOKEN = "replicas-test-rasa-api-token"
+SENDER_BURST = 30
 WAIT_S = 30.0  # bounded waits on a condition (a busy machine), never a fixed sleep
 
 
@@ -99,9 +100,13 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
             # what scripts/run_production.sh sets: replicas share socket.io rooms through Redis
             "CONCIERGE_SOCKETIO_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "CONCIERGE_SOCKETIO_REDIS_CHANNEL": sio_channel,
-            # every test client is 127.0.0.1, and this test floods one conversation on purpose
-            **{f"CONCIERGE_RATE_{k}": "100000" for k in ("CLIENT_PER_MIN", "CLIENT_BURST", "SENDER_PER_MIN",
-                                                         "SENDER_BURST")},
+            # and rate limits, replay cache, numbered options
+            "CONCIERGE_SHARED_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "CONCIERGE_SHARED_REDIS_PREFIX": f"{lock_prefix}:shared:",
+            # every test client is 127.0.0.1: no limit per address; per sender a burst of SENDER_BURST
+            # messages, then one a minute (a flood of one conversation below stays under it)
+            "CONCIERGE_RATE_CLIENT_PER_MIN": "100000", "CONCIERGE_RATE_CLIENT_BURST": "100000",
+            "CONCIERGE_RATE_SENDER_PER_MIN": "1", "CONCIERGE_RATE_SENDER_BURST": str(SENDER_BURST),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
@@ -263,3 +268,18 @@ def test_messages_of_one_conversation_split_across_replicas_take_turns(replicas:
         kinds = [(e.get("event"), e.get("name")) for e in turn]
         assert any(k == "bot" for k, _ in kinds), f"{events[start]['text']!r} got no reply of its own: {kinds}"
         assert kinds[-1] == ("action", "action_listen"), f"turn of {events[start]['text']!r} interleaved: {kinds}"
+
+
+# ------------------------------------------------------------------ rate limits across replicas
+def test_a_senders_rate_limit_holds_across_replicas(replicas: Replicas) -> None:
+    """SENDER_BURST messages alternately to A and B are served; the next one is refused by either replica
+    (with limits kept in each process, each would have allowed SENDER_BURST of its own)."""
+    me = f"rate-{uuid.uuid4().hex[:8]}"
+
+    def send(replica: int) -> requests.Response:
+        return requests.post(f"{replicas.url(replica)}/webhooks/rest/webhook",
+                             json={"sender": me, "message": "hi"}, timeout=120)
+
+    assert [send(i % 2).status_code for i in range(SENDER_BURST)] == [200] * SENDER_BURST
+    refused = [send(0), send(1)]
+    assert [r.status_code for r in refused] == [429, 429], [r.text for r in refused]
