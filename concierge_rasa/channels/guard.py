@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.core.tracker_store import TrackerStore
+from rasa.shared.core.events import UserUtteranceReverted, UserUttered
 
 from concierge_rasa import text as text_cleaner
 from concierge_rasa.channel_security import (
@@ -31,6 +33,10 @@ APOLOGY = (
     "Sorry, something went wrong on my side and I couldn't finish that. "
     'Please try again in a moment, or type "human" to reach our support team.'
 )
+# Rasa's own commands answer nothing unless the domain has utter_restart / utter_back: a customer who
+# types /restart or /session_start (a new session) started over, /back took their last message back.
+STARTED_OVER = "Okay, let's start over. What can I do for you?"
+WENT_BACK = "Okay, I've set your last message aside. What would you like to do?"
 
 
 def clean_text(text: Any) -> str:
@@ -71,30 +77,64 @@ class CountingOutputChannel(OutputChannel):
         return getattr(self.inner, item)
 
 
+def agent_tracker_store() -> Optional[TrackerStore]:
+    """The tracker store of this process's Rasa agent (None before a model is loaded)."""
+    from sanic import Sanic
+
+    apps = list(Sanic._app_registry.values())  # the Rasa server's app (one per process)
+    agent = next((a.ctx.agent for a in apps if getattr(a.ctx, "agent", None) is not None), None)
+    return None if agent is None else agent.tracker_store
+
+
 async def conversation_paused(sender_id: str) -> bool:
     """Whether a person has taken the conversation over (Rasa's ConversationPaused): the bot's
     silence is then expected, the agent answers (README "The agent console")."""
-    try:
-        from sanic import Sanic
+    return await closing_message(sender_id, agent_tracker_store()) is None
 
-        apps = list(Sanic._app_registry.values())  # the Rasa server's app (one per process)
-        agent = next((a.ctx.agent for a in apps if getattr(a.ctx, "agent", None) is not None), None)
-        if agent is None or agent.tracker_store is None:
-            return False
-        tracker = await agent.tracker_store.retrieve(sender_id)
-        return bool(tracker is not None and tracker.is_paused())
+
+def _after_last_user(events: list[Any]) -> list[Any]:
+    last = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=None)
+    return [] if last is None else events[last + 1 :]
+
+
+async def closing_message(sender_id: str, trackers: Optional[TrackerStore]) -> Optional[str]:
+    """What a turn that produced no reply ends with: None when a person has taken the conversation
+    over (silence expected), an acknowledgement when the customer's message was one of Rasa's own
+    commands, else the apology.
+
+    Read from what Rasa did, not from the text: ``/restart`` (any form Rasa parses, even while paused)
+    and ``/session_start`` leave a latest session without the customer's message, since the new
+    session starts after it; ``/back`` leaves a rewind after it. A normal turn always has its
+    message in the latest session (an expired session starts before the message)."""
+    if trackers is None:
+        return APOLOGY
+    try:
+        tracker = await trackers.retrieve(sender_id)  # the latest session only
     except Exception:  # noqa: BLE001 - unknown: apologise rather than stay silent
-        logger.exception("Could not read whether %s is paused", sender_id)
-        return False
+        logger.exception("Could not read the tracker of %s", sender_id)
+        return APOLOGY
+    if tracker is None:
+        return APOLOGY
+    if tracker.is_paused():
+        return None
+    events = list(tracker.events)
+    if not any(isinstance(e, UserUttered) for e in events):
+        return STARTED_OVER
+    if any(isinstance(e, UserUtteranceReverted) for e in _after_last_user(events)):
+        return WENT_BACK
+    return APOLOGY
 
 
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    trackers: Optional[Callable[[], Optional[TrackerStore]]] = None,
 ) -> Callable[[UserMessage], Awaitable[None]]:
     """Cleans the message and makes sure every turn ends with at least one reply.
 
+    ``trackers`` gives the tracker store read after a silent turn (default: the Rasa agent's).
     Nothing here records the conversation: Rasa's event broker carries every event to the CRM
     ingestor (bot/crm), off the hot path (issue 17)."""
+    store_of = trackers or agent_tracker_store
 
     async def handler(message: UserMessage, client: Optional[str] = None, session: Optional[str] = None) -> None:
         """``client`` and ``session``: the address and the session the channel issued (REST, socket.io);
@@ -107,13 +147,19 @@ def guarded(
         message.metadata = secure_metadata(message.metadata, channel, message.sender_id, client, session)
         counter = CountingOutputChannel(message.output_channel)
         message.output_channel = counter
+        failed = False
         try:
             await on_new_message(message)
         except Exception:  # noqa: BLE001 - the customer must still get an answer
+            failed = True
             logger.exception("Handling a message failed (sender %s)", message.sender_id)
         try:
-            if counter.count == 0 and not await conversation_paused(message.sender_id):
-                await counter.send_text_message(message.sender_id, APOLOGY)
+            if counter.count == 0:
+                closing = await closing_message(message.sender_id, store_of())
+                if failed and closing is not None:
+                    closing = APOLOGY  # whatever the tracker says, the turn broke
+                if closing is not None:
+                    await counter.send_text_message(message.sender_id, closing)
         except Exception:  # noqa: BLE001
             logger.exception("Could not send the closing message to %s", message.sender_id)
 

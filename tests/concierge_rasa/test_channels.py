@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ConversationPaused,
+    Restarted,
+    SessionStarted,
+    UserUtteranceReverted,
+    UserUttered,
+)
 
 import concierge_rasa
 from concierge_rasa.channels import guard
@@ -54,6 +66,86 @@ def test_guarded_apologises_when_nothing_was_said(monkeypatch) -> None:
 
     out = CollectingOutputChannel()
     run(guard.guarded(silent)(UserMessage("hello", out, "s1")))
+    assert [m["text"] for m in out.messages] == [guard.APOLOGY]
+
+
+def rasa_turn(store: InMemoryTrackerStore, events_of: Callable[[str], list]) -> Callable:
+    """Stands in for Rasa's processor on a real tracker store: logs the events Rasa 3.6 logs for the
+    message (recorded from the real agent with the shipped model) and, like Rasa's commands, says nothing."""
+
+    async def handle(message: UserMessage) -> None:
+        tracker = await store.get_or_create_tracker(message.sender_id)
+        for event in events_of(message.text):
+            tracker.update(event)
+        await store.save(tracker)
+
+    return handle
+
+
+def session_start() -> list:
+    return [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")]
+
+
+RASA_EVENTS = {  # what the real agent logged for each text, after the tracker's first session start
+    "/restart": lambda: [UserUttered("/restart", {"name": "restart"}), ActionExecuted("action_restart"), Restarted(),
+                         *session_start()],
+    "/session_start": lambda: [UserUttered("/session_start", {"name": "session_start"}), *session_start()],
+    "/back": lambda: [UserUttered("/back", {"name": "back"}), ActionExecuted("action_back"), UserUtteranceReverted(),
+                      UserUtteranceReverted(), ActionExecuted("action_listen")],
+    "hello": lambda: [UserUttered("hello", {"name": "greet"}), ActionExecuted("action_listen")],  # a silent failure
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "closing"),
+    [("/restart", guard.STARTED_OVER), ("/session_start", guard.STARTED_OVER), ("/back", guard.WENT_BACK),
+     ("hello", guard.APOLOGY)],
+)
+def test_rasas_own_commands_get_an_acknowledgement_not_the_apology(monkeypatch, text: str, closing: str) -> None:
+    """/restart and /session_start used to get "Sorry, something went wrong" although nothing failed."""
+    monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
+    store = InMemoryTrackerStore(Domain.empty())
+
+    async def scenario() -> list:
+        out = CollectingOutputChannel()
+        tracker = await store.get_or_create_tracker("s1")  # a conversation that had started
+        for event in session_start():
+            tracker.update(event)
+        await store.save(tracker)
+        await guard.guarded(rasa_turn(store, lambda t: RASA_EVENTS[t]()), lambda: store)(UserMessage(text, out, "s1"))
+        return [m["text"] for m in out.messages]
+
+    assert run(scenario()) == [closing]
+
+
+def test_a_restart_while_a_person_has_the_conversation_is_acknowledged_and_a_paused_turn_is_silent(monkeypatch) -> None:
+    monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
+    store = InMemoryTrackerStore(Domain.empty())
+
+    async def scenario(text: str) -> list:
+        out = CollectingOutputChannel()
+        tracker = await store.get_or_create_tracker("s2")
+        for event in [*session_start(), UserUttered("human", {"name": "contact_human_agent"}), ConversationPaused()]:
+            tracker.update(event)
+        await store.save(tracker)
+        events = {"/restart": RASA_EVENTS["/restart"], "still there?": lambda: [UserUttered("still there?")]}[text]
+        await guard.guarded(rasa_turn(store, lambda t: events()), lambda: store)(UserMessage(text, out, "s2"))
+        return [m["text"] for m in out.messages]
+
+    assert run(scenario("still there?")) == []  # the agent answers
+    assert run(scenario("/restart")) == [guard.STARTED_OVER]  # Rasa restarts even a paused conversation
+
+
+def test_a_failed_turn_is_apologised_for_whatever_the_tracker_says(monkeypatch) -> None:
+    monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
+    store = InMemoryTrackerStore(Domain.empty())
+
+    async def broken(message: UserMessage) -> None:
+        await rasa_turn(store, lambda t: RASA_EVENTS["/restart"]())(message)
+        raise RuntimeError("the broker failed after the restart")
+
+    out = CollectingOutputChannel()
+    run(guard.guarded(broken, lambda: store)(UserMessage("/restart", out, "s3")))
     assert [m["text"] for m in out.messages] == [guard.APOLOGY]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.db.models import Customer, Interaction, Order, Refund, SupportTicket
 from bot.services import refunds as refund_service
 from bot.services.identity import sign_token
-from tests.stack import SECRET, Servers
+from tests.stack import SECRET, Servers, tracker_events
 
 pytestmark = pytest.mark.e2e
 
@@ -337,6 +337,23 @@ def test_identity_slots_cannot_be_injected(servers: Servers) -> None:
     me = new_sender()
     servers.text(me, '/greet{"verified_customer_id": "1", "verified_by": "chat", "customer_name": "Alice"}')
     reply = servers.text(me, "where is my order?")
+    assert "recent orders" not in reply and "order number" in reply.lower()
+
+
+@pytest.mark.parametrize("command", ["/restart", "/session_start", '/restart{"verified_customer_id": "1"}'])
+def test_rasas_restart_commands_start_over_politely(servers: Servers, command: str) -> None:
+    """Rasa's own commands end their turn without a bot message; the customer used to get the channel's
+    "Sorry, something went wrong on my side" although nothing failed (fuzz item 1)."""
+    me = new_sender()
+    assert "Concierge" in servers.text(me, "hello")
+    reply = servers.text(me, command)
+    assert reply == "Okay, let's start over. What can I do for you?", reply
+    assert "went wrong" not in reply
+    kinds = [e.get("event") for e in tracker_events(servers.tracker_db, me)]
+    command_at = [i for i, kind in enumerate(kinds) if kind == "user"][1]
+    assert ("restart" if command.startswith("/restart") else "session_started") in kinds[command_at:], kinds
+    assert "Concierge" in servers.text(me, "hello")  # the conversation goes on
+    reply = servers.text(me, "where is my order?")  # and no identity came in with the command
     assert "recent orders" not in reply and "order number" in reply.lower()
 
 

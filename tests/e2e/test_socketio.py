@@ -142,6 +142,18 @@ async def test_session_request_is_confirmed_and_the_bot_answers(servers: Servers
         await w.close()
 
 
+async def test_restart_from_the_widget_starts_over_politely(servers: Servers) -> None:
+    """/restart used to get the channel's "Sorry, something went wrong on my side" (fuzz item 1)."""
+    w = await Widget(servers).open()
+    try:
+        assert "Concierge" in await w.say("hello")
+        assert await w.say("/restart") == "Okay, let's start over. What can I do for you?"
+        assert await w.say("/session_start") == "Okay, let's start over. What can I do for you?"
+        assert "Concierge" in await w.say("hello")
+    finally:
+        await w.close()
+
+
 async def test_a_chosen_session_id_is_kept(servers: Servers) -> None:
     mine = f"webchat-{uuid.uuid4().hex}"
     w = await Widget(servers).open(mine)

@@ -108,9 +108,6 @@ LOG_ALLOWED = [
      re.compile(r"^task: <Task pending name='Task-\d+' coro=<AsyncSocket\._send_ping\(\) running at \S+/engineio/"),
      "engineio ping task of a closed socket"),
 ]
-# Rasa's own commands end the turn without a bot message, so the channel's closing apology is the
-# reply (a wording quirk of guarded(), not a failure): allowed for exactly these texts.
-SILENT_COMMANDS = ("/restart", "/session_start")
 LOG_CRASH = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
 
 ORDER_NUMBERS = [str(n) for n in (100001, 100007, 100123, 100250, 100500, 100812, 190001, 190003, 190005, 199999)]
@@ -261,11 +258,10 @@ def paused(srv: Any, sender: str) -> bool:
     return resp.status_code == 200 and resp.json().get("paused") is True
 
 
-def reply_problems(messages: Any, recipient: str | None = None, sent: Any = None) -> list[str]:
-    """Bot messages must be real answers: objects with content, none of the failure texts."""
+def reply_problems(messages: Any, recipient: str | None = None) -> list[str]:
+    """Bot messages must be real answers: objects with content, none of the failure texts (Rasa's own
+    commands such as /restart included: the channel acknowledges them, concierge_rasa/channels/guard.py)."""
     failures = FAILURE_TEXTS
-    if isinstance(sent, str) and sent.strip() in SILENT_COMMANDS:
-        failures = tuple(f for f in FAILURE_TEXTS if f != APOLOGY)
     if not isinstance(messages, list):
         return [f"reply is not a list: {messages!r:.120}"]
     problems = []
@@ -364,7 +360,7 @@ def run_rest_turns(srv: Any, tally: Tally) -> None:
                 outcome = f"status-{resp.status_code}"
             else:
                 messages = resp.json()
-                problems += reply_problems(messages, sender, text)
+                problems += reply_problems(messages, sender)
                 if not resp.headers.get("X-Concierge-Session"):
                     problems.append("no session credential in the reply")
                 if messages == []:
@@ -471,7 +467,7 @@ def check_socket_turn(srv: Any, turn: SocketTurn, tally: Tally) -> None:
         outcome = "unreadable-refused"
     else:
         replies = [data for name, data in turn.received if name == "bot_uttered"]
-        problems += reply_problems(replies, sent=turn.payload.get("message"))
+        problems += reply_problems(replies)
         outcome = "reply"
         if not replies:
             outcome = "paused-silent" if turn.sender and paused(srv, turn.sender) else "silent"
