@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.db._util import next_number
+from bot.db._util import add_numbered, next_number
 from bot.db.models import Order, OrderItem, Refund
 
 _LOAD = (
@@ -33,7 +33,6 @@ def create(
     now: datetime | None = None,
 ) -> Refund:
     refund = Refund(
-        number=next_refund_number(session),
         order_id=order_id,
         order_item_id=order_item_id,
         kind=kind,
@@ -44,9 +43,7 @@ def create(
     if now is not None:
         refund.created_at = now
         refund.updated_at = now
-    session.add(refund)
-    session.flush()
-    return refund
+    return add_numbered(session, refund, Refund.number, "RF-", start=500001)
 
 
 def for_order(session: Session, order_id: int) -> list[Refund]:

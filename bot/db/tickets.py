@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import conversations
-from bot.db._util import next_number
+from bot.db._util import add_numbered, next_number
 from bot.db.models import SupportTicket
 
 
@@ -25,7 +25,6 @@ def create(
     priority: str = "normal",
 ) -> SupportTicket:
     ticket = SupportTicket(
-        number=next_ticket_number(session),
         sender_id=sender_id,
         conversation_id=conversations.current_id(session, sender_id),
         customer_id=customer_id,
@@ -35,9 +34,7 @@ def create(
         priority=priority,
         status="open",
     )
-    session.add(ticket)
-    session.flush()
-    return ticket
+    return add_numbered(session, ticket, SupportTicket.number, "TK-", start=700001)
 
 
 OPEN_STATUSES = ("open", "pending")
