@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from concierge_rasa.settings import load_rasa_settings
+
 _validators: dict[Callable[[], dict[str, Any]], Any] = {}
 _lock = threading.Lock()
 _installed = False
@@ -69,7 +71,7 @@ def install() -> bool:
     except ImportError:  # the action server's runtime (Python 3.11) has no Rasa
         return False
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
-    stats_path = os.environ.get("CONCIERGE_BENCH_STATS", "").strip()
+    stats_path = load_rasa_settings().bench_stats_path
     if stats_path:
         _count_calls(RemoteAction, stats_path)
     _installed = True

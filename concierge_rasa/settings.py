@@ -20,6 +20,8 @@ from concierge_rasa import security
 from concierge_rasa.limits import RequestLimits
 
 RATE_PREFIX = "CONCIERGE_RATE_"
+#: the messaging channels' options (SLACK_BOT_TOKEN, TWILIO_AUTH_TOKEN, ...) as environment fallbacks of credentials.yml
+CHANNEL_PREFIXES = ("SLACK_", "TELEGRAM_", "TWILIO_", "FACEBOOK_")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class RasaSettings:
     # CONCIERGE_SHARED_REDIS_URL: rate limits, replay cache, numbered options shared by replicas ("" = in memory)
     shared_redis_url: str = field(default="", repr=False)
     shared_redis_prefix: str = "concierge:shared:"  # CONCIERGE_SHARED_REDIS_PREFIX
+    # the messaging channels' options given in the environment (CHANNEL_PREFIXES); they hold secrets
+    channel_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    bench_stats_path: str = ""  # CONCIERGE_BENCH_STATS: make bench-latency only (counts action calls)
 
     def keyring(self) -> security.Keyring:
         """The identity keyring (creates var/identity.key on first use; refuses short secrets)."""
@@ -75,6 +80,8 @@ def load_rasa_settings(env: Optional[Mapping[str, str]] = None) -> RasaSettings:
         socketio_redis_channel=(env.get("CONCIERGE_SOCKETIO_REDIS_CHANNEL") or "").strip() or "concierge-socketio",
         shared_redis_url=(env.get("CONCIERGE_SHARED_REDIS_URL") or "").strip(),
         shared_redis_prefix=(env.get("CONCIERGE_SHARED_REDIS_PREFIX") or "").strip() or "concierge:shared:",
+        channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_PREFIXES)},
+        bench_stats_path=(env.get("CONCIERGE_BENCH_STATS") or "").strip(),
     )
 
 

@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +28,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from concierge_rasa.channels.guard import clean_text
+from concierge_rasa.settings import CHANNEL_PREFIXES, load_rasa_settings
 from concierge_rasa.shared_state import RedisError, shared_store
 
 logger = logging.getLogger(__name__)
@@ -46,9 +46,12 @@ def setting(
 
     Empty values count as unset, so ``make run`` without any platform keys starts fine.
     """
+    if not env.startswith(CHANNEL_PREFIXES):
+        raise ValueError(f"{env}: a channel option's variable starts with one of {CHANNEL_PREFIXES}")
     value = (credentials or {}).get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
-        value = os.environ.get(env, "")
+        # read when the channel is built (not per request), uncached so a changed environment counts
+        value = load_rasa_settings().channel_env.get(env, "")
     value = str(value).strip() if value is not None else ""
     return value or default
 

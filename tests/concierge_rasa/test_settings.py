@@ -1,5 +1,7 @@
 """The Rasa runtime's settings: the one reader of os.environ in concierge_rasa."""
 
+import pytest
+
 from concierge_rasa import security
 from concierge_rasa.nlu import onnx_runtime
 from concierge_rasa.settings import get_rasa_settings, load_rasa_settings
@@ -39,3 +41,19 @@ def test_onnx_model_dir_follows_the_cached_settings(monkeypatch, tmp_path):
     finally:
         get_rasa_settings.cache_clear()
 
+
+
+def test_channel_options_and_bench_stats_come_from_the_settings(monkeypatch):
+    """The messaging channels' environment fallbacks and the bench's call counter are read here, not
+    by the channel modules: only the platforms' own prefixes are kept, and their secrets stay out of repr."""
+    from concierge_rasa.channels.webhooks import setting
+
+    env = {"TWILIO_AUTH_TOKEN": "tw-secret-value", "PATH": "/usr/bin", "CONCIERGE_BENCH_STATS": " /x "}
+    s = load_rasa_settings(env)
+    assert s.channel_env == {"TWILIO_AUTH_TOKEN": "tw-secret-value"}
+    assert "tw-secret-value" not in repr(s) and s.bench_stats_path == "/x"
+    monkeypatch.setenv("TELEGRAM_TOKEN", "from-env")
+    assert setting({}, "access_token", "TELEGRAM_TOKEN") == "from-env"
+    assert setting({"access_token": "from-credentials"}, "access_token", "TELEGRAM_TOKEN") == "from-credentials"
+    with pytest.raises(ValueError):
+        setting({}, "x", "PATH")  # not a channel option: a programming error, refused
