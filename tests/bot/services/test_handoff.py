@@ -23,6 +23,23 @@ def test_the_shipped_configuration_loads() -> None:
     assert cfg.hours.timezone == "Europe/Berlin" and date(2026, 12, 25) in cfg.hours.holidays
 
 
+def test_a_shop_can_point_at_its_own_triggers(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CONCIERGE_HANDOFF_CONFIG (settings' handoff_path): a deployment's own copy of handoff.yml."""
+    from bot.settings import get_settings
+
+    own = tmp_path / "handoff.yml"
+    own.write_text(get_settings().handoff_path.read_text().replace(
+        "  fallbacks: 2 ", "  fallbacks: 5 "))
+    monkeypatch.setenv("CONCIERGE_HANDOFF_CONFIG", str(own))
+    get_settings.cache_clear()
+    try:
+        assert h.load_config().triggers.fallbacks == 5
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert h.load_config().triggers.fallbacks == 2
+
+
 def test_bad_values_keep_defaults_and_unknown_zones_fail() -> None:
     cfg = h.parse_config({"triggers": {"negative_sentiment": "shout", "fallbacks": -3},
                           "business_hours": {"open": "nine", "days": ["Monday", "xyz"]}})
