@@ -14,6 +14,13 @@ endpoints.yml::
 
     tracker_store: {type: concierge_rasa.stores.SQLiteTrackerStore, dialect: sqlite, db: ...}
     event_broker:  {type: concierge_rasa.stores.SQLiteEventBroker, dialect: sqlite, db: ...}
+
+The production profile (several replicas on one PostgreSQL database, RabbitMQ) has its own pair,
+``PostgreSQLTrackerStore`` and ``PikaEventBroker``: the same savings, with every save committed
+before ``save`` returns (the next message may be handled by another replica)::
+
+    tracker_store: {type: concierge_rasa.stores.PostgreSQLTrackerStore, dialect: postgresql, url: ...}
+    event_broker:  {type: concierge_rasa.stores.PikaEventBroker, url: ..., queues: [...]}
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ import functools
 import json
 import logging
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
 
 import sqlalchemy as sa
+from rasa.core.brokers.pika import PikaEventBroker as RasaPikaEventBroker
 from rasa.core.brokers.sql import SQLEventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import SessionStarted
@@ -104,7 +113,7 @@ class SQLiteTrackerStore(SQLTrackerStore):
     after a session starts (Rasa's count is of the events since the latest ``SessionStarted``),
     after a failed write, or when a tracker is shorter than the count. The count is this
     process's: the embedded profile runs one Rasa process on the file (several processes on one
-    tracker file are not a supported set-up; production uses PostgreSQL and Rasa's own store).
+    tracker file are not a supported set-up; production uses PostgreSQLTrackerStore).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -228,3 +237,159 @@ class SQLiteTrackerStore(SQLTrackerStore):
         else:
             for body in bodies:
                 broker.publish(body)
+
+
+def _add_events(store: SQLTrackerStore, session: Any, sender_id: str, events: list[Any]) -> list[dict[str, Any]]:
+    """Adds the events as Rasa's ``SQLTrackerStore.save`` does (same columns, same JSON); returns the
+    broker's bodies."""
+    bodies = []
+    for event in events:
+        data = event.as_dict()
+        intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
+        session.add(
+            store.SQLEvent(
+                sender_id=sender_id,
+                type_name=event.type_name,
+                timestamp=data.get("timestamp"),
+                intent_name=intent,
+                action_name=data.get("name"),
+                data=json.dumps(data),
+            )
+        )
+        bodies.append({"sender_id": sender_id, **data})
+    return bodies
+
+
+class PostgreSQLTrackerStore(SQLTrackerStore):
+    """Rasa's SQL tracker store for the production profile: several replicas, one PostgreSQL database.
+
+    Why (issue 24): Rasa's ``save`` first loads the whole stored conversation again and rebuilds a
+    tracker from it only to find the events to publish, then runs a COUNT of the conversation's
+    events to find the ones to store, then publishes each event as its own broker task. Here
+    ``save`` stores the new events and publishes exactly those (after the commit, never an event
+    that was not stored), a save's events as one batch (``publish_many``).
+
+    How many events are stored, without counting: the Redis lock store serialises a conversation's
+    turns across replicas, and every turn begins with ``retrieve`` under that lock, which reads the
+    conversation's rows anyway; their number is what Rasa's COUNT would return until this turn's
+    save. It is remembered for the very tracker object ``retrieve`` returned (a weak reference:
+    the count belongs to that snapshot, not to the conversation), and moved on by each save of that
+    object. A save of any other tracker object (a new conversation's, one the HTTP API built, a
+    second ``retrieve`` under the same lock) runs Rasa's COUNT, as Rasa does; so does the save after
+    a session start (Rasa counts the events since the latest ``SessionStarted``) or after a failed
+    write. A count never outlives the turn in which it was read, so another replica's appends
+    between two turns can not make it stale.
+
+    The write runs on the event loop, as Rasa's does, and is committed when ``save`` returns: the
+    lock is released after ``save``, and the next turn may run on another replica, which must find
+    it. (A writer thread as in ``SQLiteTrackerStore`` was measured: the hop to the thread and back
+    cost more CPU than it saved, and a save took 10 ms instead of 1; ``bench/tracker_store.py``.)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # sender id -> (the tracker object retrieve returned or save stored, its events stored)
+        self._known: dict[str, tuple[weakref.ref[DialogueStateTracker], int]] = {}
+
+    # ------------------------------------------------------------ what is stored
+    def _remember(self, tracker: DialogueStateTracker, stored: Optional[int]) -> None:
+        if stored is None:
+            self._known.pop(tracker.sender_id, None)
+        else:
+            self._known[tracker.sender_id] = (weakref.ref(tracker), stored)
+        if len(self._known) > 10_000:  # trackers read and never saved (API reads): drop the dead ones
+            self._known = {k: v for k, v in self._known.items() if v[0]() is not None}
+
+    def _known_count(self, tracker: DialogueStateTracker) -> Optional[int]:
+        known = self._known.get(tracker.sender_id)
+        if known is None or known[0]() is not tracker or known[1] > len(tracker.events):
+            return None
+        return known[1]
+
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> Optional[DialogueStateTracker]:
+        """Rasa's ``_retrieve``; for the latest session it also remembers how many rows it read."""
+        with self.session_scope() as session:
+            rows = self._event_query(
+                session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions
+            ).all()
+            events = [json.loads(row.data) for row in rows]
+        if not (self.domain and events):
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        if not fetch_events_from_all_sessions:
+            self._remember(tracker, len(events))
+        return tracker
+
+    # ------------------------------------------------------------ saving
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Stores the tracker's new events (committed when this returns), then publishes them."""
+        known = self._known_count(tracker)
+        events = list(tracker.events)
+        if known is not None and known == len(events):
+            return  # nothing new (Rasa would count and commit nothing)
+        try:
+            bodies, stored = self._write(tracker.sender_id, events, known)
+        except Exception:
+            self._remember(tracker, None)  # unknown now: counted again next time
+            raise
+        self._remember(tracker, stored)
+        self._publish(bodies)
+
+    def _write(
+        self, sender_id: str, events: list[Any], known: Optional[int]
+    ) -> tuple[list[dict[str, Any]], Optional[int]]:
+        """Stores the events the database does not have yet; returns the broker's bodies and the count
+        stored after it (None where a session started: Rasa counts the events since the latest one)."""
+        with self.session_scope() as session:
+            stored = known
+            if stored is None:
+                stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
+            new_events = events[stored:]
+            bodies = _add_events(self, session, sender_id, new_events)
+            session.commit()
+        after = None if any(isinstance(e, SessionStarted) for e in new_events) else stored + len(new_events)
+        return bodies, after
+
+    def _publish(self, bodies: list[dict[str, Any]]) -> None:
+        """On the event loop (Rasa's Pika broker schedules its work there)."""
+        broker: Optional[Any] = self.event_broker
+        if broker is None or not bodies:
+            return
+        if hasattr(broker, "publish_many"):
+            broker.publish_many(bodies)
+        else:
+            for body in bodies:
+                broker.publish(body)
+
+
+class PikaEventBroker(RasaPikaEventBroker):
+    """Rasa's Pika event broker; a save's events go out in one background task, in order.
+
+    Why (issue 24): Rasa schedules a task per event, and each task deep-copies its event (parse
+    data and all) for a debug log line before publishing, also with debug logging off. Same
+    messages, same exchange and queues, same keeping of unpublished events for a reconnect.
+    """
+
+    def publish_many(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        task: asyncio.Task = self._loop.create_task(self._publish_many(list(events)))
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
+
+    async def _publish_many(self, events: list[dict[str, Any]]) -> None:
+        if self._exchange is None:
+            return  # as Rasa's publish: not connected (yet)
+        for i, event in enumerate(events):
+            try:
+                await self._exchange.publish(self._message(event, None), "")
+            except Exception:
+                logger.error("publishing %d event(s) to RabbitMQ failed", len(events) - i, exc_info=True)
+                if self.should_keep_unpublished_messages:
+                    self._unpublished_events.extend(events[i:])
+                if self.raise_on_failure:
+                    await self.close()
+                    raise
+                return

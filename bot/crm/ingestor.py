@@ -15,6 +15,7 @@ so an outage delays the record but loses nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -67,7 +68,14 @@ class Stats:
 
 
 class Ingestor:
-    """Applies batches of raw events to the CRM; one transaction per batch."""
+    """Applies batches of raw events to the CRM; one transaction per batch.
+
+    ``batch_lookups`` (issue 24): which events are stored already is read once per batch, and each
+    sender's open conversation is looked up once per batch and then followed; False: both looked up
+    per event, as before (the benchmark's baseline, ``bench/crm_ingest.py``).
+    """
+
+    batch_lookups = True
 
     def __init__(
         self,
@@ -175,20 +183,37 @@ class Ingestor:
     def _apply_all(self, session: Session, events: list[RasaEvent], redacted: dict[str, Redacted]) -> int:
         stored = 0
         fresh: set[str] = set()
+        if self.batch_lookups:
+            known = crm_ingest.seen_many(session, list({ev.key: None for ev in events}))
+            is_seen = known.__contains__
+        else:
+            is_seen = functools.partial(crm_ingest.seen, session)
+        open_convs: dict[str, Conversation] = {}  # each sender's open conversation, as this batch left it
         for ev in events:
-            if ev.key in fresh or crm_ingest.seen(session, ev.key):
+            if ev.key in fresh or is_seen(ev.key):
                 self.stats.duplicates += 1
                 continue
             fresh.add(ev.key)
             crm_ingest.mark(session, ev.key, ev.sender_id, ev.type, ev.at)
-            self._apply(session, ev, redacted.get(ev.key))
+            conv = self._apply(session, ev, redacted.get(ev.key), open_convs.get(ev.sender_id))
+            if self.batch_lookups and conv.ended_at is None:
+                open_convs[ev.sender_id] = conv
+            else:
+                open_convs.pop(ev.sender_id, None)  # closed: looked up again
             stored += 1
         return stored
 
-    def _apply(self, session: Session, ev: RasaEvent, found: Redacted | None) -> None:
+    def _apply(
+        self, session: Session, ev: RasaEvent, found: Redacted | None, known_open: Conversation | None = None
+    ) -> Conversation:
+        """Applies one event; returns the sender's conversation it went to.
+
+        ``known_open``: the sender's open conversation as an earlier event of this batch left it. Only
+        this process creates, closes and reopens conversations, one open per sender at most (a start or
+        a reopen happens only when none is open), so it is what the query would return."""
         fx = records.effects_of(ev)
         starts = fx.starts or (ev.type == "action" and ev.data.get("name") == "action_session_start")
-        conv = repo.open_for_sender(session, ev.sender_id)
+        conv = known_open if known_open is not None else repo.open_for_sender(session, ev.sender_id)
         if conv is not None and starts and conv.turn_count > 0:
             self._close(session, conv, conv.last_event_at)  # the previous Rasa session is over
             conv = None
@@ -268,6 +293,7 @@ class Ingestor:
                 row.created_at = ev.at
         if fx.ends:
             self._close(session, conv, ev.at)
+        return conv
 
     @staticmethod
     def _close(session: Session, conv: Conversation, at) -> None:  # noqa: ANN001 - datetime

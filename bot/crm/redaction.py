@@ -16,9 +16,11 @@ amounts and dates are never taken for phone numbers. Figures: ``bench/redaction.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,26 @@ PLACEHOLDER = {label: f"[{label}]" for label in LABELS}
 # when two findings overlap, the earlier label in this order wins
 PRIORITY = {label: i for i, label in enumerate(LABELS)}
 NER_LABELS = {"PERSON": "NAME", "GPE": "PLACE", "LOC": "PLACE", "FAC": "ADDRESS"}
+# components the NER does not read: never loaded (the tok2vec too, when nothing left listens to it)
+NOT_FOR_NER = ["parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
+
+
+@dataclass(frozen=True)
+class NerOptions:
+    """How much spaCy work a batch costs (issue 24: the CRM ingestor was the second process by CPU).
+
+    Each knob leaves every finding as it was: ``drop_unused_tok2vec`` removes the pipeline's shared
+    tok2vec when no loaded component listens to it (en_core_web_sm's NER embeds the words itself:
+    the tok2vec fed only the tagger and parser, which are not loaded); ``skip_letterless`` does not
+    run NER on a text without a letter (an order number, a rating, a phone number: every NER finding
+    needs a letter, ``Redactor._ner_spans``); ``cache_size`` keeps the NER findings of that many
+    recent texts (the bot's fixed replies, "hi", "yes" come back all day), keyed by a digest of the
+    text, not the text. ``NerOptions(0, False, False)`` is the pipeline as it ran before.
+    """
+
+    cache_size: int = 4096
+    drop_unused_tok2vec: bool = True
+    skip_letterless: bool = True
 
 
 @dataclass(frozen=True)
@@ -238,10 +260,16 @@ class Redactor:
     cards, phones, addresses) are never dropped.
     """
 
-    def __init__(self, model: str = SPACY_MODEL, keep_terms: Iterable[str] = ()) -> None:
+    def __init__(
+        self, model: str = SPACY_MODEL, keep_terms: Iterable[str] = (), *, options: NerOptions | None = None
+    ) -> None:
         self.model = model
+        self.options = options or NerOptions()
         self._nlp: Any = None
         self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, tuple[Span, ...]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.ner_stats: Counter[str] = Counter()  # texts: "ner" (run), "cached", "skipped" (no letter)
         self._keep: re.Pattern[str] | None = None
         self.keep_count = 0
         self.set_keep_terms(keep_terms)
@@ -275,8 +303,15 @@ class Redactor:
                 if self._nlp is None:
                     import spacy
 
-                    # only the NER and the layer it reads: same entities, a third faster
-                    self._nlp = spacy.load(self.model, exclude=["parser", "lemmatizer", "tagger", "attribute_ruler"])
+                    # only the NER and what it reads: same entities, a fraction of the work
+                    nlp = spacy.load(self.model, exclude=NOT_FOR_NER)
+                    if (
+                        self.options.drop_unused_tok2vec
+                        and "tok2vec" in nlp.pipe_names
+                        and not nlp.get_pipe("tok2vec").listening_components
+                    ):
+                        nlp.remove_pipe("tok2vec")
+                    self._nlp = nlp
         return self._nlp
 
     def spans_many(
@@ -298,12 +333,11 @@ class Redactor:
         """
         results: list[list[Span]] = []
         todo = [t if isinstance(t, str) else "" for t in texts]
-        docs = self.nlp.pipe(todo, batch_size=64) if any(todo) else ([None] * len(todo))
-        for i, (text, doc) in enumerate(zip(todo, docs, strict=True)):
+        found = self.ner_many(todo)
+        for i, (text, ner) in enumerate(zip(todo, found, strict=True)):
             role = roles[i] if roles is not None else "user"
             spans = pattern_spans(text)
-            if doc is not None:
-                ner = self._ner_spans(doc)
+            if ner:
                 if role == "bot":
                     ner = [s for s in ner if s.label == "NAME" and not ITEM_LINE.search(text[: s.start])
                            and not self.is_bot_place(text, s)]
@@ -311,6 +345,55 @@ class Redactor:
                 spans += [s for s in ner if not any(s.start < e and b < s.end for b, e in kept)]
             results.append(merge(spans))
         return results
+
+    def ner_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        """spaCy's findings (names, places, facilities) in each text, before any filtering: one
+        ``nlp.pipe`` over the texts that need it (not letterless, not cached, each distinct text once)."""
+        opts = self.options
+        out: list[list[Span] | None] = [None] * len(texts)
+        todo: dict[Any, list[int]] = {}  # cache key (or position, without a cache) -> positions
+        stats = self.ner_stats
+        for i, text in enumerate(texts):
+            if not text or (opts.skip_letterless and not any(ch.isalpha() for ch in text)):
+                out[i] = []
+                stats["skipped"] += 1
+                continue
+            key: Any = _digest(text) if opts.cache_size > 0 else i
+            if key in todo:
+                todo[key].append(i)
+                stats["cached"] += 1
+                continue
+            hit = self._cache_get(key) if opts.cache_size > 0 else None
+            if hit is not None:
+                out[i] = list(hit)
+                stats["cached"] += 1
+                continue
+            todo[key] = [i]
+        if todo:
+            keys = list(todo)
+            docs = self.nlp.pipe([texts[todo[k][0]] for k in keys], batch_size=64)
+            for key, doc in zip(keys, docs, strict=True):
+                spans = self._ner_spans(doc)
+                stats["ner"] += 1
+                if opts.cache_size > 0:
+                    self._cache_put(key, tuple(spans))
+                for i in todo[key]:
+                    out[i] = list(spans)
+        return [spans if spans is not None else [] for spans in out]
+
+    def _cache_get(self, key: bytes) -> tuple[Span, ...] | None:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+            return hit
+
+    def _cache_put(self, key: bytes, spans: tuple[Span, ...]) -> None:
+        with self._cache_lock:
+            self._cache[key] = spans
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.options.cache_size:
+                self._cache.popitem(last=False)
 
     def _kept_ranges(self, text: str, extra: Iterable[str]) -> list[tuple[int, int]]:
         ranges = [m.span() for m in self._keep.finditer(text)] if self._keep is not None else []
@@ -348,6 +431,11 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         return self.redact_many([text])[0]
+
+
+def _digest(text: str) -> bytes:
+    """The NER cache's key: the customer's words are not kept in memory, a 128-bit digest is."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # entity types whose value is personal data whatever the text around it says

@@ -15,6 +15,15 @@ def seen(session: Session, event_key: str) -> bool:
     return session.get(IngestedEvent, event_key) is not None
 
 
+def seen_many(session: Session, event_keys: list[str]) -> set[str]:
+    """The keys already stored, in a few queries instead of one per event (issue 24)."""
+    found: set[str] = set()
+    for i in range(0, len(event_keys), 500):  # within every database's limit of bound parameters
+        chunk = event_keys[i : i + 500]
+        found.update(session.scalars(select(IngestedEvent.event_key).where(IngestedEvent.event_key.in_(chunk))))
+    return found
+
+
 def mark(session: Session, event_key: str, sender_id: str, event_type: str, event_at: datetime) -> None:
     """Records the key inside the caller's transaction: committed together with what the event wrote."""
     session.add(

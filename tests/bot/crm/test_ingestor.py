@@ -431,3 +431,49 @@ def test_a_redelivered_event_in_the_same_batch_does_not_shift_the_roles(crm_sqli
     stored = [t.text for t in turns(crm_sqlite, "dup") if t.role in ("user", "bot")]
     assert stored[0] == "Your parcel left Memphis, TN."  # the carrier's place in a bot reply stays
     assert stored[1].startswith("I moved to [PLACE]")  # the customer's does not
+
+
+def test_per_batch_lookups_store_exactly_what_per_event_lookups_stored(tmp_path: Path, identity_secret: str) -> None:
+    """Issue 24: the stored keys read once per batch and each sender's open conversation followed
+    through the batch give the same conversations, outcomes, turns and log rows as one query per
+    event did: batches that cut conversations in the middle, a /restart, redeliveries inside a batch
+    and across batches, and a conversation going on after an idle close."""
+    from bot.seed import seed
+
+    events = rasa_events()
+    stream = events + renamed(events, "b-") + events[40:60] + [events[5]]  # redelivered, in and across batches
+    # a /restart, then in the same batch an event that is no session start: the closed conversation reopens
+    restart = next(e for e in events if e["event"] == "restart")
+    bot = next(e for e in events if e["event"] == "bot" and e["sender_id"] == restart["sender_id"])
+    stream += [{**e, "timestamp": restart["timestamp"] + 900 + i} for i, e in enumerate((restart, bot))]
+    assert len(stream) % 7 == 0  # both in the last batch
+    recorded = []
+    for batch_lookups in (False, True):
+        url = f"sqlite:///{tmp_path / f'crm-{batch_lookups}.db'}"
+        seed(url, progress=None, seed=3, customers=12, products=40, orders=40)
+        broker = BrokerFile(tmp_path / f"events-{batch_lookups}.db")
+        broker.publish(stream)
+        ingestor = Ingestor(SQLEventSource(broker.path, db_url=url), db_url=url, idle_close_s=3600, batch_size=7)
+        ingestor.batch_lookups = batch_lookups
+        ingestor.run(threading.Event(), once=True)
+        with get_engine(url).connect() as conn:  # before the idle close decides every outcome again
+            open_now = conn.execute(text("SELECT id, ended_at, outcome FROM conversations ORDER BY id")).all()
+        assert ingestor.close_idle() == 10  # the captured conversations are old: all idle now
+        late = {**events[-1], "timestamp": events[-1]["timestamp"] + 5000, "text": "one more thing"}
+        broker.publish([late])
+        ingestor.run(threading.Event(), once=True)
+        assert (ingestor.stats.events, ingestor.stats.duplicates) == (225, 21)
+        with get_engine(url).connect() as conn:
+            recorded.append([
+                open_now,
+                conn.execute(text("SELECT id, sender_id, channel, customer_id, started_at, last_event_at, ended_at, "
+                                  "outcome, turn_count, tasks_completed, escalated, last_fallback FROM conversations "
+                                  "ORDER BY id")).all(),
+                conn.execute(text("SELECT conversation_id, role, text, intent, entities, action_name, event_key "
+                                  "FROM turns ORDER BY id")).all(),
+                conn.execute(text("SELECT sender_id, conversation_id, role, text, customer_id, action "
+                                  "FROM interactions ORDER BY id")).all(),
+            ])
+        get_engine(url).dispose()
+    per_event, per_batch = recorded
+    assert len(per_event[1]) == 12 and per_batch == per_event

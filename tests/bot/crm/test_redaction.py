@@ -160,3 +160,54 @@ def test_a_city_after_a_carrier_status_is_a_place_not_the_customers_name() -> No
     assert redactor.redact("it says out for delivery, Austin, but I'm in Denver") != (
         "it says out for delivery, Austin, but I'm in Denver")
 
+
+
+# ---------------------------------------------------------------- how much spaCy work (issue 24)
+def labelled_texts() -> list[str]:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "data" / "redaction" / "labelled.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def legacy_and_lean():  # noqa: ANN201 - two Redactors
+    from bot.crm.redaction import NerOptions, Redactor
+
+    return Redactor(options=NerOptions(cache_size=0, drop_unused_tok2vec=False, skip_letterless=False)), Redactor()
+
+
+def test_the_lean_pipeline_finds_exactly_what_the_full_one_found(legacy_and_lean) -> None:  # noqa: ANN001
+    """Without the tok2vec nothing reads, skipping letterless texts and remembering texts seen, every
+    finding of every labelled message is the same as the pipeline as it ran before, one text at a time
+    (as bench-redaction runs it) or as one batch with repeats."""
+    legacy, lean = legacy_and_lean
+    texts = labelled_texts()
+    assert "tok2vec" in legacy.nlp.pipe_names and lean.nlp.pipe_names == ["ner"]
+    one_by_one = [legacy.ner_many([t])[0] for t in texts]
+    assert any(one_by_one) and lean.ner_many(texts) == one_by_one
+    doubled = texts[::-1] + texts  # a batch with each text twice, the cache warm
+    assert lean.ner_many(doubled) == one_by_one[::-1] + one_by_one
+    roles = ["bot" if i % 5 == 0 else "user" for i in range(len(texts))]
+    assert lean.spans_many(texts, roles=roles) == legacy.spans_many(texts, roles=roles)
+
+
+def test_letterless_texts_skip_ner_and_repeated_texts_run_once(legacy_and_lean) -> None:  # noqa: ANN001
+    from bot.crm.redaction import NerOptions, Redactor
+
+    legacy, _ = legacy_and_lean
+    redactor = Redactor(options=NerOptions(cache_size=2))
+    letterless = ["190001", "4111 1111 1111 1111", "+44 20 7946 0958", "5", "", "  \n"]
+    assert redactor.redact_many(letterless) == legacy.redact_many(letterless)
+    assert redactor.redact_many(letterless)[1:3] == ["[CARD]", "[PHONE]"]
+    assert redactor.ner_stats == {"skipped": 12}  # spaCy never ran (and never loaded)
+    assert redactor._nlp is None  # noqa: SLF001
+
+    texts = ["I'm Maria Gonzalez from Berlin", "hi", "I'm Maria Gonzalez from Berlin", "thanks, bye", "hi"]
+    expected = legacy.redact_many(texts)
+    assert redactor.redact_many(texts) == expected
+    assert redactor.ner_stats["ner"] == 3 and redactor.ner_stats["cached"] == 2  # repeats in the batch
+    assert redactor.redact_many(texts[2:]) == expected[2:]  # the last two are remembered, not the first
+    assert redactor.ner_stats["ner"] == 4 and redactor.ner_stats["cached"] == 4
+    cache = redactor._cache  # noqa: SLF001
+    assert len(cache) == 2 and all(isinstance(k, bytes) and len(k) == 16 for k in cache)  # digests, not texts

@@ -1,0 +1,286 @@
+"""The production profile's PostgreSQL tracker store (issue 24) on the local PostgreSQL server: it stores
+exactly what Rasa's SQLTrackerStore stores, publishes each stored event once, counts only when it does
+not know, and two replicas (two store instances on one database) taking turns on the same
+conversations never lose or duplicate an event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import event as sa_event
+
+from concierge_rasa.stores import PikaEventBroker, PostgreSQLTrackerStore
+from tests.requirements import POSTGRES, RABBITMQ, require_postgres, require_rabbitmq
+
+pytestmark = pytest.mark.postgres
+
+DOMAIN = Domain.from_yaml("slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n")
+
+
+class RecordingBroker:
+    """Keeps what the store publishes, in order (the store's contract with any broker)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.calls = 0
+
+    def publish_many(self, bodies: list[dict[str, Any]]) -> None:
+        self.calls += 1
+        self.bodies.extend(bodies)
+
+
+@pytest.fixture
+def databases() -> Iterator[Any]:
+    """Fresh PostgreSQL databases on the local server, dropped afterwards."""
+    require_postgres("the production tracker store is tested on it")
+    admin = sa.create_engine(f"postgresql+psycopg2://root@{POSTGRES[0]}:{POSTGRES[1]}/test",
+                             isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"concierge_trk_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return name
+
+    yield make
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                         {"d": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def store_on(db: str, cls: type = PostgreSQLTrackerStore, broker: Any = None) -> Any:
+    return cls(DOMAIN, dialect="postgresql", host=POSTGRES[0], port=POSTGRES[1], db=db, username="root",
+               event_broker=broker)
+
+
+def rows(store: Any) -> list[tuple[str, str, Any, Any, Any, dict]]:
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events ORDER BY id")
+        ).all()
+    return [(s, t, ts, i, a, json.loads(d)) for s, t, ts, i, a, d in found]
+
+
+def user(text: str) -> UserUttered:
+    return UserUttered(text, {"name": "track_order", "confidence": 0.9})
+
+
+def listen() -> ActionExecuted:
+    return ActionExecuted("action_listen")
+
+
+def new_session() -> list[Event]:
+    return [ActionExecuted("action_session_start"), SessionStarted(), listen()]
+
+
+# (replica, conversation, events of the turn): turns of three conversations, handled by either replica
+TURNS: list[tuple[int, str, list[Event]]] = [
+    (0, "a", [listen(), user("where is 190001?"), SlotSet("order_number", "190001"), BotUttered("On its way"),
+              listen()]),
+    (1, "a", [user("thanks"), BotUttered("You're welcome"), listen()]),
+    (1, "b", [listen(), user("hello"), BotUttered("Hi"), listen()]),
+    (0, "a", [user("and 190002?"), SlotSet("order_number", "190002"), listen()]),
+    (0, "b", [user("my refund?"), BotUttered("Let me look"), listen()]),
+    (1, "a", []),  # a turn that adds nothing
+    (0, "a", [*new_session(), user("back again"), BotUttered("Welcome back"), listen()]),
+    (1, "a", [user("still there?"), BotUttered("Yes"), listen()]),
+    (1, "c", [listen(), user("hi"), listen()]),
+    (0, "b", [*new_session(), user("new day"), listen()]),
+    (1, "b", [user("hi again"), BotUttered("Hello again"), listen()]),
+    (0, "c", [user("bye"), BotUttered("Bye"), listen()]),
+    (1, "a", [user("one more"), listen()]),
+]
+
+
+async def turn(store: Any, sender: str, events: list[Event]) -> None:
+    """One message as Rasa handles it under the conversation's lock: retrieve (or create), update, save."""
+    tracker = await store.retrieve(sender)
+    if tracker is None:
+        tracker = await store.create_tracker(sender, append_action_listen=False)
+    for e in events:
+        tracker.update(e)
+    await store.save(tracker)
+
+
+def test_two_replicas_taking_turns_store_exactly_what_rasa_stores(databases: Any) -> None:
+    stock_db, ours_db = databases(), databases()
+    broker = RecordingBroker()
+    stock = store_on(stock_db, SQLTrackerStore)
+    replicas = [store_on(ours_db, broker=broker), store_on(ours_db, broker=broker)]
+
+    async def play() -> None:
+        for replica, sender, events in TURNS:
+            await turn(stock, sender, events)
+            await turn(replicas[replica], sender, events)
+
+    asyncio.run(play())
+    expected, got = rows(stock), rows(replicas[0])
+    assert len(expected) == 43
+    assert got == expected  # nothing lost, nothing twice, same columns and JSON
+    assert broker.bodies == [{"sender_id": s, **d} for s, *_, d in got]  # each stored event published once
+
+
+def test_another_replicas_appends_are_neither_duplicated_nor_lost(databases: Any) -> None:
+    """Replica 0 holds a tracker it read; replica 1 then appends to the conversation; replica 0 saves
+    its tracker with one more event: its count is that of its own snapshot, so it stores only its
+    own new event (Rasa's COUNT would have skipped it: the table grew under it). Then a tracker
+    rebuilt from every stored event (as the HTTP API's event routes build one), not one the store
+    read: counted, as Rasa does; its one new event stored once."""
+    db = databases()
+    first, second = store_on(db), store_on(db)
+
+    async def play() -> None:
+        await turn(first, "x", [listen(), user("one"), listen()])
+        kept = await first.retrieve("x")  # a tracker read by replica 0 ...
+        await turn(second, "x", [user("two"), BotUttered("2"), listen()])  # ... then replica 1's turn
+        kept.update(user("three"))
+        await first.save(kept)
+        rebuilt = DialogueStateTracker.from_dict("x", [d for *_, d in rows(first)], DOMAIN.slots)
+        rebuilt.update(user("four"))
+        await first.save(rebuilt)
+        await turn(second, "x", [user("five"), listen()])
+
+    asyncio.run(play())
+    stored = rows(first)
+    assert [d.get("text") for *_, d in stored if d["event"] == "user"] == ["one", "two", "three", "four", "five"]
+    assert len(stored) == 3 + 3 + 1 + 1 + 2
+
+
+def test_counts_once_per_conversation_and_commits_before_save_returns(databases: Any) -> None:
+    db = databases()
+    store, reader = store_on(db), store_on(db)
+    counts: list[str] = []
+    sa_event.listen(store.engine, "before_cursor_execute",
+                    lambda _c, _cur, statement, *_: counts.append(statement) if "count(" in statement.lower() else None)
+
+    async def play() -> None:
+        for i in range(6):
+            await turn(store, "c", [listen(), user(f"message {i}"), BotUttered(f"reply {i}")])
+            # another replica sees the turn as soon as save returned (the lock is released then)
+            seen = await reader.retrieve("c")
+            assert [e.text for e in seen.events if isinstance(e, UserUttered)][-1] == f"message {i}"
+
+    asyncio.run(play())
+    assert len(counts) == 1  # the new conversation's first save (create_tracker); every turn after knew
+    assert len(rows(store)) == 18
+
+
+def test_concurrent_conversations_on_two_replicas(databases: Any) -> None:
+    """Twelve conversations at once, each turn on a replica picked in turn, one asyncio lock per
+    conversation standing in for the Redis lock: every event of every turn stored once, in order."""
+    db = databases()
+    broker = RecordingBroker()
+    replicas = [store_on(db, broker=broker), store_on(db, broker=broker)]
+    locks = {f"s{i}": asyncio.Lock for i in range(12)}
+
+    async def conversation(sender: str, lock: asyncio.Lock, offset: int) -> None:
+        for i in range(5):
+            async with lock:
+                await turn(replicas[(i + offset) % 2], sender, [user(f"{sender}-{i}"), BotUttered(f"r{i}"), listen()])
+
+    async def play() -> None:
+        await asyncio.gather(*(conversation(s, make(), n) for n, (s, make) in enumerate(locks.items())))
+
+    asyncio.run(play())
+    stored = rows(replicas[0])
+    for sender in locks:
+        assert [d["text"] for s, *_, d in stored if s == sender and d["event"] == "user"] == [
+            f"{sender}-{i}" for i in range(5)
+        ]
+    assert len(stored) == 12 * 5 * 3
+    assert sorted(json.dumps(b, sort_keys=True) for b in broker.bodies) == sorted(
+        json.dumps({"sender_id": s, **d}, sort_keys=True) for s, *_, d in stored
+    )
+
+
+def test_pika_broker_publishes_a_saves_events_in_order(databases: Any) -> None:
+    """The real RabbitMQ: one save's events reach the queue once each, in order, as Rasa's messages."""
+    require_rabbitmq()
+    import aio_pika
+
+    db = databases()
+    queue = f"concierge_test_{uuid.uuid4().hex[:8]}"
+
+    async def play() -> list[dict]:
+        broker = PikaEventBroker(RABBITMQ[0], "guest", "guest", port=RABBITMQ[1], queues=[queue],
+                                 event_loop=asyncio.get_running_loop())
+        await broker.connect()
+        store = store_on(db, broker=broker)
+        try:
+            await turn(store, "p", [listen(), user("where is 190001?"), SlotSet("order_number", "190001"),
+                                    BotUttered("On its way"), listen()])
+            connection = await aio_pika.connect(host=RABBITMQ[0], port=RABBITMQ[1], login="guest", password="guest")
+            got: list[dict] = []
+            async with connection:
+                channel = await connection.channel()
+                q = await channel.declare_queue(queue, durable=True)
+                for _ in range(200):  # bounded: the publishing task runs on this loop
+                    message = await q.get(no_ack=True, fail=False)
+                    if message is None:
+                        if len(got) >= 5:
+                            break
+                        await asyncio.sleep(0.05)
+                        continue
+                    got.append(json.loads(message.body))
+                await q.delete(if_unused=False, if_empty=False)
+            return got
+        finally:
+            await broker.close()
+
+    got = asyncio.run(play())
+    assert [(b["sender_id"], b["event"]) for b in got] == [("p", "action"), ("p", "user"), ("p", "slot"),
+                                                           ("p", "bot"), ("p", "action")]
+    assert got[1]["parse_data"]["intent"]["name"] == "track_order"
+
+
+def test_the_production_endpoints_build_these_classes(databases: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/production/endpoints.yml, as the production profile reads it, builds these classes."""
+    require_rabbitmq()
+    from pathlib import Path
+
+    from rasa.core.brokers.broker import EventBroker
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.core.utils import read_endpoints_from_path
+
+    endpoints = Path(__file__).resolve().parents[2] / "deploy" / "production" / "endpoints.yml"
+    env = {"TRACKER_DB_HOST": POSTGRES[0], "TRACKER_DB_PORT": str(POSTGRES[1]), "TRACKER_DB_NAME": databases(),
+           "TRACKER_DB_USER": "root", "TRACKER_DB_PASSWORD": "", "RABBITMQ_HOST": RABBITMQ[0],
+           "RABBITMQ_PORT": str(RABBITMQ[1]), "RABBITMQ_USER": "guest", "RABBITMQ_PASSWORD": "guest",
+           "RABBITMQ_QUEUE": f"concierge_test_{uuid.uuid4().hex[:8]}", "REDIS_HOST": "127.0.0.1",
+           "REDIS_PORT": "6379", "REDIS_DB": "0", "ACTION_ENDPOINT_URL": "http://127.0.0.1:1/webhook",
+           "CONCIERGE_ACTION_TOKEN": "x"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = read_endpoints_from_path(endpoints)
+
+    async def build() -> tuple[Any, Any]:
+        broker = await EventBroker.create(config.event_broker)
+        store = TrackerStore.create(config.tracker_store, domain=DOMAIN, event_broker=broker)
+        inner = getattr(store, "_tracker_store", store)
+        inner = getattr(inner, "_tracker_store", inner)
+        await broker.close()
+        import aio_pika
+
+        connection = await aio_pika.connect(host=RABBITMQ[0], port=RABBITMQ[1], login="guest", password="guest")
+        async with connection:  # this run's queue goes
+            await (await connection.channel()).queue_delete(env["RABBITMQ_QUEUE"])
+        return inner, broker
+
+    inner, broker = asyncio.run(build())
+    assert type(inner) is PostgreSQLTrackerStore and type(broker) is PikaEventBroker
