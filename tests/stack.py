@@ -404,3 +404,277 @@ def wait_turn_end(tracker_db: Path, sender: str, users_before: int, timeout: flo
             raise AssertionError(f"Rasa did not finish the turn of {sender!r} in {timeout}s: "
                                  f"{tracker_events(tracker_db, sender)[-6:]}")
         time.sleep(0.1)
+
+
+# ------------------------------------------------------------- the production topology behind HAProxy
+HAPROXY_INSTALL = ROOT / "deploy" / "haproxy" / "install.sh"
+HAPROXY_RENDER = ROOT / "deploy" / "haproxy" / "render_config.py"
+PRODUCTION_REDIS_DB = 5
+PRODUCTION_API_TOKEN = "production-test-rasa-api-token-at-least-32-chars"
+PRODUCTION_ORIGIN = "http://shop.production.test"  # the one origin CORS lets through (CONCIERGE_CORS_ORIGINS)
+
+
+def haproxy_binary() -> str:
+    """HAProxy on PATH, else Debian's package unpacked under var/tools by deploy/haproxy/install.sh
+    (no root needed); absent (no apt-get, no package lists): skip, or fail under CI."""
+    from tests.requirements import missing
+
+    found = subprocess.run(["bash", str(HAPROXY_INSTALL)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if found.returncode != 0 or not found.stdout.strip():
+        missing(f"HAProxy is not installed and deploy/haproxy/install.sh could not fetch it: {found.stderr[-500:]}")
+    return found.stdout.strip().splitlines()[-1]
+
+
+def haproxy_command(sock: Path, command: str, timeout: float = 5.0) -> str:
+    """One command of HAProxy's runtime API on its stats socket (``show stat``, ``set server ...``)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock))
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def haproxy_status(sock: Path) -> dict[tuple[str, str], str]:
+    """Every server's state as HAProxy sees it: {(backend, server): "UP" | "DOWN" | ...}."""
+    import csv
+    import io
+
+    text = haproxy_command(sock, "show stat").lstrip("# ")
+    return {(row["pxname"], row["svname"]): row["status"].split(" ")[0]
+            for row in csv.DictReader(io.StringIO(text))
+            if row.get("svname") not in ("FRONTEND", "BACKEND", None)}
+
+
+@dataclass
+class Production:
+    """The production profile behind a real HAProxy (``start_production``)."""
+
+    url: str  # HAProxy's public frontend: shop, /api/chat-token, /console, /socket.io/, /webhooks/
+    rasa_api_url: str  # HAProxy's localhost frontend for Rasa's HTTP API
+    stats_socket: Path
+    db_url: str
+    env: dict[str, str]
+    tmp: Path
+    rasa: dict[str, subprocess.Popen]  # HAProxy's server name (rasa0, rasa1, ...) -> the replica's process
+    web: dict[str, subprocess.Popen]
+    actions: dict[str, subprocess.Popen]
+    ingestors: list[subprocess.Popen]
+    haproxy: subprocess.Popen
+
+    def status(self) -> dict[tuple[str, str], str]:
+        return haproxy_status(self.stats_socket)
+
+    def wait_status(self, wanted: dict[tuple[str, str], str], timeout: float = 60.0) -> None:
+        """Waits (bounded) until HAProxy reports these servers in these states."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.status()
+            if all(now.get(k) == v for k, v in wanted.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"HAProxy did not reach {wanted} in {timeout}s: {now}")
+            time.sleep(0.1)
+
+    def tracker_events(self, sender: str) -> list[dict]:
+        """The sender's events in the replicas' PostgreSQL tracker store, in the order they were stored."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": sender})
+                return [json.loads(data) for (data,) in rows]
+        finally:
+            engine.dispose()
+
+
+def _start_haproxy(binary: str, tmp: Path, servers: dict[str, list[str]]) -> tuple[subprocess.Popen, dict[str, int]]:
+    """HAProxy with ``servers`` (rasa/web/action addresses, maybe not listening yet) on free ports; a bind
+    lost to another process starts it again on new ones."""
+    sock, log, cfg = tmp / "haproxy.sock", tmp / "haproxy.log", tmp / "haproxy.cfg"
+    for _ in range(PORT_ATTEMPTS):
+        binds = {name: free_port() for name in ("public", "rasa_api", "actions", "stats")}
+        args = [f"--{kind}={addr}" for kind, addrs in servers.items() for addr in addrs]
+        rendered = subprocess.run(
+            [sys.executable, str(HAPROXY_RENDER), *args, f"--public=127.0.0.1:{binds['public']}",
+             f"--rasa-api=127.0.0.1:{binds['rasa_api']}", f"--actions-bind=127.0.0.1:{binds['actions']}",
+             f"--stats=127.0.0.1:{binds['stats']}", f"--stats-socket={sock}"],
+            capture_output=True, text=True, check=True)
+        cfg.write_text(rendered.stdout)
+        sock.unlink(missing_ok=True)
+        proc = spawn([binary, "-db", "-f", str(cfg)], dict(os.environ), log)
+        try:
+            wait_for(f"http://127.0.0.1:{binds['stats']}/stats;csv", proc, log, 30)
+            if all(listens_on(proc.pid, p) for p in binds.values()):
+                return proc, binds
+        except PortTaken:
+            pass
+        except RuntimeError as exc:
+            if "cannot bind" not in str(exc):
+                raise
+        stop(proc)
+    raise RuntimeError(f"HAProxy found no free ports in {PORT_ATTEMPTS} attempts:\n{log.read_text()[-3000:]}")
+
+
+def start_production(
+    tmp: Path,
+    *,
+    rasa_replicas: int = 2,
+    web_replicas: int = 2,
+    action_servers: int = 1,
+    ingestors: int = 1,
+    extra_env: dict[str, str] | None = None,
+    seed_kwargs: dict | None = None,
+) -> Iterator[Production]:
+    """scripts/run_production.sh's topology on free ports for a test: a PostgreSQL database of its own
+    (customers and Rasa's tracker store), the Redis lock store and shared state under a key prefix of
+    its own, a RabbitMQ queue of its own; the action servers, Rasa replicas (scripts/rasa_run.py with
+    the HTTP API, production endpoints), web apps and CRM ingestors, with a real HAProxy rendered by
+    deploy/haproxy/render_config.py in front. Everything is stopped and dropped afterwards.
+
+    Backends start on candidate ports after HAProxy (which already knows those addresses); one that
+    lost its port starts again on another and HAProxy is told through its runtime API."""
+    from tests.requirements import require_postgres, require_rabbitmq, require_redis
+
+    require_postgres("the production profile keeps customers and trackers in it")
+    require_redis("the lock store, the socket.io rooms and the shared limits need it")
+    require_rabbitmq()
+    binary = haproxy_binary()
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` first (make test does it).")
+    import uuid
+
+    import psycopg2
+    import redis
+    from psycopg2 import sql
+
+    run_id = uuid.uuid4().hex[:8]
+    dbname, queue, prefix = f"concierge_prod_{run_id}", f"concierge_prod_{run_id}", f"prod{run_id}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="root", dbname="test")
+    admin.autocommit = True
+    admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    db_url = f"postgresql+psycopg2://root@127.0.0.1:5432/{dbname}"
+    procs: list[subprocess.Popen] = []
+    prod: Production | None = None
+    try:
+        from bot.seed import seed
+
+        seed(db_url, progress=None, **(seed_kwargs or {"seed": 13, "customers": 40, "products": 320, "orders": 300}))
+        production = (ROOT / "deploy" / "production" / "endpoints.yml").read_text()
+        assert "key_prefix: concierge\n" in production, "the production lock store's key_prefix moved"
+        endpoints = tmp / "endpoints.yml"
+        endpoints.write_text(production.replace("key_prefix: concierge\n", f"key_prefix: {prefix}\n"))
+        candidates = {
+            "rasa": [free_port() for _ in range(rasa_replicas)],
+            "web": [free_port() for _ in range(web_replicas)],
+            "action": [free_port() for _ in range(action_servers)],
+        }
+        haproxy, binds = _start_haproxy(
+            binary, tmp, {k: [f"127.0.0.1:{p}" for p in v] for k, v in candidates.items()})
+        procs.append(haproxy)
+        sock = tmp / "haproxy.sock"
+        lb = f"http://127.0.0.1:{binds['public']}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "PYTHONPATH": str(ROOT),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            # what scripts/run_production.sh requires (never generated)
+            "CONCIERGE_IDENTITY_SECRET": SECRET,
+            "CONCIERGE_ACTION_TOKEN": ACTION_TOKEN,
+            "CONCIERGE_SESSION_SECRET": "production-test-session-secret-at-least-32-chars",
+            "RASA_API_TOKEN": PRODUCTION_API_TOKEN,
+            "TRACKER_DB_HOST": "127.0.0.1", "TRACKER_DB_PORT": "5432", "TRACKER_DB_NAME": dbname,
+            "TRACKER_DB_USER": "root", "TRACKER_DB_PASSWORD": "",
+            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": str(PRODUCTION_REDIS_DB),
+            "RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": "5672", "RABBITMQ_USER": "guest",
+            "RABBITMQ_PASSWORD": "guest", "RABBITMQ_QUEUE": queue,
+            "CONCIERGE_SOCKETIO_REDIS_URL": f"redis://127.0.0.1:6379/{PRODUCTION_REDIS_DB}",
+            "CONCIERGE_SOCKETIO_REDIS_CHANNEL": f"concierge-socketio-{run_id}",
+            "CONCIERGE_SHARED_REDIS_URL": f"redis://127.0.0.1:6379/{PRODUCTION_REDIS_DB}",
+            "CONCIERGE_SHARED_REDIS_PREFIX": f"{prefix}:shared:",
+            "CONCIERGE_CRM_SOURCE": "pika",
+            # everything public through HAProxy; Rasa -> actions and web -> Rasa API through its local frontends
+            "CONCIERGE_RASA_PUBLIC_URL": lb,
+            "CONCIERGE_SHOP_URL": lb,
+            "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{binds['actions']}/webhook",
+            "CONCIERGE_RASA_API_URL": f"http://127.0.0.1:{binds['rasa_api']}",
+            "SANIC_PROXIES_COUNT": "1",
+            # every test client is 127.0.0.1: per-address limits high
+            "CONCIERGE_RATE_CLIENT_PER_MIN": "100000", "CONCIERGE_RATE_CLIENT_BURST": "100000",
+            "CONCIERGE_RATE_SENDER_PER_MIN": "100000", "CONCIERGE_RATE_SENDER_BURST": "100000",
+            "CONCIERGE_VERIFY_CLIENT_MAX_FAILURES": "100000",
+            "CONCIERGE_TICKETS_PER_CLIENT_DAY": "100000",
+            **(extra_env or {}),
+        }
+        rasa_python = RASA.parent / "python"
+
+        def rasa_cmd(p: int) -> list[str]:
+            return [str(rasa_python), str(ROOT / "scripts" / "rasa_run.py"), "run", "-m", str(MODEL),
+                    "-i", "127.0.0.1", "--port", str(p), "--endpoints", str(endpoints),
+                    "--credentials", "credentials.yml", "--cors", PRODUCTION_ORIGIN, "--enable-api"]
+
+        kinds: dict[str, tuple[str, str, Callable[[int], list[str]], float]] = {
+            # kind: (HAProxy's server prefix and backends, health path, command, start timeout)
+            "action": ("actions", "/health",
+                       lambda p: [sys.executable, "-m", "bot.action_server", "--port", str(p)], 120),
+            "rasa": ("rasa", "/", rasa_cmd, 600),
+            "web": ("web", "/healthz",
+                    lambda p: [sys.executable, "-m", "bot.web", "--host", "127.0.0.1", "--port", str(p)], 120),
+        }
+        backends = {"action": ["actions"], "rasa": ["rasa_socketio", "rasa_webhooks", "rasa_api"], "web": ["web"]}
+        started: dict[str, dict[str, subprocess.Popen]] = {k: {} for k in kinds}
+        pending = []
+        for kind, ports in candidates.items():  # all at once: the Rasa replicas take the longest
+            prefix_name, _, cmd, _ = kinds[kind]
+            for i, port in enumerate(ports):
+                log = tmp / f"{prefix_name}{i}.log"
+                proc = spawn(cmd(port), env, log)
+                procs.append(proc)
+                pending.append((kind, i, port, proc, log))
+        for kind, i, port, proc, log in pending:
+            prefix_name, path, cmd, timeout = kinds[kind]
+            name = f"{prefix_name}{i}"
+            try:
+                wait_for(f"http://127.0.0.1:{port}{path}", proc, log, timeout)
+            except PortTaken:
+                proc, port = launch(lambda p, cmd=cmd, log=log: spawn(cmd(p), env, log), log,
+                                    lambda p, path=path: f"http://127.0.0.1:{p}{path}", timeout)
+                procs.append(proc)
+                for backend in backends[kind]:
+                    haproxy_command(sock, f"set server {backend}/{name} addr 127.0.0.1 port {port}")
+            started[kind][name] = proc
+        for i in range(ingestors):
+            procs.append(spawn([sys.executable, "-m", "bot.crm.ingestor"], env, tmp / f"ingestor{i}.log"))
+        prod = Production(
+            lb, f"http://127.0.0.1:{binds['rasa_api']}", sock, db_url, env, tmp,
+            started["rasa"], started["web"], started["action"], procs[-ingestors:] if ingestors else [], haproxy)
+        prod.wait_status({(b, n): "UP" for kind, names in started.items() for n in names for b in backends[kind]})
+        yield prod
+    finally:
+        stop(*reversed(procs), timeout=30)
+        r = redis.Redis(db=PRODUCTION_REDIS_DB)
+        stale = list(r.scan_iter(match=f"{prefix}*"))
+        if stale:
+            r.delete(*stale)
+        r.close()
+        from bot.db.session import get_engine
+
+        get_engine(db_url).dispose()
+        admin.cursor().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,))
+        admin.cursor().execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
+        admin.close()
+        try:
+            import pika
+
+            conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+            conn.channel().queue_delete(queue=queue)
+            conn.close()
+        except Exception:  # noqa: BLE001, S110 - best-effort clean-up
+            pass
