@@ -29,7 +29,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(wildcard data/sentiment/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-knn bench-ceiling \
+        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-crm-ingest bench-tracker-store bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-heldout bench-knn bench-ceiling \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
@@ -58,6 +58,7 @@ help:
 	@echo "  make clean                remove the Rasa model and test results"
 	@echo "benchmarks (figures beside a baseline of the same run; docs/benchmarks.md):"
 	@echo "  make bench-nlu            intents on BANKING77, CLINC150, Bitext (a development set) vs stock rasa init"
+	@echo "  make bench-heldout        intents on hand-written customer messages never trained on (bench/heldout)"
 	@echo "  make bench-knn            choose the kNN vote's settings on validation splits"
 	@echo "  make bench-ceiling        frozen encoder vs tuned top layers, on validation splits"
 	@echo "  make bench-sentiment      the old sentiment model on DATA"
@@ -69,6 +70,8 @@ help:
 	@echo "  make bench-handoff        agent reply to customer, customer message to the agent's screen"
 	@echo "  make bench-dashboard      supervisor dashboard request times, with and without its indexes"
 	@echo "  make bench-redaction      CRM redaction recall and precision on the labelled set"
+	@echo "  make bench-crm-ingest     CRM ingestor CPU per event, before/after its spaCy and lookup savings"
+	@echo "  make bench-tracker-store  production PostgreSQL tracker store CPU per turn vs Rasa's"
 	@echo "  make bench-churn          churn model on IBM Telco"
 	@echo "  make bench-clv            customer value on CDNOW"
 	@echo "  make help                 this list"
@@ -191,6 +194,14 @@ bench-dashboard: $(VENV)/.installed web
 bench-redaction: $(VENV)/.installed db
 	$(PY) bench/redaction.py
 
+# CRM ingestor CPU per event, spaCy and lookups as before vs now (py-spy breakdown when installed)
+bench-crm-ingest: $(VENV)/.installed
+	$(PY) bench/crm_ingest.py
+
+# production tracker store on the local PostgreSQL + RabbitMQ: Rasa's SQLTrackerStore vs concierge_rasa.stores
+bench-tracker-store: $(RVENV)/.installed
+	PYTHONPATH=$(ROOT) $(RPY) bench/tracker_store.py
+
 bench-sentiment: $(VENV)/.installed
 	$(PY) bench/sentiment.py --data $(DATA)
 
@@ -204,6 +215,9 @@ bench-recommender: $(VENV)/.installed
 
 bench-nlu: $(RVENV)/.installed models $(MODEL)
 	PYTHONPATH=$(ROOT) $(RPY) bench/nlu.py --data $(DATA)
+
+bench-heldout: $(RVENV)/.installed models $(MODEL)
+	PYTHONPATH=$(ROOT) $(RPY) bench/nlu_heldout.py
 
 # chooses the intent classifier's kNN settings on validation splits only (see the script)
 bench-knn: $(VENV)/.installed
