@@ -26,6 +26,8 @@ class ValidateEmailChangeForm(OrderFormValidator):
     """Identity first (website token, or order number + current email), then the new email."""
 
     order_optional_when_verified = True
+    own_intents = ("edit_account",)
+    task_label = "email change"
 
     def name(self) -> str:
         return "validate_email_change_form"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 from abc import ABCMeta, abstractmethod
 from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -48,6 +49,34 @@ TECHNICAL_PROBLEM = (
     'or type "human" to reach our support team.'
 )
 MAX_VERIFICATION_ATTEMPTS = 3
+#: answers that don't fit the same question before the form stops asking it (issue 25: never more
+#: than three times in a row); after MISSES_BEFORE_WAY_OUT the customer is offered to stop or a person
+MAX_MISSES = 3
+MISSES_BEFORE_WAY_OUT = 2
+#: requests that leave the running form for another task (the form's own intents excepted); rules in
+#: nlu_data/rules/digressions.yml (scripts/gen_digression_rules.py) deactivate the form and start it
+TASK_SWITCH_INTENTS = (
+    "track_order",
+    "cancel_order",
+    "track_refund",
+    "get_refund",
+    "return_item",
+    "check_invoice",
+    "get_invoice",
+    "change_shipping_address",
+    "recommend_products",
+)
+#: words that mark a new order number as a correction of the earlier one ("sorry, I meant 190003")
+CORRECTION_RE = re.compile(
+    r"\b(meant|mean|wrong|oops|typo|mistake|instead|correction|my bad|scratch that|should (be|have been)|"
+    r"not that one|sorry)\b",
+    re.I,
+)
+#: a "way out" offered with a question that was answered wrongly twice
+WAY_OUT_BUTTONS = [
+    {"title": "Stop this", "payload": "/stop"},
+    {"title": "Talk to a person", "payload": "/contact_human_agent"},
+]
 
 
 def previous_slot_value(tracker: Tracker, name: str) -> Any:
@@ -58,6 +87,18 @@ def previous_slot_value(tracker: Tracker, name: str) -> Any:
         if event.get("event") == "slot" and event.get("name") == name:
             return event.get("value")
     return None
+
+
+def latest_intent(tracker: Tracker) -> str:
+    """The intent of the customer's latest message ("" when there is none)."""
+    return str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "")
+
+
+def misses_of(tracker: Tracker, slot: str) -> int:
+    """Answers in a row that did not fit `slot` (the ``repair_misses`` slot holds "<slot>:<count>")."""
+    raw = str(tracker.get_slot("repair_misses") or "")
+    name, _, count = raw.rpartition(":")
+    return int(count) if name == slot and count.isdigit() else 0
 
 
 def chat_verified(customer_id: int) -> list[EventType]:
@@ -120,6 +161,12 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
 
     #: verified customers may skip the order number (e.g. "where is my order?" lists recent ones)
     order_optional_when_verified = False
+    #: intents that start this form: they never switch away from it
+    own_intents: tuple[str, ...] = ()
+    #: what the customer calls this task ("your return for #190012")
+    task_label = "request"
+    #: free-text questions whose answers may sound like another request ("it never arrived")
+    no_switch_slots: tuple[str, ...] = ()
 
     @abstractmethod
     def name(self) -> str: ...
@@ -129,12 +176,18 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         return get_order(session, customer_id, order_number)
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if self.switches_task(tracker):
+            # another request mid-form: reject, so the rules in digressions.yml leave this form for it
+            return [ActionExecutionRejected(self.form_name())]
         flags: list[bool] = []
         token = _stop_form.set(flags)
+        requested = tracker.get_slot("requested_slot")
         try:
             with action_run():  # the identity service is asked once in this run (again after a verification)
                 ident = resolve_identity(tracker)
                 events = ident.events + await super().run(dispatcher, tracker, domain)
+                if not flags:
+                    events += self._count_misses(requested, events, dispatcher, tracker)
         except Exception:  # noqa: BLE001
             logger.exception("Form validation %s failed", self.name())
             dispatcher.utter_message(text=TECHNICAL_PROBLEM)
@@ -145,6 +198,51 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         if flags:
             events.append(SlotSet("requested_slot", None))
         return events
+
+    def form_name(self) -> str:
+        return self.name().removeprefix("validate_")
+
+    def switches_task(self, tracker: Tracker) -> bool:
+        """Whether the latest message asks for another task while this form was asking a question.
+
+        Only mid-form (a question was asked): at activation the latest intent is the one that
+        started the form. A new order number given as a correction never switches.
+        """
+        requested = tracker.get_slot("requested_slot")
+        if not requested or requested in self.no_switch_slots or tracker.active_loop_name != self.form_name():
+            return False
+        intent = latest_intent(tracker)
+        if intent not in TASK_SWITCH_INTENTS or intent in self.own_intents:
+            return False
+        return not CORRECTION_RE.search(str((tracker.latest_message or {}).get("text") or ""))
+
+    def _count_misses(
+        self, requested: Any, events: list[EventType], dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[EventType]:
+        """Counts answers in a row that did not fit the question; offers a way out, then stops asking.
+
+        The email has its own limit (MAX_VERIFICATION_ATTEMPTS); yes/no questions cannot be missed.
+        """
+        if not requested or requested == "email":
+            return []
+        previous = previous_slot_value(tracker, "order_number")
+        if any(e.get("name") == "order_number" and e.get("value") not in (None, previous) for e in events):
+            return []  # the order number was corrected: its questions start afresh
+        results = [e.get("value") for e in events if e.get("event") == "slot" and e.get("name") == requested]
+        if not results:
+            return []  # the question was not answered (another slot was given)
+        if results[-1] is not None:
+            return [SlotSet("repair_misses", None)] if tracker.get_slot("repair_misses") else []
+        misses = misses_of(tracker, str(requested)) + 1
+        if misses >= MAX_MISSES:
+            dispatcher.utter_message(
+                response="utter_repair_give_up", task=self.task_label, buttons=[WAY_OUT_BUTTONS[1]]
+            )
+            stop_form()
+            return [SlotSet("repair_misses", None)]
+        if misses >= MISSES_BEFORE_WAY_OUT:
+            dispatcher.utter_message(response="utter_repair_way_out", task=self.task_label, buttons=WAY_OUT_BUTTONS)
+        return [SlotSet("repair_misses", f"{requested}:{misses}")]
 
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -162,25 +260,48 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
     ) -> dict[str, Any]:
         requested = tracker.get_slot("requested_slot")
         previous = previous_slot_value(tracker, "order_number")
+        values = value if isinstance(value, list) else [value]  # "190003, not 190001": two entities
+        numbers = [normalize_order_number(v if isinstance(v, str) else str(v or "")) for v in values]
+        number = next((n for n in numbers if n and n != previous), None) or next((n for n in numbers if n), None)
+        resets: dict[str, Any] = {}
         if requested and requested != "order_number" and previous:
-            # a 6-digit number inside another answer (a postcode, say) must not switch orders mid-task
-            return {"order_number": previous}
-        number = normalize_order_number(value if isinstance(value, str) else str(value or ""))
+            if number == previous or not self.is_correction(tracker, str(requested)):
+                # a 6-digit number inside another answer (a postcode, say) must not switch orders mid-task
+                return {"order_number": previous}
+            # a correction: the new number replaces the old one; what depended on it is asked again
+            dispatcher.utter_message(response="utter_order_corrected", number=number, previous=previous)
+            resets = {slot: None for slot in self.order_dependent_slots(domain)}
         if not number:
-            dispatcher.utter_message(
-                text="That doesn't look like one of our order numbers: they have 6 digits, like 104233. "
-                "You'll find it in your order confirmation email."
-            )
+            dispatcher.utter_message(response="utter_order_number_malformed")
             return {"order_number": None}
         ident = resolve_identity(tracker)
         if ident.customer_id is not None:
-            return await self._check(number, ident.customer_id, dispatcher)
+            return {**resets, **await self._check(number, ident.customer_id, dispatcher)}
+        if resets:  # not verified yet: the email proves ownership of the new number
+            return {**resets, "order_number": number, "email": None}
         email = tracker.get_slot("email")
         if email and not email_typed_in_this_session(tracker, email):  # remembered from another client
             return {"order_number": number, "email": None}
         if email:  # the email came first (or in the same message): verify now
             return await self._verify(number, str(email), tracker, dispatcher)
         return {"order_number": number}  # ownership is proven with the email next
+
+    @staticmethod
+    def is_correction(tracker: Tracker, requested: str) -> bool:
+        """Whether a new order number mid-form corrects the earlier one.
+
+        Where an email or a yes/no is asked, a lone order number can only be a correction; inside a
+        free-text answer (an address with a 6-digit postcode) only words like "I meant" make it one.
+        """
+        if requested == "email" or requested.endswith("_confirm"):
+            return True
+        return bool(CORRECTION_RE.search(str((tracker.latest_message or {}).get("text") or "")))
+
+    def order_dependent_slots(self, domain: DomainDict) -> list[str]:
+        """The form's answers that belong to one order (item, new address, confirmation)."""
+        form = (domain.get("forms") or {}).get(self.form_name()) or {}
+        required = form.get("required_slots") or []
+        return [s for s in required if s not in ("order_number", "email")]
 
     async def validate_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -238,9 +359,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         try:
             await in_transaction(self.check_order, customer_id, number)
         except NotFound:
-            dispatcher.utter_message(
-                text=f"I couldn't find order #{number} on your account. Could you check the number?"
-            )
+            dispatcher.utter_message(response="utter_order_not_found", number=number)
             return {"order_number": None}
         except NotAllowed as exc:
             dispatcher.utter_message(text=exc.message)

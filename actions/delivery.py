@@ -22,6 +22,9 @@ def format_parts(parts: dict) -> str:
 
 
 class ValidateAddressForm(OrderFormValidator):
+    own_intents = ("change_shipping_address",)
+    task_label = "address change"
+
     def name(self) -> str:
         return "validate_address_form"
 

@@ -53,6 +53,8 @@ def clear_order_task(*extra: str) -> list[EventType]:
 
 class ValidateTrackOrderForm(OrderFormValidator):
     order_optional_when_verified = True
+    own_intents = ("track_order",)
+    task_label = "tracking"
 
     def name(self) -> str:
         return "validate_track_order_form"
@@ -85,6 +87,9 @@ class ActionTrackOrder(SafeAction):
 
 
 class ValidateCancelOrderForm(OrderFormValidator):
+    own_intents = ("cancel_order",)
+    task_label = "cancellation"
+
     def name(self) -> str:
         return "validate_cancel_order_form"
 

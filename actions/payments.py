@@ -23,6 +23,8 @@ def describe_invoice(invoice: InvoiceInfo) -> str:
 
 class ValidateInvoiceForm(OrderFormValidator):
     order_optional_when_verified = True
+    own_intents = ("check_invoice", "get_invoice")
+    task_label = "invoice"
 
     def name(self) -> str:
         return "validate_invoice_form"

@@ -10,7 +10,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from actions.common import (
+    OrderFormValidator,
+    SafeAction,
+    fmt_date,
+    in_transaction,
+    previous_slot_value,
+    resolve_identity,
+)
 from actions.csat import csat_offer
 from bot.services import orders as order_service
 from bot.services import refunds as refund_service
@@ -45,6 +52,10 @@ def _matched_item(session: Any, customer_id: int, order_number: str, item: str) 
 
 
 class ValidateRefundForm(OrderFormValidator):
+    own_intents = ("get_refund", "return_item")
+    task_label = "return or refund"
+    no_switch_slots = ("refund_reason",)
+
     def name(self) -> str:
         return "validate_refund_form"
 
@@ -66,6 +77,9 @@ class ValidateRefundForm(OrderFormValidator):
         text = str(value or "").strip()[:200]
         number = tracker.get_slot("order_number")
         if ident.customer_id is None or not number:
+            return {"refund_item": None}
+        previous = previous_slot_value(tracker, "order_number")
+        if previous and previous != number:  # the order was corrected in this message: ask for its item
             return {"refund_item": None}
         if not text:
             return {"refund_item": None}
@@ -178,6 +192,8 @@ class ActionSubmitRefund(SafeAction):
 
 class ValidateTrackRefundForm(OrderFormValidator):
     order_optional_when_verified = True
+    own_intents = ("track_refund",)
+    task_label = "refund tracking"
 
     def name(self) -> str:
         return "validate_track_refund_form"

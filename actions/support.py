@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import handoff
-from actions.common import SafeAction, in_transaction, resolve_identity, sender_id, server_claims
+from actions.common import (
+    MAX_MISSES,
+    MISSES_BEFORE_WAY_OUT,
+    WAY_OUT_BUTTONS,
+    SafeAction,
+    in_transaction,
+    misses_of,
+    resolve_identity,
+    sender_id,
+    server_claims,
+)
 from actions.csat import escalation_events
+from actions.prompts import FORM_ANSWERS, TASKS
 from bot.services import faq
 from bot.services import feedback as feedback_service
 from bot.services import identity as identity_service
 from bot.services import tickets as ticket_service
 from bot.services.errors import InvalidInput
+from bot.services.orders import normalize_order_number
 
 TASK_SLOTS = (
     "order_number",
@@ -31,6 +44,7 @@ TASK_SLOTS = (
     "email_change_confirm",
     "feedback_rating",
     "feedback_comment",
+    "repair_misses",
 )
 RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 SKIP_RE = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-)\s*[.!]*\s*$", re.I)
@@ -38,6 +52,27 @@ SKIP_RE = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-)\s*[.!
 
 def latest_text(tracker: Tracker) -> str:
     return str((tracker.latest_message or {}).get("text") or "")
+
+
+def order_in_message(tracker: Tracker) -> str | None:
+    """The order number the latest message names ("order 190012 arrived broken"), if any."""
+    for entity in (tracker.latest_message or {}).get("entities") or []:
+        if entity.get("entity") == "order_number":
+            number = normalize_order_number(str(entity.get("value") or ""))
+            if number:
+                return number
+    return None
+
+
+def order_next_steps(number: str) -> list[dict[str, str]]:
+    """What a customer usually wants next about an order they complain about. The flows behind the
+    buttons check ownership, so the same buttons go to everyone and reveal nothing."""
+    order = json.dumps({"order_number": number})
+    return [
+        {"title": f"Return or refund #{number}", "payload": "/get_refund" + order},
+        {"title": f"Where is #{number}?", "payload": "/track_order" + order},
+        {"title": "Talk to a person", "payload": "/contact_human_agent"},
+    ]
 
 
 def recent_user_texts(tracker: Tracker, limit: int = 5) -> str:
@@ -122,17 +157,15 @@ class ActionLogComplaint(SafeAction):
         if handoff.config().triggers.gold_complaint and await is_gold(tracker):
             dispatcher.utter_message(text="I'm really sorry about this. Let me get a colleague for you right away.")
             return escalation_events() + await handoff.hand_over(dispatcher, tracker, ticket.number, "gold_complaint")
-        if ticket.reused:
+        number = order_in_message(tracker)  # carry-over: never ask for what the message already says
+        if number:
+            response = "utter_complaint_added_order" if ticket.reused else "utter_complaint_logged_order"
             dispatcher.utter_message(
-                text=f"I'm really sorry about this. I've added it to your open ticket {ticket.number}, so the "
-                "colleague handling it sees everything."
+                response=response, ticket=ticket.number, number=number, buttons=order_next_steps(number)
             )
-        else:
-            dispatcher.utter_message(
-                text=f"I'm really sorry about this. I've logged your complaint as ticket {ticket.number} and our "
-                "team will get back to you within one business day. If it's about a specific order, tell me the "
-                'order number and I\'ll check it right away, or type "human" to talk to a person now.'
-            )
+            return escalation_events() + [SlotSet("order_number", number)]
+        response = "utter_complaint_added" if ticket.reused else "utter_complaint_logged"
+        dispatcher.utter_message(response=response, ticket=ticket.number)
         return escalation_events()
 
 
@@ -196,28 +229,55 @@ class ActionStopTask(SafeAction):
         return [SlotSet(name, None) for name in TASK_SLOTS]
 
 
+#: what is said when an answer does not fit the question (nothing could be taken from it)
+UNFIT_ANSWER = {"order_number": "utter_order_number_malformed", "email": "utter_email_malformed"}
+
+
 class ActionHandleInform(SafeAction):
-    """A bare value ("104233") outside any task: ask what to do with it."""
+    """A bare value ("104233") outside any task: ask what to do with it.
+
+    Inside a form it is an answer the form could not use ("12345" for an order number): say why,
+    count it, offer a way out after two, and stop asking after three (issue 25).
+    """
 
     def name(self) -> str:
         return "action_handle_inform"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        form, requested = tracker.active_loop_name, tracker.get_slot("requested_slot")
+        if form and requested:
+            return unfit_answer(dispatcher, tracker, str(form), str(requested))
         entities = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []}
         number = tracker.get_slot("order_number")
         if "order_number" in entities and number:
+            order = json.dumps({"order_number": number})  # the button carries the number: nothing asked twice
             dispatcher.utter_message(
-                text=f"What would you like to do with order {number}?",
+                response="utter_inform_order",
+                number=number,
                 buttons=[
-                    {"title": "Where is it?", "payload": "/track_order"},
-                    {"title": "Cancel it", "payload": "/cancel_order"},
-                    {"title": "Return or refund", "payload": "/get_refund"},
-                    {"title": "Get the invoice", "payload": "/get_invoice"},
+                    {"title": "Where is it?", "payload": "/track_order" + order},
+                    {"title": "Cancel it", "payload": "/cancel_order" + order},
+                    {"title": "Return or refund", "payload": "/get_refund" + order},
+                    {"title": "Get the invoice", "payload": "/get_invoice" + order},
                 ],
             )
         else:
-            dispatcher.utter_message(text="Thanks! What would you like me to do with that?")
+            dispatcher.utter_message(response="utter_inform_other")
         return []
+
+
+def unfit_answer(dispatcher: CollectingDispatcher, tracker: Tracker, form: str, requested: str) -> list[EventType]:
+    """An answer the running form could not use: explained and counted; the third leaves the form."""
+    label = TASKS.get(form, ("request", ""))[0]
+    misses = misses_of(tracker, requested) + 1
+    if misses >= MAX_MISSES:
+        dispatcher.utter_message(response="utter_repair_give_up", task=label, buttons=WAY_OUT_BUTTONS[1:])
+        cleared = [SlotSet(name, None) for name in FORM_ANSWERS if name != "repair_misses"]
+        return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("repair_misses", None), *cleared]
+    dispatcher.utter_message(response=UNFIT_ANSWER.get(requested, "utter_answer_unfit"))
+    if misses >= MISSES_BEFORE_WAY_OUT:
+        dispatcher.utter_message(response="utter_repair_way_out", task=label, buttons=WAY_OUT_BUTTONS)
+    return [SlotSet("repair_misses", f"{requested}:{misses}")]
 
 
 class ValidateFeedbackForm(FormValidationAction):

@@ -1,15 +1,17 @@
 """Writes nlu_data/rules/digressions.yml: what happens when a customer digresses inside a form.
 
-Why generated: every form needs the same four behaviours (answer a side question and
-resume, stop on request, stop on a "no" it cannot use, hand over to a human), and writing 8 x 20 rules by hand invites
-typos. The CSAT form is different: a customer who asks for something else instead of rating
-leaves it, and the request is served as it would be outside any form.
+Why generated: every form needs the same behaviours (answer a side question and resume, stop on
+request, stop on a "no" it cannot use, hand over to a human, help with "I don't know", leave the form
+for another request), and writing 8 x 30 rules by hand invites typos. The CSAT form is different: a
+customer who asks for something else instead of rating leaves it, and the request is served as it would
+be outside any form.
 Run `python scripts/gen_digression_rules.py` after adding a form or an FAQ intent;
 tests/test_rasa_data.py fails when the file is out of date.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -40,6 +42,31 @@ SIDE_QUESTIONS = {
     "bot_challenge": "utter_iamabot",
     "chitchat": "utter_chitchat",
     "nlu_fallback": "action_fallback",
+}
+# another request mid-form (task digression): the form's validation rejects the message
+# (actions/common.py TASK_SWITCH_INTENTS, the same list; from_text slots list them under not_intent),
+# the rule leaves the form, action_switch_task offers a way back, and the request starts as it would
+# outside any form. A form's own intents (below) are answers to it, never a switch.
+TASK_SWITCH_INTENTS = [
+    "track_order",
+    "cancel_order",
+    "track_refund",
+    "get_refund",
+    "return_item",
+    "check_invoice",
+    "get_invoice",
+    "change_shipping_address",
+    "recommend_products",
+]
+OWN_INTENTS = {
+    "track_order_form": {"track_order"},
+    "track_refund_form": {"track_refund"},
+    "invoice_form": {"check_invoice", "get_invoice"},
+    "cancel_order_form": {"cancel_order"},
+    "refund_form": {"get_refund", "return_item"},
+    "address_form": {"change_shipping_address"},
+    "email_change_form": {"edit_account"},
+    "feedback_form": {"review"},
 }
 
 
@@ -84,6 +111,7 @@ def csat_rules() -> list[dict]:
 
 def build() -> str:
     rules = []
+    known = handlers()
     for form in FORMS:
         label = form.replace("_form", "").replace("_", " ")
         for intent, action in SIDE_QUESTIONS.items():
@@ -134,6 +162,52 @@ def build() -> str:
                 ],
             }
         )
+
+        # "yes" where an order number or an email is asked fills nothing: an answer that doesn't
+        # fit, explained and counted like "12345" (an ``inform`` the form could not use), never
+        # "anything else?" with the same question after it
+        rules.append(
+            {
+                "rule": f"{label}: a yes that answers nothing",
+                "condition": [{"active_loop": form}],
+                "steps": [
+                    {"intent": "affirm"},
+                    {"action": "action_handle_inform"},
+                    {"action": form},
+                    {"active_loop": form},
+                ],
+            }
+        )
+        # "I don't know (the order number)": a way forward (recent orders, where to find it, a
+        # person); the form goes on and its question is not asked again (actions/prompts.py)
+        rules.append(
+            {
+                "rule": f"{label}: help when the customer doesn't know the answer",
+                "condition": [{"active_loop": form}],
+                "steps": [
+                    {"intent": "dont_know"},
+                    {"action": "action_help_missing_answer"},
+                    {"action": form},
+                    {"active_loop": form},
+                ],
+            }
+        )
+        for intent in TASK_SWITCH_INTENTS:
+            if intent in OWN_INTENTS[form]:
+                continue
+            rules.append(
+                {
+                    "rule": f"{label}: switch to {intent}",
+                    "condition": [{"active_loop": form}],
+                    "steps": [
+                        {"intent": intent},
+                        {"action": "action_deactivate_loop"},
+                        {"active_loop": None},
+                        {"action": "action_switch_task"},
+                        *copy.deepcopy(known[intent]),
+                    ],
+                }
+            )
 
     rules += csat_rules()
 

@@ -182,8 +182,30 @@ def make_tracker(
     )
 
 
+def render(message: dict[str, Any]) -> str:
+    """The text the customer sees: a response from domain.yml (dispatched by name with values) is
+    filled in as Rasa's template generator does, with the message's values."""
+    if message.get("text"):
+        return str(message["text"])
+    name = message.get("response")
+    if not name:
+        return ""
+    template = _responses()[name][0]["text"]
+    values = {k: v for k, v in message.items() if k not in ("text", "response", "template")}
+    return template.format(**values)
+
+
+_RESPONSES: dict[str, Any] = {}
+
+
+def _responses() -> dict[str, Any]:
+    if not _RESPONSES:
+        _RESPONSES.update(load_domain()["responses"])
+    return _RESPONSES
+
+
 def texts(dispatcher: CollectingDispatcher) -> list[str]:
-    return [m.get("text") or "" for m in dispatcher.messages]
+    return [render(m) for m in dispatcher.messages]
 
 
 def one_text(dispatcher: CollectingDispatcher) -> str:
