@@ -33,5 +33,7 @@ if ! "$wrapper" -v >/dev/null 2>&1; then
   LD_LIBRARY_PATH="$libdirs" ldd "$dest/root/usr/sbin/haproxy" | grep 'not found' >&2 || "$wrapper" -v >&2 || true
   exit 1
 fi
-"$wrapper" -v | head -1 >&2
+# not `| head -1`: under pipefail, haproxy killed by SIGPIPE after head exits fails the script
+version="$("$wrapper" -v)"
+echo "${version%%$'\n'*}" >&2
 echo "$wrapper"

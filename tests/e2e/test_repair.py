@@ -8,13 +8,15 @@ of the issue come first. Demo customers and orders: bot/seed_demo.md.
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from bot.db.models import Order, OrderItem, Product, Refund, SupportTicket
+from bot.db.models import Order, OrderItem, Payment, Product, Refund, Shipment, SupportTicket
 from bot.services.identity import sign_token
 from tests.stack import SECRET, Servers
 
@@ -49,6 +51,33 @@ def item_names(db, number: str) -> list[str]:
                 .join(Order, Order.id == OrderItem.order_id).where(Order.number == number)
             )
         )
+
+
+_OWN_NUMBERS = itertools.count(195001)  # above the demo block (190001-190013), below 200000
+
+
+def own_order(db, template: str) -> str:
+    """A copy of demo order `template` (same customer, status, items, shipments, payments) under a new
+    number, for a test that depends on its state: the e2e servers are shared by every e2e module, and
+    another test may refund or cancel the demo order itself (tests/e2e/test_conversations.py picks
+    orders by status). Created a year before the original, so the customer's recent orders stay
+    the demo ones."""
+    with Session(db) as s, s.begin():
+        original = s.scalars(select(Order).where(Order.number == template)).one()
+        number = next(n for n in map(str, _OWN_NUMBERS)
+                      if s.scalar(select(Order.id).where(Order.number == n)) is None)
+        copy = Order(number=number, customer_id=original.customer_id, status=original.status,
+                     shipping_address_id=original.shipping_address_id, total=original.total,
+                     created_at=original.created_at - timedelta(days=365), updated_at=original.updated_at)
+        copy.items = [OrderItem(product_id=i.product_id, quantity=i.quantity, unit_price=i.unit_price)
+                      for i in original.items]
+        copy.shipments = [Shipment(carrier=sh.carrier, tracking_number=f"{sh.tracking_number}-{number}",
+                                   status=sh.status, shipped_at=sh.shipped_at, eta=sh.eta,
+                                   delivered_at=sh.delivered_at) for sh in original.shipments]
+        copy.payments = [Payment(method=p.method, amount=p.amount, status=p.status, paid_at=p.paid_at)
+                         for p in original.payments]
+        s.add(copy)
+    return number
 
 
 def refunds_of(db, number: str) -> int:
@@ -88,9 +117,10 @@ class Chat:
 # ---------------------------------------------------------------- the five conversations of issue 25
 def test_unknown_item_offers_the_items_then_a_way_out_and_a_new_request_leaves(servers: Servers, db) -> None:
     """1: an item that is not in the order, a "yes", then another request: never trapped."""
+    n = own_order(db, "190009")
     chat = Chat(servers, signed_in(CARLA))
-    names = item_names(db, "190009")
-    first = chat.say("I want to return something from 190009")
+    names = item_names(db, n)
+    first = chat.say(f"I want to return something from {n}")
     assert ITEM_QUESTION in chat.text(first)
     miss = chat.say("the headphones, they stopped working")
     assert "couldn't find" in chat.text(miss).lower()
@@ -104,21 +134,22 @@ def test_unknown_item_offers_the_items_then_a_way_out_and_a_new_request_leaves(s
     assert ITEM_QUESTION not in text and "couldn't find" not in text.lower()
     assert "might like" in text or "popular picks" in text
     assert chat.longest_run_of(ITEM_QUESTION) <= 3
-    assert refunds_of(db, "190009") == 0
+    assert refunds_of(db, n) == 0
 
 
 def test_complaint_uses_the_order_number_in_the_message(servers: Servers, db) -> None:
     """2: the order number in a complaint is used, not asked for again."""
+    n = own_order(db, "190012")
     chat = Chat(servers)
-    reply = chat.say("order 190012 arrived broken and nobody answers my emails, this is ridiculous")
+    reply = chat.say(f"order {n} arrived broken and nobody answers my emails, this is ridiculous")
     text = chat.text(reply)
-    assert "190012" in text and "tell me the order number" not in text
+    assert n in text and "tell me the order number" not in text
     assert "Smartphone" not in text  # nothing about the order is shown to someone not verified
     with Session(db) as s:
         ticket = s.scalars(
             select(SupportTicket).where(SupportTicket.sender_id == chat.sender)
         ).one()
-    assert ticket.category == "complaint" and "190012" in (ticket.subject + ticket.description)
+    assert ticket.category == "complaint" and n in (ticket.subject + ticket.description)
 
 
 def test_corrected_order_number_replaces_the_first_and_is_verified(servers: Servers) -> None:
@@ -133,15 +164,16 @@ def test_corrected_order_number_replaces_the_first_and_is_verified(servers: Serv
 
 def test_other_request_inside_the_return_switches_to_it(servers: Servers, db) -> None:
     """4: "where is order 190013?" in the return for 190012: tracking 190013, the return offered back."""
+    n = own_order(db, "190012")
     chat = Chat(servers, signed_in(DAVID))
-    first = chat.text(chat.say("I want to return order 190012"))
+    first = chat.text(chat.say(f"I want to return order {n}"))
     assert ITEM_QUESTION in first
     reply = chat.say("actually forget that, can you tell me where order 190013 is?")
     text = chat.text(reply)
     assert "#190013" in text and "was delivered" in text
     assert "couldn't find" not in text.lower() and ITEM_QUESTION not in text
-    assert any("190012" in b["payload"] for b in chat.buttons(reply))  # the return can be resumed
-    assert refunds_of(db, "190012") == 0
+    assert any(n in b["payload"] for b in chat.buttons(reply))  # the return can be resumed
+    assert refunds_of(db, n) == 0
 
 
 def test_unknown_order_number_anonymous_gets_where_to_find_it_and_a_person(servers: Servers) -> None:
@@ -163,15 +195,16 @@ def test_unknown_order_number_signed_in_gets_recent_orders_as_buttons(servers: S
     assert ORDER_QUESTION not in chat.text(reply)
     payloads = " ".join(b["payload"] for b in chat.buttons(reply))
     assert "190002" in payloads and "190001" in payloads
-    picked = chat.text(chat.say("190002"))
-    assert "Shall I cancel it?" in picked
+    picked = chat.text(chat.say("190002"))  # a button's answer moves the form on (whatever the order's state now)
+    assert "190002" in picked and ORDER_QUESTION not in picked
 
 
 # ---------------------------------------------------------------- more of each pattern
 def test_three_misses_stop_the_question_and_offer_a_person(servers: Servers, db) -> None:
     """Answer that doesn't fit, three times: the question is not asked a fourth time."""
+    n = own_order(db, "190009")
     chat = Chat(servers, signed_in(CARLA))
-    chat.say("i wanna return smth from order 190009")
+    chat.say(f"i wanna return smth from order {n}")
     chat.say("the headphones")
     chat.say("the blue ones")
     last = chat.say("the speaker")
@@ -180,13 +213,14 @@ def test_three_misses_stop_the_question_and_offer_a_person(servers: Servers, db)
     assert chat.longest_run_of(ITEM_QUESTION) <= 3
     # the form is over: a new request is served normally
     assert "#190010" in chat.text(chat.say("where is order 190010"))
-    assert refunds_of(db, "190009") == 0
+    assert refunds_of(db, n) == 0
 
 
 def test_right_item_after_a_miss_goes_on_with_the_return(servers: Servers, db) -> None:
+    n = own_order(db, "190009")
     chat = Chat(servers, signed_in(CARLA))
-    names = item_names(db, "190009")
-    chat.say("return something from 190009 pls")
+    names = item_names(db, n)
+    chat.say(f"return something from {n} pls")
     chat.say("the headphones")
     reason = chat.text(chat.say(names[0]))
     assert "reason" in reason.lower()
@@ -194,8 +228,9 @@ def test_right_item_after_a_miss_goes_on_with_the_return(servers: Servers, db) -
 
 def test_correction_to_someone_elses_order_is_checked(servers: Servers, db) -> None:
     """Correction re-checks ownership: Alice, signed in, corrects to Bob's order."""
+    n = own_order(db, "190002")
     chat = Chat(servers, signed_in(ALICE))
-    assert "Shall I cancel it?" in chat.text(chat.say("cancel order 190002"))
+    assert "Shall I cancel it?" in chat.text(chat.say(f"cancel order {n}"))
     text = chat.text(chat.say("oops i meant 190005"))
     assert "couldn't find order #190005" in text
     with Session(db) as s:
@@ -209,11 +244,12 @@ def test_correction_signed_in_tracks_the_new_order(servers: Servers) -> None:
     assert "#190003" in text
 
 
-def test_complaint_with_order_signed_in_offers_a_return_for_that_order(servers: Servers) -> None:
+def test_complaint_with_order_signed_in_offers_a_return_for_that_order(servers: Servers, db) -> None:
+    n = own_order(db, "190012")
     chat = Chat(servers, signed_in(DAVID))
-    reply = chat.say("my order 190012 came damaged, really not happy")
-    assert "190012" in chat.text(reply)
-    assert any("190012" in b["payload"] for b in chat.buttons(reply))
+    reply = chat.say(f"my order {n} came damaged, really not happy")
+    assert n in chat.text(reply)
+    assert any(n in b["payload"] for b in chat.buttons(reply))
 
 
 def test_tracking_inside_the_cancel_form_switches(servers: Servers) -> None:
@@ -252,16 +288,17 @@ def test_dont_know_in_the_invoice_form_then_the_number(servers: Servers) -> None
 
 
 def test_recommendations_inside_the_address_change_leave_it(servers: Servers, db) -> None:
+    n = own_order(db, "190002")
     with Session(db) as s:
-        address_of_190002 = s.scalar(select(Order.shipping_address_id).where(Order.number == "190002"))
+        address_before = s.scalar(select(Order.shipping_address_id).where(Order.number == n))
     chat = Chat(servers, signed_in(ALICE))
-    asked = chat.text(chat.say("i need to change the delivery address for 190002"))
+    asked = chat.text(chat.say(f"i need to change the delivery address for {n}"))
     assert "new shipping address" in asked
     text = chat.text(chat.say("can you recommend me something"))
     assert "might like" in text and "new shipping address" not in text
     with Session(db) as s:
-        before = s.scalar(select(Order.shipping_address_id).where(Order.number == "190002"))
-    assert before == address_of_190002  # unchanged
+        before = s.scalar(select(Order.shipping_address_id).where(Order.number == n))
+    assert before == address_before  # unchanged
 
 
 def test_tracking_request_instead_of_a_feedback_rating_switches(servers: Servers) -> None:
@@ -291,18 +328,20 @@ def test_three_yeses_to_the_order_number_question_stop_it(servers: Servers) -> N
 
 def test_correction_in_the_cancel_form_checks_the_new_order(servers: Servers, db) -> None:
     """Alice corrects to her shipped order: the new number gets the cancellation rules, the old stays."""
+    n = own_order(db, "190002")
     chat = Chat(servers, signed_in(ALICE))
-    assert "Shall I cancel it?" in chat.text(chat.say("cancel my order 190002 please"))
+    assert "Shall I cancel it?" in chat.text(chat.say(f"cancel my order {n} please"))
     text = chat.text(chat.say("wait no, wrong one, I meant 190001"))
     assert "190001" in text and "already shipped" in text
     with Session(db) as s:
-        assert s.scalar(select(Order.status).where(Order.number == "190002")) == "processing"
+        assert s.scalar(select(Order.status).where(Order.number == n)) == "processing"
 
 
-def test_correction_before_verification_verifies_the_new_order(servers: Servers) -> None:
+def test_correction_before_verification_verifies_the_new_order(servers: Servers, db) -> None:
+    n = own_order(db, "190002")
     chat = Chat(servers)
     assert "email" in chat.text(chat.say("i want to cancel order 190005")).lower()
-    assert "190002" in chat.text(chat.say("oops typo, it's 190002"))
+    assert n in chat.text(chat.say(f"oops typo, it's {n}"))
     assert "Shall I cancel it?" in chat.text(chat.say("alice.martin@example.com"))
 
 
@@ -322,9 +361,10 @@ def test_recommendations_inside_refund_tracking_leave_it(servers: Servers) -> No
 
 def test_resume_button_goes_back_to_the_return(servers: Servers, db) -> None:
     """Task digression, then the button back: the return goes on for the first order."""
+    n = own_order(db, "190012")
     chat = Chat(servers, signed_in(DAVID))
-    chat.say("I want to return order 190012")
+    chat.say(f"I want to return order {n}")
     reply = chat.say("hold on, where is order 190013?")
-    back = next(b["payload"] for b in chat.buttons(reply) if "190012" in b["payload"])
+    back = next(b["payload"] for b in chat.buttons(reply) if n in b["payload"])
     again = chat.text(chat.say(back))
-    assert "190012" in again and ITEM_QUESTION in again
+    assert n in again and ITEM_QUESTION in again
