@@ -21,11 +21,17 @@ before ``save`` returns (the next message may be handled by another replica)::
 
     tracker_store: {type: concierge_rasa.stores.PostgreSQLTrackerStore, dialect: postgresql, url: ...}
     event_broker:  {type: concierge_rasa.stores.PikaEventBroker, url: ..., queues: [...]}
+
+With that pair, events reach RabbitMQ through an outbox (``OutboxRelay``): a save writes its events
+and their broker messages in one transaction, and a relay publishes the messages with publisher
+confirms and deletes each once RabbitMQ has it. A broker that is down, or a replica killed before it
+published, loses no event: the messages wait in PostgreSQL and any replica's relay sends them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -35,6 +41,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
 
+import aio_pika
+import aiormq
 import sqlalchemy as sa
 from rasa.core.brokers.pika import PikaEventBroker as RasaPikaEventBroker
 from rasa.core.brokers.sql import SQLEventBroker
@@ -46,6 +54,16 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.pool import SingletonThreadPool
 
 logger = logging.getLogger(__name__)
+
+# The production pair's outbox: the broker messages of stored events not yet confirmed by RabbitMQ.
+OUTBOX = sa.Table(
+    "concierge_event_outbox",
+    sa.MetaData(),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("sender_id", sa.String(255), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+OUTBOX_LOCK_KEY = 0x436F6E63  # pg advisory lock: one relay at a time publishes, so messages keep their order
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -284,12 +302,20 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
     lock is released after ``save``, and the next turn may run on another replica, which must find
     it. (A writer thread as in ``SQLiteTrackerStore`` was measured: the hop to the thread and back
     cost more CPU than it saved, and a save took 10 ms instead of 1; ``bench/tracker_store.py``.)
+
+    With the project's ``PikaEventBroker`` the broker messages go into the outbox table in the same
+    transaction as the events, and ``OutboxRelay`` publishes them (issue 23: Rasa's broker kept the
+    messages it could not publish in memory, and dropped those published while it had no exchange).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # sender id -> (the tracker object retrieve returned or save stored, its events stored)
         self._known: dict[str, tuple[weakref.ref[DialogueStateTracker], int]] = {}
+        self._relay: Optional[OutboxRelay] = None
+        if isinstance(self.event_broker, PikaEventBroker):
+            _create_outbox(self.engine)
+            self._relay = OutboxRelay(self.engine, self.event_broker)
 
     # ------------------------------------------------------------ what is stored
     def _remember(self, tracker: DialogueStateTracker, stored: Optional[int]) -> None:
@@ -310,6 +336,8 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
         self, sender_id: str, fetch_events_from_all_sessions: bool
     ) -> Optional[DialogueStateTracker]:
         """Rasa's ``_retrieve``; for the latest session it also remembers how many rows it read."""
+        if self._relay is not None:
+            self._relay.start()  # a replica that only reads still sends what dead replicas left
         with self.session_scope() as session:
             rows = self._event_query(
                 session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions
@@ -335,7 +363,10 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
             self._remember(tracker, None)  # unknown now: counted again next time
             raise
         self._remember(tracker, stored)
-        self._publish(bodies)
+        if self._relay is not None:
+            self._relay.wake()  # the messages were written with the events
+        else:
+            self._publish(bodies)
 
     def _write(
         self, sender_id: str, events: list[Any], known: Optional[int]
@@ -348,6 +379,8 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
                 stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
             new_events = events[stored:]
             bodies = _add_events(self, session, sender_id, new_events)
+            if self._relay is not None and bodies:
+                session.execute(OUTBOX.insert(), [{"sender_id": sender_id, "body": json.dumps(b)} for b in bodies])
             session.commit()
         after = None if any(isinstance(e, SessionStarted) for e in new_events) else stored + len(new_events)
         return bodies, after
@@ -364,6 +397,103 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
                 broker.publish(body)
 
 
+def _create_outbox(engine: sa.engine.Engine) -> None:
+    """Creates the outbox table if missing (replicas starting together: one creates, the others find it)."""
+    try:
+        OUTBOX.create(engine, checkfirst=True)
+    except sa.exc.DBAPIError:
+        if not sa.inspect(engine).has_table(OUTBOX.name):
+            raise
+
+
+class OutboxRelay:
+    """Publishes the outbox's messages to RabbitMQ in order, each deleted once RabbitMQ confirmed it.
+
+    Why: the events of a turn are committed with their messages, so what the CRM receives can not
+    differ from what the tracker store holds, whatever fails in between. A save wakes the relay; it
+    also looks every ``poll_s`` for messages other replicas left (one killed before publishing, or
+    one that found the broker down). A PostgreSQL advisory lock lets one relay publish at a time, in
+    the order the messages were written (a conversation's turns are written in order: the lock
+    store serialises them). Delivery is at least once: a relay killed between RabbitMQ's confirm and
+    the delete sends that message again, and the CRM ingestor skips events it has stored.
+    While RabbitMQ is unreachable the relay retries with a growing pause (up to ``max_backoff_s``);
+    turns go on, and their messages wait in the table.
+    """
+
+    def __init__(
+        self,
+        engine: sa.engine.Engine,
+        broker: PikaEventBroker,
+        *,
+        batch: int = 500,
+        poll_s: float = 1.0,
+        publish_timeout_s: float = 10.0,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.engine, self.broker = engine, broker
+        self.batch, self.poll_s = batch, poll_s
+        self.publish_timeout_s, self.max_backoff_s = publish_timeout_s, max_backoff_s
+        self._wake = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+
+    def start(self) -> None:
+        """Starts the relay's task on the running loop (once; again if it ended)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="concierge-outbox-relay")
+
+    def wake(self) -> None:
+        """A save wrote messages: publish them now rather than at the next poll."""
+        self.start()
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()
+            try:
+                while await self.relay_once() == self.batch:
+                    pass  # a full batch: there may be more
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - broker or database down: the messages wait
+                failures += 1
+                logger.warning("outbox relay: publishing failed (%s), retrying; events wait in the outbox",
+                               type(exc).__name__)
+                await asyncio.sleep(min(self.max_backoff_s, 0.25 * 2 ** min(failures, 8)))
+
+    async def relay_once(self) -> int:
+        """One batch: publishes up to ``batch`` messages in order and deletes those RabbitMQ confirmed.
+        Returns how many it published (0 also when another replica's relay holds the lock)."""
+        failure: Optional[BaseException] = None
+        done: list[int] = []
+        with self.engine.connect() as conn, conn.begin():
+            if not conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(OUTBOX_LOCK_KEY))):
+                return 0
+            rows = conn.execute(
+                sa.select(OUTBOX.c.id, OUTBOX.c.body).order_by(OUTBOX.c.id).limit(self.batch)
+            ).all()
+            for row_id, body in rows:
+                try:
+                    await asyncio.wait_for(self.broker.publish_confirmed(body), timeout=self.publish_timeout_s)
+                except Exception as exc:  # noqa: BLE001 - the published ones are deleted, then it is raised
+                    failure = exc
+                    break
+                done.append(row_id)
+            if done:
+                conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_(done)))
+        if failure is not None:
+            raise failure
+        return len(done)
+
+
 class PikaEventBroker(RasaPikaEventBroker):
     """Rasa's Pika event broker; a save's events go out in one background task, in order.
 
@@ -378,6 +508,16 @@ class PikaEventBroker(RasaPikaEventBroker):
         task: asyncio.Task = self._loop.create_task(self._publish_many(list(events)))
         self._background_tasks.add(task)
         task.add_done_callback(self._background_tasks.discard)
+
+    async def publish_confirmed(self, body: str) -> None:
+        """Publishes one message (JSON text) and returns once RabbitMQ confirmed it; raises otherwise."""
+        if self._exchange is None:
+            raise ConnectionError("not connected to RabbitMQ")
+        message = aio_pika.Message(body.encode(), app_id=self.rasa_environment,
+                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        confirmation = await self._exchange.publish(message, "")
+        if confirmation is not None and not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise ConnectionError(f"RabbitMQ did not take the message: {type(confirmation).__name__}")
 
     async def _publish_many(self, events: list[dict[str, Any]]) -> None:
         if self._exchange is None:

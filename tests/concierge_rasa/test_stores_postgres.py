@@ -284,3 +284,174 @@ def test_the_production_endpoints_build_these_classes(databases: Any,
 
     inner, broker = asyncio.run(build())
     assert type(inner) is PostgreSQLTrackerStore and type(broker) is PikaEventBroker
+
+
+# ------------------------------------------------------------------ the outbox: a broker that fails
+async def _read_queue(queue: str, count: int, timeout: float = 60.0) -> list[dict]:
+    """Consumes `count` messages from `queue` (bounded wait); more arriving within a short grace are kept
+    too, so a duplicate would be seen."""
+    import aio_pika
+
+    connection = await aio_pika.connect(host=RABBITMQ[0], port=RABBITMQ[1], login="guest", password="guest")
+    got: list[dict] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with connection:
+        q = await (await connection.channel()).declare_queue(queue, durable=True)
+        while loop.time() < deadline:
+            message = await q.get(no_ack=True, fail=False)
+            if message is not None:
+                got.append(json.loads(message.body))
+                continue
+            if len(got) >= count:  # all there: one more look for a duplicate, then done
+                await asyncio.sleep(0.5)
+                if (late := await q.get(no_ack=True, fail=False)) is None:
+                    break
+                got.append(json.loads(late.body))
+                continue
+            await asyncio.sleep(0.05)
+    return got
+
+
+async def _delete_queue(queue: str) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(host=RABBITMQ[0], port=RABBITMQ[1], login="guest", password="guest")
+    async with connection:
+        await (await connection.channel()).queue_delete(queue)
+
+
+def outbox_rows(store: Any) -> int:
+    with store.engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT count(*) FROM concierge_event_outbox"))
+
+
+def stored_bodies(store: Any, senders: set[str]) -> list[tuple[str, str]]:
+    return [(s, d["event"]) for s, _, _, _, _, d in rows(store) if s in senders]
+
+
+async def _until(check: Any, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_broker_down_turns_go_on_and_every_event_arrives_once_in_order(databases: Any) -> None:
+    """RabbitMQ unreachable mid-conversation (the link cut, as when its process dies): the turns are
+    stored and answered; once it is back, every event reaches the queue, once, in the stored order."""
+    require_rabbitmq()
+    from tests.faults import TcpProxy
+
+    db, queue = databases(), f"concierge_test_{uuid.uuid4().hex[:8]}"
+
+    async def play() -> tuple[list[dict], list[tuple[str, str]], int]:
+        with TcpProxy(RABBITMQ) as proxy:
+            broker = PikaEventBroker(RABBITMQ[0], "guest", "guest", port=proxy.port, queues=[queue],
+                                     event_loop=asyncio.get_running_loop())
+            await broker.connect()
+            store = store_on(db, broker=broker)
+            store._relay.publish_timeout_s = 2.0
+            try:
+                await turn(store, "up", [listen(), user("where is 190001?"), BotUttered("On its way"), listen()])
+                await _until(lambda: outbox_rows(store) == 0)  # published and confirmed: nothing in flight
+                proxy.cut()
+                for sender, text in (("down", "hello"), ("up", "and my refund?"), ("down", "anyone there?")):
+                    await turn(store, sender, [*([listen()] if sender == "down" and text == "hello" else []),
+                                               user(text), BotUttered("Let me look"), listen()])
+                waiting = outbox_rows(store)  # stored and committed; the messages wait
+                proxy.restore()
+                got = await _read_queue(queue, len(rows(store)))
+                await _until(lambda: outbox_rows(store) == 0)
+                return got, stored_bodies(store, {"up", "down"}), waiting
+            finally:
+                await store._relay.stop()
+                await broker.close()
+                await _delete_queue(queue)
+
+    got, stored, waiting = asyncio.run(play())
+    assert waiting == 10  # 4 + 3 + 3 events saved while the broker was away
+    assert [(b["sender_id"], b["event"]) for b in got] == stored  # each once, in the stored order
+    assert len(stored) == 14
+
+
+KILLED_REPLICA = """
+import asyncio, sys
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from concierge_rasa.stores import PikaEventBroker, PostgreSQLTrackerStore
+
+DOMAIN = Domain.from_yaml("slots:\\n  order_number:\\n    type: text\\n    mappings: [{type: custom}]\\n")
+
+async def main(db, port, queue):
+    broker = PikaEventBroker("127.0.0.1", "guest", "guest", port=int(port), queues=[queue],
+                             event_loop=asyncio.get_running_loop())
+    await broker.connect()
+    store = PostgreSQLTrackerStore(DOMAIN, dialect="postgresql", host="127.0.0.1", port=5432, db=db,
+                                   username="root", event_broker=broker)
+    print("connected", flush=True)
+    sys.stdin.readline()  # the test cuts RabbitMQ's link, then lets the turns go
+    for n in range(3):
+        tracker = await store.retrieve("k") or await store.create_tracker("k", append_action_listen=True)
+        for e in (UserUttered(f"message {n}", {"name": "greet", "confidence": 1.0}), BotUttered(f"reply {n}"),
+                  ActionExecuted("action_listen")):
+            tracker.update(e)
+        await store.save(tracker)
+    print("saved", flush=True)
+    await asyncio.sleep(3600)  # killed here, its messages unpublished
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_a_killed_replicas_unpublished_events_are_sent_by_the_others_once(databases: Any) -> None:
+    """A replica saves turns while RabbitMQ is unreachable and is killed (SIGKILL) before it could
+    publish: the two replicas left send its events, each once, in order."""
+    require_rabbitmq()
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.faults import TcpProxy
+
+    db, queue = databases(), f"concierge_test_{uuid.uuid4().hex[:8]}"
+    root = Path(__file__).resolve().parents[2]
+    with TcpProxy(RABBITMQ) as proxy:
+        child = subprocess.Popen([sys.executable, "-c", KILLED_REPLICA, db, str(proxy.port), queue], cwd=root,
+                                 env={**os.environ, "PYTHONPATH": str(root)}, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "connected"
+            proxy.cut()
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "saved"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+
+    async def survivors() -> tuple[list[dict], int, list[tuple[str, str]]]:
+        brokers = [PikaEventBroker(RABBITMQ[0], "guest", "guest", port=RABBITMQ[1], queues=[queue],
+                                   event_loop=asyncio.get_running_loop()) for _ in range(2)]
+        for broker in brokers:
+            await broker.connect()
+        stores = [store_on(db, broker=broker) for broker in brokers]
+        left = outbox_rows(stores[0])
+        try:
+            for store in stores:
+                assert await store.retrieve("somebody else") is None  # any turn starts the relay
+            got = await _read_queue(queue, left)
+            await _until(lambda: outbox_rows(stores[0]) == 0)
+            return got, left, stored_bodies(stores[0], {"k"})
+        finally:
+            for store, broker in zip(stores, brokers, strict=True):
+                await store._relay.stop()
+                await broker.close()
+            await _delete_queue(queue)
+
+    got, left, stored = asyncio.run(survivors())
+    assert left == len(stored) == 10  # the first action_listen, then 3 turns of 3 events
+    assert [(b["sender_id"], b["event"]) for b in got] == stored
