@@ -25,7 +25,7 @@ def rasa_argv(argv: list[str], environ: dict[str, str]) -> list[str]:
     token = environ.get("RASA_API_TOKEN", "").strip()
     if not token:
         raise SystemExit("rasa_run.py: --enable-api needs RASA_API_TOKEN (Rasa's HTTP API is never open)")
-    return [*argv, "--auth-token", token]
+    return [*argv, f"--auth-token={token}"]  # one argument: a token may start with "-" (1 in 64 generated ones)
 
 
 def main() -> None:
