@@ -303,13 +303,19 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
     it. (A writer thread as in ``SQLiteTrackerStore`` was measured: the hop to the thread and back
     cost more CPU than it saved, and a save took 10 ms instead of 1; ``bench/tracker_store.py``.)
 
+    A save that finds the database unreachable (a restart, a failover) tries again for ``write_retry_s``
+    seconds (endpoints.yml, default 15) instead of losing the turn, counting the stored events again
+    so a commit that reached the database before the link broke is not written twice.
+
     With the project's ``PikaEventBroker`` the broker messages go into the outbox table in the same
     transaction as the events, and ``OutboxRelay`` publishes them (issue 23: Rasa's broker kept the
     messages it could not publish in memory, and dropped those published while it had no exchange).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, write_retry_s: float = 15.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # how long a save keeps trying while the database is unreachable (a restart, a failover)
+        self.write_retry_s = float(write_retry_s)
         # sender id -> (the tracker object retrieve returned or save stored, its events stored)
         self._known: dict[str, tuple[weakref.ref[DialogueStateTracker], int]] = {}
         self._relay: Optional[OutboxRelay] = None
@@ -357,11 +363,27 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
         events = list(tracker.events)
         if known is not None and known == len(events):
             return  # nothing new (Rasa would count and commit nothing)
-        try:
-            bodies, stored = self._write(tracker.sender_id, events, known)
-        except Exception:
-            self._remember(tracker, None)  # unknown now: counted again next time
-            raise
+        loop = asyncio.get_running_loop()
+        deadline, attempt = loop.time() + self.write_retry_s, 0
+        while True:
+            try:
+                bodies, stored = self._write(tracker.sender_id, events, known)
+                break
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                # the connection to the database failed: the turn is kept and written when it is back.
+                # The commit may have reached the database before the link broke, so the stored events
+                # are counted again: nothing is written twice.
+                self._remember(tracker, None)
+                known = None
+                attempt += 1
+                if loop.time() >= deadline:
+                    raise
+                logger.warning("tracker store: database unreachable (%s), retrying the save of %s",
+                               type(exc).__name__, tracker.sender_id)
+                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+            except Exception:
+                self._remember(tracker, None)  # unknown now: counted again next time
+                raise
         self._remember(tracker, stored)
         if self._relay is not None:
             self._relay.wake()  # the messages were written with the events

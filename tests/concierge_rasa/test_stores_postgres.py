@@ -455,3 +455,68 @@ def test_a_killed_replicas_unpublished_events_are_sent_by_the_others_once(databa
     got, left, stored = asyncio.run(survivors())
     assert left == len(stored) == 10  # the first action_listen, then 3 turns of 3 events
     assert [(b["sender_id"], b["event"]) for b in got] == stored
+
+
+# ------------------------------------------------------------------ the database fails
+def test_a_save_while_the_database_is_unreachable_is_written_once_when_it_is_back(databases: Any) -> None:
+    """The link to PostgreSQL is cut (as in a restart or a failover) between a turn's retrieve and its
+    save: the save waits, and when the database is back the turn is stored, every event once, in order.
+    Rasa's SQLTrackerStore raised, and the customer's message and the bot's answer were lost."""
+    from tests.faults import TcpProxy
+
+    db = databases()
+
+    async def play() -> tuple[list[tuple[str, str]], list[tuple[str, str]], bool]:
+        with TcpProxy(POSTGRES) as proxy:
+            store = PostgreSQLTrackerStore(DOMAIN, dialect="postgresql", host=POSTGRES[0], port=proxy.port, db=db,
+                                           username="root")
+            await turn(store, "a", [listen(), user("where is 190001?"), BotUttered("On its way"), listen()])
+            tracker = await store.retrieve("a")
+            for e in (user("and my refund?"), BotUttered("Let me look"), listen()):
+                tracker.update(e)
+            proxy.cut()
+            saving = asyncio.ensure_future(store.save(tracker))
+            await _until(lambda: store._known.get("a") is None or saving.done(), timeout=10)
+            waited = not saving.done()  # the save is retrying, not failed
+            proxy.restore()
+            await asyncio.wait_for(saving, timeout=30)
+            expected = [("a", e.as_dict()["event"]) for e in tracker.events]
+            found = [(s, d["event"]) for s, _, _, _, _, d in rows(store)]
+            store.engine.dispose()
+            return expected, found, waited
+
+    expected, found, waited = asyncio.run(play())
+    assert waited
+    assert found == expected and len(found) == 7
+
+
+def test_a_save_gives_up_with_an_error_when_the_database_stays_away(databases: Any) -> None:
+    """Past write_retry_s the save raises (Rasa answers the request with an error the client can retry);
+    nothing half-written is left behind, and the next save stores the whole turn."""
+    from tests.faults import TcpProxy
+
+    db = databases()
+
+    async def play() -> tuple[bool, int]:
+        with TcpProxy(POSTGRES) as proxy:
+            store = PostgreSQLTrackerStore(DOMAIN, dialect="postgresql", host=POSTGRES[0], port=proxy.port, db=db,
+                                           username="root", write_retry_s=0.5)
+            await turn(store, "b", [listen(), user("hello"), listen()])
+            tracker = await store.retrieve("b")
+            for e in (user("anyone?"), BotUttered("Yes"), listen()):
+                tracker.update(e)
+            proxy.cut()
+            try:
+                await store.save(tracker)
+                raised = False
+            except sa.exc.OperationalError:
+                raised = True
+            proxy.restore()
+            await store.save(tracker)
+            count = len(rows(store))
+            store.engine.dispose()
+            return raised, count
+
+    raised, count = asyncio.run(play())
+    assert raised
+    assert count == 6
