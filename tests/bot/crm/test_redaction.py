@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bot.crm.redaction import Span, apply, luhn_ok, merge, pattern_spans, redact, redact_entities
+from bot.crm.redaction import Span, apply, cn_id_ok, luhn_ok, merge, pattern_spans, redact, redact_entities
 
 
 @pytest.mark.parametrize(
@@ -211,3 +211,47 @@ def test_letterless_texts_skip_ner_and_repeated_texts_run_once(legacy_and_lean) 
     assert redactor.ner_stats["ner"] == 4 and redactor.ner_stats["cached"] == 4
     cache = redactor._cache  # noqa: SLF001
     assert len(cache) == 2 and all(isinstance(k, bytes) and len(k) == 16 for k in cache)  # digests, not texts
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的手机号是13812345678，订单190003到哪了？", "我的手机号是[PHONE]，订单190003到哪了？"),
+        ("电话 +86 138-1234-5678", "电话 [PHONE]"),
+        ("我的号码 0086 13912345678", "我的号码 [PHONE]"),
+        ("身份证号11010519491231002X", "身份证号[ID]"),
+        ("我住在上海市浦东新区世纪大道100号3栋1201室，寄到这里", "我住在[ADDRESS]，寄到这里"),
+        ("收货地址：北京市朝阳区建国路88号SOHO现代城5号楼1203", "收货地址：[ADDRESS]"),
+        ("地址改成广州市天河区天河路385号太古汇一座2801，谢谢", "地址改成[ADDRESS]，谢谢"),
+        ("送到阳光花园3栋2单元501", "送到[ADDRESS]"),
+        ("我叫王芳，订单190001", "我叫[NAME]，订单190001"),
+        ("收货人：李娜", "收货人：[NAME]"),
+        ("我是张伟的朋友", "我是[NAME]的朋友"),
+    ],
+)
+def test_chinese_personal_data_is_replaced(text: str, expected: str) -> None:
+    """Han characters are word characters, so the English patterns never saw "手机13812345678"."""
+    assert apply(text, merge(pattern_spans(text))) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单号190003和190004",
+        "退款RF-590001，金额¥1249.50",
+        "2024年12月05日14:30到的",
+        "我是来退货的",
+        "收货人不在家",
+        "我想改地址",
+        "手机尾号5678",
+        "身份证号110105194912310021",  # wrong check character: not an ID number
+        "快递员说放在驿站了",
+    ],
+)
+def test_chinese_shop_texts_stay(text: str) -> None:
+    assert apply(text, merge(pattern_spans(text))) == text
+
+
+def test_chinese_id_check_character() -> None:
+    assert cn_id_ok("11010519491231002X") and cn_id_ok("11010519491231002x")
+    assert not cn_id_ok("110105194912310021") and not cn_id_ok("1101051949123100")
