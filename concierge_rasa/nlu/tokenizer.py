@@ -10,12 +10,22 @@ extra data keep Rasa's fingerprint.
 Usage in ``config.yml``: the same keys as Rasa's ``WhitespaceTokenizer``::
 
     - name: concierge_rasa.nlu.tokenizer.HashedWhitespaceTokenizer
+
+``ScriptTokenizer`` chooses by script: a message with Chinese characters is cut into words by
+jieba (Chinese has no spaces between words), any other message exactly as by the whitespace
+tokenizer, so English tokens, and what the English model learned, do not change::
+
+    - name: concierge_rasa.nlu.tokenizer.ScriptTokenizer
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
+import threading
+from typing import Any
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.constants import TOKENS_NAMES
@@ -59,3 +69,55 @@ class HashedWhitespaceTokenizer(WhitespaceTokenizer):
         messages = super().process(messages)
         _hashed_tokens(messages)
         return messages
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_WORDLESS = re.compile(r"^[\W_]+$")
+_JIEBA: list[Any] = []
+_JIEBA_LOCK = threading.Lock()
+
+
+def has_han(text: str) -> bool:
+    """True when the text holds Chinese characters (the tokenizer and language choice use it)."""
+    return bool(_HAN.search(text or ""))
+
+
+def _jieba() -> Any:
+    """jieba's default tokenizer, initialised once per process (its dictionary takes about a second)."""
+    with _JIEBA_LOCK:
+        if not _JIEBA:
+            import jieba  # heavy: loads a 5 MB dictionary; only when a Chinese message arrives
+
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            _JIEBA.append(jieba)
+        return _JIEBA[0]
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
+class ScriptTokenizer(HashedWhitespaceTokenizer):
+    """Whitespace tokens for messages without Chinese; jieba's words (punctuation dropped) for the rest."""
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        """jieba cuts Chinese text into words."""
+        return ["jieba"]
+
+    @staticmethod
+    def not_supported_languages() -> None:
+        """Every language: Chinese goes to jieba (the whitespace tokenizer refuses zh, ja and th)."""
+        return None
+
+    def tokenize(self, message: Message, attribute: str) -> list[Token]:
+        """jieba for Chinese text (Latin words and numbers inside it stay whole), else whitespace."""
+        text = message.get(attribute)
+        if not has_han(text):
+            return super().tokenize(message, attribute)
+        tokens = [
+            Token(word, start)
+            for word, start, _end in _jieba().tokenize(text)
+            if word.strip() and not _WORDLESS.match(word)
+        ]
+        if not tokens:
+            tokens = [Token(text, 0)]
+        return self._apply_token_pattern(tokens)

@@ -8,7 +8,7 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from concierge_rasa.nlu.tokenizer import HashedToken, HashedWhitespaceTokenizer
+from concierge_rasa.nlu.tokenizer import HashedToken, HashedWhitespaceTokenizer, ScriptTokenizer, has_han
 
 TEXTS = ["where is my order #104233?", "Ich möchte mein Geld zurück 🙂", "  ", "refund_please now", "a" * 5000]
 
@@ -45,3 +45,30 @@ def test_fingerprint_follows_content():
     with_data = HashedToken("order", 12, 17, data={"pattern": {"x": 1}})
     assert with_data.fingerprint() == Token("order", 12, 17, data={"pattern": {"x": 1}}).fingerprint()
     assert with_data.fingerprint() != HashedToken("order", 12, 17, data={"pattern": {"x": 2}}).fingerprint()
+
+
+def test_script_tokenizer_keeps_english_tokens_and_cuts_chinese_into_words():
+    """English text is tokenized exactly as before (the English model must not change); Chinese
+    text is cut into words with offsets into the original text, punctuation dropped, and Latin
+    words or order numbers inside Chinese stay whole."""
+    ours = ScriptTokenizer(ScriptTokenizer.get_default_config())
+    rasa = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    for text in TEXTS:
+        assert _spans(ours.process([Message(data={TEXT: text})])[0], "text_tokens") == _spans(
+            rasa.process([Message(data={TEXT: text})])[0], "text_tokens"
+        )
+    text = "我的订单190003到哪了？快递一直没更新，能退款吗"
+    tokens = ours.process([Message(data={TEXT: text})])[0].get("text_tokens")
+    words = [t.text for t in tokens]
+    assert "190003" in words and "订单" in words and "退款" in words
+    assert "？" not in words and "，" not in words
+    assert all(text[t.start : t.end] == t.text for t in tokens)
+    assert all(type(t) is HashedToken for t in tokens)
+    mixed = [t.text for t in ours.process([Message(data={TEXT: "opera浏览器打不开了"})])[0].get("text_tokens")]
+    assert mixed[0] == "opera" and "浏览器" in mixed
+    assert [t.text for t in ours.process([Message(data={TEXT: "？？！"})])[0].get("text_tokens")] == ["？？！"]
+
+
+def test_has_han_tells_chinese_from_other_scripts():
+    assert has_han("退款") and has_han("order 退款 pls")
+    assert not has_han("refund please") and not has_han("Geld zurück") and not has_han("ありがとう") and not has_han("")
