@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -169,6 +169,16 @@ class ActionLogComplaint(SafeAction):
         return escalation_events()
 
 
+def fallback_ran_this_turn(events: list[dict[str, Any]]) -> bool:
+    """True when action_fallback already ran since the customer's latest message."""
+    for event in reversed(events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "action" and event.get("name") == "action_fallback":
+            return True
+    return False
+
+
 class ActionFallback(SafeAction):
     """First misunderstanding: ask to rephrase. Second in a row: a ticket for a human, unless junk.
 
@@ -180,6 +190,12 @@ class ActionFallback(SafeAction):
         return "action_fallback"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if fallback_ran_this_turn(tracker.events):
+            # Rasa's core fallback picked this action again in the same turn (no policy was sure what
+            # follows it, e.g. after a form rejected the answer): it would loop until Rasa's limit of
+            # predictions and the customer got an error. The customer was already asked to rephrase:
+            # the form asks its question again, or the bot listens.
+            return [FollowupAction(tracker.active_loop_name or "action_listen")]
         streak: list[str] = []
         for event in reversed(tracker.events):
             if event.get("event") != "user":

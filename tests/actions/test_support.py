@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import ConversationPaused, FollowupAction, SlotSet
 from sqlalchemy import select
 
 from actions.support import (
@@ -327,3 +327,22 @@ async def test_save_feedback_with_garbage_rating_is_polite(fresh_db_url, domain,
     await ActionSaveFeedback().run(dispatcher, tracker, domain)
     assert feedback_rows() == []
     assert one_text(dispatcher) == "Please rate from 1 to 5."
+
+
+async def test_a_second_fallback_in_the_same_turn_hands_back_to_the_form_or_listens(fresh_db_url, domain, dispatcher):
+    """The fuzz test's seed 972933586: in the invoice form a garbled "send me the invoice for order 190003¹r"
+    was rejected by the form; Rasa's core fallback then chose action_fallback again and again (ten
+    times, Rasa's limit) and the customer got "something went wrong". The second run in a turn now
+    says nothing more and lets the form ask its question again (or the bot listen)."""
+    ran = [{"event": "action_execution_rejected", "name": "invoice_form"},
+           {"event": "action", "name": "action_fallback"},
+           {"event": "bot", "text": "Sorry, I didn't quite get that."}]
+    tracker = make_tracker(domain, text="send me the invoice for order 190003\u00b9r", intent="get_invoice",
+                           form="invoice_form", requested_slot="email")
+    tracker.events.extend(ran)
+    assert await ActionFallback().run(dispatcher, tracker, domain) == [FollowupAction("invoice_form")]
+    assert dispatcher.messages == []
+    outside = fallback_tracker(domain, 1)
+    outside.events.extend(ran[1:])
+    assert await ActionFallback().run(dispatcher, outside, domain) == [FollowupAction("action_listen")]
+    assert dispatcher.messages == [] and tickets() == []
