@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from _common import ROOT, default_data_dir, emit, percentile_ms, say  # noqa: E402
+from nlu import macro_f1, pct  # noqa: E402 - the same scores as bench-nlu
 
 Example = tuple[str, str]
 CACHE = ROOT / "var" / "cache" / "e5"
@@ -107,30 +108,8 @@ def encoder() -> Any:
     return E5Encoder(cache_dir=CACHE, progress=True)
 
 
-def macro_f1(gold: list[str], pred: list[Optional[str]]) -> float:
-    labels = sorted(set(gold))
-    tp, fp, fn = Counter(), Counter(), Counter()
-    for g, p in zip(gold, pred, strict=True):
-        if g == p:
-            tp[g] += 1
-        else:
-            fn[g] += 1
-            if p is not None:
-                fp[p] += 1
-    scores = []
-    for lab in labels:
-        prec = tp[lab] / (tp[lab] + fp[lab]) if tp[lab] + fp[lab] else 0.0
-        rec = tp[lab] / (tp[lab] + fn[lab]) if tp[lab] + fn[lab] else 0.0
-        scores.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-    return sum(scores) / len(scores)
-
-
 def accuracy(gold: list[str], pred: list[Optional[str]]) -> float:
     return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
-
-
-def pct(x: float) -> float:
-    return round(100.0 * x, 2)
 
 
 def rasa_train(config: dict[str, Any], examples: list[Example], folder: Path, name: str) -> tuple[str, float]:
