@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 #: the only metadata keys a client may send, with their maximum length (values must be strings)
 ALLOWED_METADATA = {"customer_token": security.MAX_TOKEN_CHARS, "language": 16}
 #: entities a "/intent{...}" message (quick-reply buttons) may carry; never a slot like verified_customer_id
-PUBLIC_ENTITIES = frozenset({"order_number", "email", "product", "category", "amount"})
+PUBLIC_ENTITIES = frozenset({"order_number", "email", "product", "category", "amount", "language"})
+#: the languages a "/greet{"language": ...}" payload may choose (the widget's first message)
+PAYLOAD_LANGUAGES = frozenset({"en", "zh"})
 SESSION_HEADER = "X-Concierge-Session"
 _INTENT_WITH_ENTITIES = re.compile(r"^(/[A-Za-z0-9_.\-]+(?:@[0-9.]+)?)\s*(\{.*\})\s*$", re.S)
 
@@ -96,6 +98,7 @@ def strip_private_entities(text: str) -> str:
         k: v
         for k, v in entities.items()
         if k in PUBLIC_ENTITIES and isinstance(v, (str, int, float)) and len(str(v)) <= 254
+        and (k != "language" or v in PAYLOAD_LANGUAGES)
     }
     return f"{intent}{json.dumps(kept)}" if kept else intent
 

@@ -8,6 +8,8 @@ Usage in ``config.yml`` (after a tokenizer)::
 
     - name: concierge_rasa.nlu.e5_featurizer.E5SentenceFeaturizer
       cache_dir: null      # a folder to keep training corpora's vectors in (benchmarks), else none
+      han_only: false      # true: only messages with Chinese characters get a vector (the product's
+                           # English messages keep their cost; the classifier reads a missing block as zeros)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.e5 import E5Encoder
 from concierge_rasa.nlu.features import HashedFeaturesMixin
+from concierge_rasa.nlu.tokenizer import has_han
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -48,7 +51,7 @@ class E5SentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponent)
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         """Defaults; every key can be set in config.yml."""
-        return {**DenseFeaturizer.get_default_config(), "cache_dir": None, "num_threads": 1}
+        return {**DenseFeaturizer.get_default_config(), "cache_dir": None, "num_threads": 1, "han_only": False}
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -74,16 +77,20 @@ class E5SentenceFeaturizer(HashedFeaturesMixin, DenseFeaturizer, GraphComponent)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Features for every training text, encoded in chunks (and cached, with ``cache_dir``)."""
-        messages = [m for m in training_data.training_examples if m.get(TEXT)]
+        messages = [m for m in training_data.training_examples if self._wanted(m)]
         self._add(messages, self.encoder.encode([str(m.get(TEXT)) for m in messages], "training data"))
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Features for messages at parse time."""
-        texts = [m for m in messages if m.get(TEXT)]
+        texts = [m for m in messages if self._wanted(m)]
         vectors = np.stack([self.encoder.encode_one(str(m.get(TEXT))) for m in texts]) if texts else None
         self._add(texts, vectors)
         return messages
+
+    def _wanted(self, message: Message) -> bool:
+        text = message.get(TEXT)
+        return bool(text) and (not self._config["han_only"] or has_han(str(text)))
 
     def _add(self, messages: list[Message], vectors: Optional[np.ndarray]) -> None:
         for message, vector in zip(messages, vectors if vectors is not None else [], strict=True):

@@ -50,7 +50,19 @@ DEFAULT_IGNORE = [
     "book a",
     "book an",
     "book me",
+    # Chinese: a phone number, a payment wallet (HanLookupExtractor finds 手机 and 钱包 inside them)
+    "手机号",
+    "手机号码",
+    "支付宝钱包",
+    "微信钱包",
 ]
+
+
+def _bounded(phrase: str) -> str:
+    """The phrase as a regex, ``\\b`` only beside Latin letters and digits (Chinese has no word boundaries)."""
+    left = r"\b" if phrase[:1].isascii() and phrase[:1].isalnum() else ""
+    right = r"\b" if phrase[-1:].isascii() and phrase[-1:].isalnum() else ""
+    return left + re.escape(phrase) + right
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
@@ -71,7 +83,7 @@ class OverlappingEntityResolver(GraphComponent):
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = {**self.get_default_config(), **config}
         phrases = sorted({p.lower() for p in self.config["ignore_phrases"] or []}, key=len, reverse=True)
-        self._ignore = re.compile(r"\b(?:" + "|".join(map(re.escape, phrases)) + r")\b", re.I) if phrases else None
+        self._ignore = re.compile("|".join(map(_bounded, phrases)), re.I) if phrases else None
         self._rank = {name: i for i, name in enumerate(self.config["priority"] or [])}
 
     @classmethod

@@ -64,6 +64,7 @@ from concierge_rasa.nlu.onnx_runtime import (
     resolve_model_dir,
 )
 from concierge_rasa.nlu.sentiment_head import LABELS, SentimentHead, label_indices
+from concierge_rasa.nlu.tokenizer import has_han
 from concierge_rasa.nlu.top_layer import TopLayer
 
 logger = logging.getLogger(__name__)
@@ -283,6 +284,10 @@ class SentimentClassifier(GraphComponent):
             encoding = message.data.pop(FROZEN_ENCODING, None)
             text = message.get(TEXT)
             if self.head is None or not isinstance(text, str) or not text.strip():
+                continue
+            if has_han(text):
+                # the head reads an English encoder: on Chinese it would guess, and a guessed "upset"
+                # offers a person (UpsetPolicy); Chinese messages carry no sentiment until a head of their own
                 continue
             if not self._usable(encoding):
                 encoding = self._encode_one(text)  # the featurizer did not leave what the head needs

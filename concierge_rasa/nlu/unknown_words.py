@@ -32,10 +32,15 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 logger = logging.getLogger(__name__)
 VOCAB_FILE = "vocabulary.json"
 WORD = re.compile(r"[^\W\d_]+")
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall((text or "").lower())
+    """Letter runs; Chinese, written without spaces, counts each character as a word."""
+    out: list[str] = []
+    for word in WORD.findall((text or "").lower()):
+        out.extend(HAN.findall(word) + HAN.sub(" ", word).split() if HAN.search(word) else [word])
+    return out
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)

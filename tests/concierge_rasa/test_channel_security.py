@@ -49,6 +49,9 @@ def test_client_supplied_claims_never_pass(keyring):
         ('/inform["a"]', '/inform["a"]'),
         ('/inform{"email": {"nested": 1}}', "/inform"),
         ("where is {my} order", "where is {my} order"),
+        # the widget's greeting chooses the conversation's language, only among the shop's languages
+        ('/greet{"language": "zh"}', '/greet{"language": "zh"}'),
+        ('/greet{"language": "xx-evil"}', "/greet"),
     ],
 )
 def test_intent_messages_keep_only_public_entities(text, expected):

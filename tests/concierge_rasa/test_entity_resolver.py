@@ -51,3 +51,11 @@ def test_messages_without_entities_or_spans_are_left_alone() -> None:
     assert _resolve("hello", []) == []
     odd = {"entity": "product", "value": "x"}  # no span: kept as it is
     assert _resolve("x", [odd]) == [("product", "x")]
+
+
+def test_chinese_phrases_drop_lookup_hits_without_word_boundaries() -> None:
+    text = "我想改一下手机号，顺便问问手机壳"
+    found = _resolve(text, [_ent(text, "手机", "product"), _ent(text, "手机壳", "product")])
+    assert found == [("product", "手机壳")]  # 手机 inside 手机号 is a phone number, not a product
+    text = "新手机到了吗"
+    assert _resolve(text, [_ent(text, "手机", "product")]) == [("product", "手机")]

@@ -106,8 +106,8 @@ def test_featurizer_encoding_equals_own_encoding(trained, context, tokenizer) ->
             assert pa[label] == pytest.approx(pb[label], abs=2e-3)
 
 
-@pytest.mark.parametrize("text", ["", "   ", None])
-def test_no_text_gets_no_sentiment(trained, text) -> None:
+@pytest.mark.parametrize("text", ["", "   ", None, "气死我了，东西坏了还没人理"])
+def test_no_text_and_chinese_get_no_sentiment(trained, text) -> None:
     component, _, _ = trained
     [message] = component.process([Message(data={TEXT: text} if text is not None else {})])
     assert SENTIMENT not in _parse_output(message)

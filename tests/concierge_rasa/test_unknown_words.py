@@ -50,3 +50,11 @@ def test_typos_short_answers_and_entities_pass(tmp_path) -> None:
 def test_untrained_gate_lets_everything_through(tmp_path) -> None:
     msg = gate(tmp_path).process([classified("blorp fnargle")])[0]
     assert msg.get(INTENT)["confidence"] == 0.9
+
+
+def test_chinese_counts_characters_as_words(tmp_path) -> None:
+    g = gate(tmp_path)
+    g.train(TrainingData([Message({TEXT: "我的订单到哪了", INTENT: "track_order"})]))
+    assert g.known_ratio("我的订单190003呢") == 0.8  # 我 的 订 单 known, 呢 not
+    msg = g.process([classified("嘎嘣脆咕噜噜")])[0]  # characters never seen: gibberish to the gate
+    assert msg.get(INTENT)["confidence"] == 0.0
