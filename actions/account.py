@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
+from actions.replies import language
 from bot.services import accounts as account_service
 from bot.services import faq
 from bot.services.errors import ServiceError
@@ -103,7 +104,7 @@ class ActionNewsletter(SafeAction):
         ident = resolve_identity(tracker)
         text = (tracker.latest_message or {}).get("text") or ""
         if ident.customer_id is None:
-            dispatcher.utter_message(text=faq.answer("newsletter"))
+            dispatcher.utter_message(text=faq.answer("newsletter", language(tracker)))
             return ident.events
         subscribe = not UNSUBSCRIBE_RE.search(text)
         customer = await in_transaction(account_service.set_newsletter, ident.customer_id, subscribe)

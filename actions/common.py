@@ -12,7 +12,6 @@ import contextvars
 import logging
 import re
 from abc import ABCMeta, abstractmethod
-from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -33,6 +32,7 @@ from actions.context import (
     server_claims,
 )
 from actions.handoff import hand_over_failure
+from actions.replies import reply_error, task_label
 from bot.services import verification as verification_service
 from bot.services.errors import NotAllowed, NotFound, ServiceError
 from bot.services.orders import get_order, normalize_order_number
@@ -69,14 +69,9 @@ TASK_SWITCH_INTENTS = (
 #: words that mark a new order number as a correction of the earlier one ("sorry, I meant 190003")
 CORRECTION_RE = re.compile(
     r"\b(meant|mean|wrong|oops|typo|mistake|instead|correction|my bad|scratch that|should (be|have been)|"
-    r"not that one|sorry)\b",
+    r"not that one|sorry)\b|不对|说错|搞错|打错|写错|输错|弄错|应该是|更正",  # Chinese has no \b between words
     re.I,
 )
-#: a "way out" offered with a question that was answered wrongly twice
-WAY_OUT_BUTTONS = [
-    {"title": "Stop this", "payload": "/stop"},
-    {"title": "Talk to a person", "payload": "/contact_human_agent"},
-]
 
 
 def previous_slot_value(tracker: Tracker, name: str) -> Any:
@@ -110,10 +105,6 @@ def chat_verified(customer_id: int) -> list[EventType]:
 
 
 # ---------------------------------------------------------------- formatting
-def fmt_date(value: datetime | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"{value:%a %d %b %Y}".replace(" 0", " ")
 
 
 class SafeAction(Action, metaclass=ABCMeta):
@@ -127,7 +118,7 @@ class SafeAction(Action, metaclass=ABCMeta):
             try:
                 return await self.act(dispatcher, tracker, domain)
             except ServiceError as exc:
-                dispatcher.utter_message(text=exc.message)
+                reply_error(dispatcher, exc, number=tracker.get_slot("order_number") or "")
                 return []
             except Exception:  # noqa: BLE001 - log it, apologise, keep the conversation going
                 logger.exception("Action %s failed", self.name())
@@ -235,13 +226,11 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
             return [SlotSet("repair_misses", None)] if tracker.get_slot("repair_misses") else []
         misses = misses_of(tracker, str(requested)) + 1
         if misses >= MAX_MISSES:
-            dispatcher.utter_message(
-                response="utter_repair_give_up", task=self.task_label, buttons=[WAY_OUT_BUTTONS[1]]
-            )
+            dispatcher.utter_message(response="utter_repair_give_up", task=task_label(self.task_label, tracker))
             stop_form()
             return [SlotSet("repair_misses", None)]
         if misses >= MISSES_BEFORE_WAY_OUT:
-            dispatcher.utter_message(response="utter_repair_way_out", task=self.task_label, buttons=WAY_OUT_BUTTONS)
+            dispatcher.utter_message(response="utter_repair_way_out", task=task_label(self.task_label, tracker))
         return [SlotSet("repair_misses", f"{requested}:{misses}")]
 
     async def required_slots(
@@ -332,22 +321,17 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
             )
         customer_id = check.customer_id
         if customer_id is None and check.wait_s > 0:
-            dispatcher.utter_message(text=verification_service.wait_message(check.wait_s))
+            wait = verification_service.wait_message(check.wait_s)
+            dispatcher.utter_message(response="utter_verify_wait", message=wait)
             stop_form()
             return {"order_number": None, "email": None, "verification_attempts": attempts + int(check.checked)}
         if customer_id is None:
             attempts += 1
             if attempts >= MAX_VERIFICATION_ATTEMPTS:
-                dispatcher.utter_message(
-                    text="I'm sorry, I couldn't verify that order with that email, so for your security I "
-                    "can't go on with this request. Type \"human\" if you'd like our support team to help."
-                )
+                dispatcher.utter_message(response="utter_verify_locked")
                 stop_form()
             else:
-                dispatcher.utter_message(
-                    text="I couldn't match that order number with that email address. For your security I "
-                    "can only help with orders placed with your email. Let's try again."
-                )
+                dispatcher.utter_message(response="utter_verify_failed")
             return {"order_number": None, "email": None, "verification_attempts": attempts}
         forget_identity(tracker)  # verified now: a later question in this run asks the service again
         result = await self._check(number, customer_id, dispatcher)
@@ -362,7 +346,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
             dispatcher.utter_message(response="utter_order_not_found", number=number)
             return {"order_number": None}
         except NotAllowed as exc:
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc, number=number)
             stop_form()
             return {"order_number": number}
         return {"order_number": number}

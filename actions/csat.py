@@ -23,8 +23,6 @@ from bot.services import feedback as feedback_service
 
 FORM = "csat_form"
 MAX_COMMENT = 1000
-RATING_BUTTONS = [{"title": str(n), "payload": str(n)} for n in (5, 4, 3, 2, 1)]
-SKIP_BUTTON = {"title": "Skip", "payload": "/deny"}
 
 
 def csat_offer(tracker: Tracker) -> list[EventType]:
@@ -71,7 +69,7 @@ class ValidateCsatForm(FormValidationAction):
         if rating is not None:
             return {"csat_rating": str(rating)}
         if _answers_since_asked(tracker) <= 1:
-            dispatcher.utter_message(text='Just pick a number from 1 (poor) to 5 (excellent), or say "skip".')
+            dispatcher.utter_message(response="utter_csat_rating_invalid")
             return {"csat_rating": None}
         return {"csat_rating": None, "requested_slot": None}  # twice no rating: don't insist
 
@@ -89,14 +87,11 @@ class ActionAskCsatRating(SafeAction):
         return "action_ask_csat_rating"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        # the rating buttons (5 to 1, then skip) are part of the responses, in each language
         if tracker.get_slot("csat_asked"):
-            dispatcher.utter_message(text="How would you rate it, from 1 to 5?", buttons=[*RATING_BUTTONS, SKIP_BUTTON])
+            dispatcher.utter_message(response="utter_csat_rating_again")
         else:
-            dispatcher.utter_message(
-                text="Glad I could help! How would you rate this conversation, from 1 (poor) to 5 (excellent)? "
-                "Or just carry on with something else.",
-                buttons=[*RATING_BUTTONS, SKIP_BUTTON],
-            )
+            dispatcher.utter_message(response="utter_csat_rating_question")
         return [SlotSet("csat_due", False), SlotSet("csat_asked", True)]
 
 
@@ -105,10 +100,7 @@ class ActionAskCsatComment(SafeAction):
         return "action_ask_csat_comment"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(
-            text='Thank you! Anything you\'d like to tell us about it? (Type "no" to skip.)',
-            buttons=[{"title": "No, that's all", "payload": "/deny"}],
-        )
+        dispatcher.utter_message(response="utter_csat_comment_question")
         return []
 
 
@@ -119,19 +111,12 @@ class ActionSaveCsat(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         rating = feedback_service.parse_rating(tracker.get_slot("csat_rating"))
         if rating is None:
-            dispatcher.utter_message(text="No problem. Is there anything else I can help with?")
+            dispatcher.utter_message(response="utter_csat_skipped")
             return [SlotSet("csat_due", False)]
         comment = str(tracker.get_slot("csat_comment") or "")[:MAX_COMMENT]
         ident = resolve_identity(tracker)
         await in_transaction(
             feedback_service.record_feedback, sender_id(tracker), ident.customer_id, rating, comment
         )
-        if rating <= 2:
-            text = (
-                "Thank you for telling us, and I'm sorry it wasn't better. Our team reads every rating. "
-                'Type "human" if you\'d like a person to follow up.'
-            )
-        else:
-            text = "Thank you for your feedback! Is there anything else I can help with?"
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(response="utter_csat_thanks_low" if rating <= 2 else "utter_csat_thanks")
         return [*ident.events, SlotSet("csat_due", False)]

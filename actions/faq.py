@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import SafeAction
+from actions.replies import language
 from bot.services import faq
 
 # intent -> FAQ topic (faq.yml keys)
@@ -39,5 +40,5 @@ class ActionAnswerFaq(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
-        dispatcher.utter_message(text=faq.answer(INTENT_TOPICS.get(intent or "", intent)))
+        dispatcher.utter_message(text=faq.answer(INTENT_TOPICS.get(intent or "", intent), language(tracker)))
         return []

@@ -9,41 +9,44 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
+from actions.replies import fmt_date, language, render, reply_error
 from bot.services import orders as order_service
 from bot.services.errors import ServiceError
 from bot.services.types import OrderSummary, format_money
 
-STATUS_TEXT = {
-    "pending": "is confirmed and waiting for payment to clear",
-    "processing": "is being prepared in our warehouse",
-    "shipped": "is on its way",
-    "delivered": "was delivered",
-    "cancelled": "was cancelled",
-    "returned": "was returned",
-}
 
+def describe_order(order: OrderSummary, domain: DomainDict, lang: str = "en") -> str:
+    """One short paragraph a customer can act on, from the domain's order responses in ``lang``."""
 
-def describe_order(order: OrderSummary) -> str:
-    """One short paragraph a customer can act on."""
-    items = ", ".join(f"{line.quantity}x {line.name}" for line in order.items[:4])
+    def say(name: str, **values: Any) -> str:
+        return render(domain, name, lang, **values)
+
+    if lang == "zh":
+        items = "、".join(f"{line.name} ×{line.quantity}" for line in order.items[:4])
+    else:
+        items = ", ".join(f"{line.quantity}x {line.name}" for line in order.items[:4])
     if len(order.items) > 4:
-        items += f" and {len(order.items) - 4} more"
-    text = f"Order #{order.number} ({items}, {format_money(order.total)}) {STATUS_TEXT.get(order.status, order.status)}"
+        items += say("utter_order_more_items", count=len(order.items) - 4)
+    status = say(f"utter_order_status_{order.status}") or order.status
+    text = say("utter_order_summary", number=order.number, items=items, total=format_money(order.total), status=status)
     if order.status == "delivered" and order.delivered_at:
-        text += f" on {fmt_date(order.delivered_at)}."
+        text += say("utter_order_delivered_on", date=fmt_date(order.delivered_at, lang))
     elif order.status == "shipped":
         if order.carrier and order.tracking_number:
-            text += f" with {order.carrier} (tracking {order.tracking_number})"
-        text += f", expected {fmt_date(order.eta)}." if order.eta else "."
+            text += say("utter_order_shipped_with", carrier=order.carrier, tracking=order.tracking_number)
+        text += say("utter_order_expected", date=fmt_date(order.eta, lang)) if order.eta else say("utter_order_end")
         if order.latest_event:
             ev = order.latest_event
-            text += f" Latest update: {ev.description}, {ev.location} ({fmt_date(ev.occurred_at)})."
+            text += say(
+                "utter_order_latest", description=ev.description, location=ev.location,
+                date=fmt_date(ev.occurred_at, lang),
+            )
     elif order.status in ("pending", "processing"):
-        text += f"; estimated delivery {fmt_date(order.eta)}." if order.eta else "."
+        text += say("utter_order_eta", date=fmt_date(order.eta, lang)) if order.eta else say("utter_order_end")
     else:
-        text += "."
+        text += say("utter_order_end")
     return text
 
 
@@ -71,18 +74,16 @@ class ActionTrackOrder(SafeAction):
         number = tracker.get_slot("order_number")
         if number:
             order = await in_transaction(order_service.get_order, ident.customer_id, number)
-            dispatcher.utter_message(text=describe_order(order))
+            dispatcher.utter_message(text=describe_order(order, domain, language(tracker)))
             return ident.events + csat_offer(tracker)
         orders = await in_transaction(order_service.recent_orders, ident.customer_id, 3)
         if not orders:
-            dispatcher.utter_message(text="I don't see any orders on your account yet.")
+            dispatcher.utter_message(response="utter_no_orders_yet")
             return ident.events
-        lines = "\n".join(f"- {describe_order(o)}" for o in orders)
+        lines = "\n".join(f"- {describe_order(o, domain, language(tracker))}" for o in orders)
         # A blank line ends the list: the widget renders Markdown, where a line right after a
         # bullet continues that bullet ("... was cancelled. Ask me about any of them by number.").
-        dispatcher.utter_message(
-            text=f"Here are your most recent orders:\n{lines}\n\nAsk me about any of them by number."
-        )
+        dispatcher.utter_message(response="utter_recent_orders", lines=lines)
         return ident.events + csat_offer(tracker)
 
 
@@ -109,10 +110,10 @@ class ActionAskCancelConfirm(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         ident = resolve_identity(tracker)
         order = await in_transaction(order_service.get_order, ident.customer_id, tracker.get_slot("order_number"))
-        refund = f" The {format_money(order.total)} you paid will be refunded." if order.paid else ""
+        lang = language(tracker)
+        refund = render(domain, "utter_cancel_refund_note", lang, total=format_money(order.total)) if order.paid else ""
         dispatcher.utter_message(
-            text=f"{describe_order(order)}\nShall I cancel it?{refund}",
-            buttons=[{"title": "Yes, cancel it", "payload": "/affirm"}, {"title": "No, keep it", "payload": "/deny"}],
+            response="utter_cancel_confirm_question", order=describe_order(order, domain, lang), refund=refund
         )
         return []
 
@@ -129,18 +130,18 @@ class ActionCancelOrder(SafeAction):
         if ident.customer_id is None or confirmed is None or not number:
             return reset  # stopped early: the reason was already given
         if confirmed is False:
-            dispatcher.utter_message(text=f"Okay, order #{number} stays as it is. Anything else I can do?")
+            dispatcher.utter_message(response="utter_cancel_declined", number=number)
             return reset
         try:
             result = await in_transaction(order_service.cancel_order, ident.customer_id, number)
         except ServiceError as exc:  # refused now: clear the "yes" so it can't confirm a later request
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc, number=number)
             return reset
-        text = f"Done: order #{result.order.number} is cancelled."
         if result.refund:
-            text += (
-                f" Your refund {result.refund.number} of {format_money(result.refund.amount)} is on its way "
-                "to your original payment method (usually 3-5 business days)."
+            dispatcher.utter_message(
+                response="utter_cancelled_refunded", number=result.order.number, refund=result.refund.number,
+                amount=format_money(result.refund.amount),
             )
-        dispatcher.utter_message(text=text)
+        else:
+            dispatcher.utter_message(response="utter_cancelled", number=result.order.number)
         return reset + csat_offer(tracker)

@@ -7,8 +7,9 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, fmt_date, in_transaction, resolve_identity
+from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
+from actions.replies import fmt_date
 from bot.services import invoices as invoice_service
 from bot.services.types import InvoiceInfo, format_money
 

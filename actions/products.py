@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import SafeAction, in_transaction, resolve_identity
+from actions.replies import language
 from bot.services import catalog, faq
 from bot.services import orders as order_service
 from bot.services import recommendations as rec_service  # models load on first use, not at import
@@ -37,7 +38,7 @@ class ActionProductQuestion(SafeAction):
         query = _entity(tracker, "product") or _entity(tracker, "category")
         products = await in_transaction(catalog.find_products, query, 3) if query else []
         if not products:
-            dispatcher.utter_message(text=faq.answer("product_question"))
+            dispatcher.utter_message(text=faq.answer("product_question", language(tracker)))
             return []
         lines = []
         for p in products:

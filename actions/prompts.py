@@ -12,13 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
-    WAY_OUT_BUTTONS,
     SafeAction,
     in_transaction,
     latest_intent,
     previous_slot_value,
     resolve_identity,
 )
+from actions.replies import language, render, task_label
 from bot.services import orders as order_service
 
 PURPOSE = {
@@ -93,9 +93,7 @@ class ActionAskOrderNumber(SafeAction):
         # signed in: the recent orders as buttons, so nobody has to look the number up
         buttons = await recent_order_buttons(ident.customer_id) if ident.customer_id is not None else []
         dispatcher.utter_message(
-            text=f"What's the order number {purpose}? It's the 6-digit number in your confirmation "
-            "email, for example 104233.".replace(" ?", "?"),
-            buttons=buttons,
+            response="utter_order_number_question", purpose=f" {purpose}" if purpose else "", buttons=buttons
         )
         return []
 
@@ -107,7 +105,7 @@ class ActionAskEmail(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if helped_already(tracker):
             return []
-        dispatcher.utter_message(text="For your security: what's the email address on that order?")
+        dispatcher.utter_message(response="utter_order_email_question")
         return []
 
 
@@ -125,10 +123,10 @@ class ActionHelpMissingAnswer(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         requested = tracker.get_slot("requested_slot")
         if requested == "email":
-            dispatcher.utter_message(response="utter_help_find_email", buttons=WAY_OUT_BUTTONS)
+            dispatcher.utter_message(response="utter_help_find_email")
             return []
         if requested not in (None, "order_number"):
-            dispatcher.utter_message(response="utter_repair_way_out", task="request", buttons=WAY_OUT_BUTTONS)
+            dispatcher.utter_message(response="utter_repair_way_out", task=task_label("request", tracker))
             return []
         ident = resolve_identity(tracker)
         if ident.customer_id is not None:
@@ -136,9 +134,9 @@ class ActionHelpMissingAnswer(SafeAction):
             if buttons:
                 dispatcher.utter_message(response="utter_help_pick_recent_order", buttons=buttons)
             else:
-                dispatcher.utter_message(response="utter_help_no_orders", buttons=WAY_OUT_BUTTONS[1:])
+                dispatcher.utter_message(response="utter_help_no_orders")
             return ident.events
-        dispatcher.utter_message(response="utter_help_find_order_number", buttons=WAY_OUT_BUTTONS)
+        dispatcher.utter_message(response="utter_help_find_order_number")
         return ident.events
 
 
@@ -155,10 +153,12 @@ class ActionSwitchTask(SafeAction):
         if left == "refund_form" and tracker.get_slot("refund_kind") == "return":
             label, intent = "return", "return_item"
         paused_number = previous_slot_value(tracker, "order_number")
-        values: dict[str, Any] = {"task": label}
+        values: dict[str, Any] = {"task": task_label(label, tracker)}
         if paused_number and left not in ("track_order_form", "feedback_form") and intent:
             button = {
-                "title": f"Back to the {label} for #{paused_number}",
+                "title": render(
+                    domain, "utter_back_to_task", language(tracker), task=values["task"], number=paused_number
+                ),
                 "payload": f"/{intent}" + json.dumps({"order_number": paused_number}),
             }
             dispatcher.utter_message(

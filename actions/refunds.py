@@ -13,19 +13,21 @@ from rasa_sdk.types import DomainDict
 from actions.common import (
     OrderFormValidator,
     SafeAction,
-    fmt_date,
     in_transaction,
     previous_slot_value,
     resolve_identity,
 )
 from actions.csat import csat_offer
+from actions.replies import fmt_date, language, render, reply_error
 from bot.services import orders as order_service
 from bot.services import refunds as refund_service
 from bot.services.errors import NotAllowed, ServiceError
 from bot.services.types import RefundInfo, format_money
 
 WHOLE_ORDER = "the whole order"
-_WHOLE = re.compile(r"\b(all|everything|whole|entire|both|every item|all items|all of (it|them))\b", re.I)
+_WHOLE = re.compile(
+    r"\b(all|everything|whole|entire|both|every item|all items|all of (it|them))\b|整单|整个订单|全部|都退|所有", re.I
+)
 REFUND_SLOTS = ("refund_item", "refund_reason", "refund_confirm")
 
 
@@ -85,10 +87,16 @@ class ValidateRefundForm(OrderFormValidator):
             return {"refund_item": None}
         if _WHOLE.search(text):
             return {"refund_item": WHOLE_ORDER}
+        if not text.isascii():  # 「耳机坏了」: the catalog's name for the product the NLU recognised
+            text = next(
+                (str(e.get("value")) for e in (tracker.latest_message or {}).get("entities") or []
+                 if e.get("entity") == "product" and e.get("value")),
+                text,
+            )
         try:
             name = await in_transaction(_matched_item, ident.customer_id, number, text)
         except NotAllowed as exc:
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc, number=number)
             return {"refund_item": None}
         return {"refund_item": name}
 
@@ -97,7 +105,7 @@ class ValidateRefundForm(OrderFormValidator):
     ) -> dict[str, Any]:
         text = " ".join(str(value or "").split())[:500]
         if len(text) < 2:
-            dispatcher.utter_message(text='Could you tell me briefly why? For example "arrived damaged".')
+            dispatcher.utter_message(response="utter_refund_reason_too_short")
             return {"refund_reason": None}
         return {"refund_reason": text}
 
@@ -114,10 +122,11 @@ class ActionAskRefundItem(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         ident = resolve_identity(tracker)
         order = await in_transaction(order_service.get_order, ident.customer_id, tracker.get_slot("order_number"))
+        lang = language(tracker)
         buttons = [{"title": line.name, "payload": line.name} for line in order.items[:8]]
-        buttons.append({"title": "The whole order", "payload": "the whole order"})
+        buttons.append({"title": render(domain, "utter_whole_order", lang), "payload": "the whole order"})
         kind = tracker.get_slot("refund_kind") or "refund"
-        dispatcher.utter_message(text=f"Which item from order #{order.number} is the {kind} for?", buttons=buttons)
+        dispatcher.utter_message(response=f"utter_ask_refund_item_{kind}", number=order.number, buttons=buttons)
         return []
 
 
@@ -127,10 +136,7 @@ class ActionAskRefundReason(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         kind = tracker.get_slot("refund_kind") or "refund"
-        dispatcher.utter_message(
-            text=f"What's the reason for the {kind}? (For example: arrived damaged, wrong size, "
-            "not as described, changed my mind.)"
-        )
+        dispatcher.utter_message(response=f"utter_ask_refund_reason_{kind}")
         return []
 
 
@@ -141,14 +147,11 @@ class ActionAskRefundConfirm(SafeAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         kind = tracker.get_slot("refund_kind") or "refund"
         item = tracker.get_slot("refund_item") or WHOLE_ORDER
-        what = (
-            f"order #{tracker.get_slot('order_number')}"
-            if item == WHOLE_ORDER
-            else (f"{item} from order #{tracker.get_slot('order_number')}")
-        )
+        number = tracker.get_slot("order_number")
+        what = "whole" if item == WHOLE_ORDER else "item"
         dispatcher.utter_message(
-            text=f'To confirm: a {kind} for {what}, reason: "{tracker.get_slot("refund_reason")}". Shall I submit it?',
-            buttons=[{"title": "Yes, submit", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+            response=f"utter_ask_refund_confirm_{kind}_{what}", number=number, item=item,
+            reason=tracker.get_slot("refund_reason"),
         )
         return []
 
@@ -165,7 +168,7 @@ class ActionSubmitRefund(SafeAction):
         if ident.customer_id is None or confirmed is None or not number:
             return reset
         if confirmed is False:
-            dispatcher.utter_message(text="Okay, I haven't submitted anything. Anything else I can help with?")
+            dispatcher.utter_message(response="utter_refund_declined")
             return reset
         kind = tracker.get_slot("refund_kind") or "refund"
         item = tracker.get_slot("refund_item")
@@ -179,14 +182,11 @@ class ActionSubmitRefund(SafeAction):
                 tracker.get_slot("refund_reason") or "",
             )
         except ServiceError as exc:  # refused now: clear the "yes" so it can't confirm a later request
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc, number=number)
             return reset
-        text = f"Your {kind} request {refund.number} for {format_money(refund.amount)} is submitted."
-        if kind == "return":
-            text += " We'll email you a prepaid return label within 24 hours; the refund follows once the item arrives."
-        else:
-            text += " Refunds reach your original payment method within 5-7 business days after approval."
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(
+            response=f"utter_refund_submitted_{kind}", refund=refund.number, amount=format_money(refund.amount)
+        )
         return reset + csat_offer(tracker)
 
 

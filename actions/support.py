@@ -15,7 +15,6 @@ from actions import handoff
 from actions.common import (
     MAX_MISSES,
     MISSES_BEFORE_WAY_OUT,
-    WAY_OUT_BUTTONS,
     SafeAction,
     in_transaction,
     misses_of,
@@ -25,6 +24,7 @@ from actions.common import (
 )
 from actions.csat import escalation_events
 from actions.prompts import FORM_ANSWERS, TASKS
+from actions.replies import task_label
 from bot.services import faq
 from bot.services import feedback as feedback_service
 from bot.services import identity as identity_service
@@ -287,12 +287,12 @@ def unfit_answer(dispatcher: CollectingDispatcher, tracker: Tracker, form: str, 
     label = TASKS.get(form, ("request", ""))[0]
     misses = misses_of(tracker, requested) + 1
     if misses >= MAX_MISSES:
-        dispatcher.utter_message(response="utter_repair_give_up", task=label, buttons=WAY_OUT_BUTTONS[1:])
+        dispatcher.utter_message(response="utter_repair_give_up", task=task_label(label, tracker))
         cleared = [SlotSet(name, None) for name in FORM_ANSWERS if name != "repair_misses"]
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("repair_misses", None), *cleared]
     dispatcher.utter_message(response=UNFIT_ANSWER.get(requested, "utter_answer_unfit"))
     if misses >= MISSES_BEFORE_WAY_OUT:
-        dispatcher.utter_message(response="utter_repair_way_out", task=label, buttons=WAY_OUT_BUTTONS)
+        dispatcher.utter_message(response="utter_repair_way_out", task=task_label(label, tracker))
     return [SlotSet("repair_misses", f"{requested}:{misses}")]
 
 

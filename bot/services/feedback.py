@@ -12,8 +12,14 @@ from bot.services.errors import InvalidInput
 from bot.services.tickets import clip_text
 
 RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+#: Chinese numerals before 分/星/颗星 ("五分", "4星") and the words for a rating ("满分" is the top one)
+_ZH_RATING = re.compile(r"(?<![\d.])([一二两三四五1-5])\s*(?:分|星|颗星)|(满分)")
+_ZH_NUMBERS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 _DIGIT = re.compile(r"(?<![\d.,])([1-5])(?!\d|[.,]\d)")
-_SKIP = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-|/deny)\s*[.!]*\s*$", re.I)
+_SKIP = re.compile(
+    r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-|/deny|跳过|不用了?|没有了?|没了|不评了?|算了)\s*[.!。！]*\s*$",
+    re.I,
+)
 _STARS = re.compile(r"[\u2605\u2b50]")  # a row of star characters (button-less channels)
 
 
@@ -31,6 +37,9 @@ def parse_rating(text: object) -> int | None:
     value = str(text or "").strip().lower()[:200]
     if not value:
         return None
+    chinese = _ZH_RATING.search(value)
+    if chinese:
+        return 5 if chinese.group(2) else int(_ZH_NUMBERS.get(chinese.group(1), chinese.group(1)))
     stars = len(_STARS.findall(value))
     if 1 <= stars <= 5 and not re.search(r"\d", value):
         return stars

@@ -182,17 +182,32 @@ def make_tracker(
     )
 
 
-def render(message: dict[str, Any]) -> str:
+def _variation(name: str, lang: str) -> dict[str, Any]:
+    """The response's variation for ``lang``: its language=zh one for zh, else the first plain one."""
+    variations = _responses()[name]
+    if lang != "en":
+        for variation in variations:
+            if any(c.get("name") == "language" and c.get("value") == lang for c in variation.get("condition") or []):
+                return variation
+    return next(v for v in variations if not v.get("condition"))
+
+
+def render(message: dict[str, Any], lang: str = "en") -> str:
     """The text the customer sees: a response from domain.yml (dispatched by name with values) is
-    filled in as Rasa's template generator does, with the message's values."""
+    filled in as Rasa's template generator does, with the message's values, in ``lang``."""
     if message.get("text"):
         return str(message["text"])
     name = message.get("response")
     if not name:
         return ""
-    template = _responses()[name][0]["text"]
-    values = {k: v for k, v in message.items() if k not in ("text", "response", "template")}
-    return template.format(**values)
+    values = {k: v for k, v in message.items() if k not in ("text", "response", "template", "buttons")}
+    return str(_variation(name, lang)["text"]).format(**values)
+
+
+def buttons(message: dict[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """The buttons the customer sees: the response's own, then the action's (as Rasa appends them)."""
+    own = _variation(message["response"], lang).get("buttons") or [] if message.get("response") else []
+    return [*own, *(message.get("buttons") or [])]
 
 
 _RESPONSES: dict[str, Any] = {}

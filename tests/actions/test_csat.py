@@ -22,8 +22,10 @@ from tests.actions.conftest import (
     ALICE,
     BAD_INPUTS,
     assert_polite,
+    buttons,
     make_tracker,
     one_text,
+    render,
     slot_values,
     token_for,
     user_event,
@@ -87,9 +89,10 @@ async def test_after_a_handoff_a_resolution_asks_no_csat(fresh_db_url, domain, d
 async def test_ask_rating_offers_five_buttons_and_skip(domain, dispatcher):
     events = await ActionAskCsatRating().run(dispatcher, make_tracker(domain), domain)
     assert events == [SlotSet("csat_due", False), SlotSet("csat_asked", True)]
-    (msg,) = dispatcher.messages
-    assert "from 1 (poor) to 5 (excellent)" in msg["text"]
-    assert [b["payload"] for b in msg["buttons"]] == ["5", "4", "3", "2", "1", "/deny"]
+    assert "from 1 (poor) to 5 (excellent)" in one_text(dispatcher)
+    for lang in ("en", "zh"):  # the same choices in both languages
+        assert [b["payload"] for b in buttons(dispatcher.messages[0], lang)] == ["5", "4", "3", "2", "1", "/deny"]
+    assert buttons(dispatcher.messages[0], "zh")[-1]["title"] == "跳过"
 
 
 async def test_ask_comment(domain, dispatcher):
@@ -148,7 +151,7 @@ async def test_bad_input_never_raises(domain, dispatcher, value):
         events = await ValidateCsatForm().run(dispatcher, csat_form(domain, slot, value), domain)
         assert slot in slot_values(events)
     for msg in dispatcher.messages:
-        assert_polite(msg["text"])
+        assert_polite(render(msg))
 
 
 # ---------------------------------------------------------------- storing it

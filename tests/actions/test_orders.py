@@ -27,6 +27,7 @@ from tests.actions.conftest import (
     CARLA,
     EMAILS,
     assert_polite,
+    buttons,
     chat_verify,
     make_tracker,
     one_text,
@@ -102,14 +103,16 @@ async def test_track_order_form_validator_name():
     assert ValidateTrackOrderForm().form_name() == "track_order_form"
 
 
-def test_describe_order_truncates_long_item_lists(db_url):
+def test_describe_order_truncates_long_item_lists(db_url, domain):
     from dataclasses import replace
 
     with session_scope() as s:
         order = order_service.get_order(s, CARLA, "190009")
     many = replace(order, items=order.items * 3)  # 9 lines
-    text = describe_order(many)
+    text = describe_order(many, domain)
     assert text.count("1x ") == 4 and "and 5 more" in text
+    chinese = describe_order(many, domain, "zh")
+    assert chinese.count(" ×1") == 4 and "等另外5件商品" in chinese and chinese.startswith("订单#190009（")
 
 
 # ---------------------------------------------------------------- cancel form
@@ -167,10 +170,10 @@ async def test_cancel_confirm_is_a_bool(db_url, domain, dispatcher, value):
 async def test_ask_cancel_confirm_describes_order_and_refund(db_url, domain, dispatcher):
     tracker = make_tracker(domain, token=token_for(ALICE), slots={"order_number": "190002"})
     assert await ActionAskCancelConfirm().run(dispatcher, tracker, domain) == []
-    msg = dispatcher.messages[0]
-    assert "Order #190002" in msg["text"] and "Shall I cancel it?" in msg["text"]
-    assert "The $129.98 you paid will be refunded." in msg["text"]
-    assert [b["payload"] for b in msg["buttons"]] == ["/affirm", "/deny"]
+    text = one_text(dispatcher)
+    assert "Order #190002" in text and "Shall I cancel it?" in text
+    assert "The $129.98 you paid will be refunded." in text
+    assert [b["payload"] for b in buttons(dispatcher.messages[0])] == ["/affirm", "/deny"]
 
 
 async def test_ask_cancel_confirm_unpaid_order_mentions_no_refund(db_url, domain, dispatcher):

@@ -30,9 +30,11 @@ from tests.actions.conftest import (
     DAVID,
     EMAILS,
     assert_polite,
+    buttons,
     make_tracker,
     one_text,
     slot_values,
+    texts,
     token_for,
 )
 
@@ -181,7 +183,7 @@ async def test_refund_item_bad_input_is_polite(db_url, domain, dispatcher, value
     slots = slot_values(events)
     names = {"Copperfield X1 Chef's Knife", "Culina X1 Cutting Board", "Salt, Fire & Time Cookbook by Ravi Sandhu"}
     assert slots["refund_item"] is None or slots["refund_item"] in names  # never the raw input
-    for text in [m_["text"] for m_ in dispatcher.messages]:
+    for text in texts(dispatcher):
         assert_polite(text)
 
 
@@ -241,8 +243,8 @@ async def test_ask_refund_item_offers_items_and_whole_order(db_url, domain, disp
     tracker = make_tracker(domain, token=token_for(CARLA), slots={"order_number": "190009", "refund_kind": "return"})
     assert await ActionAskRefundItem().run(dispatcher, tracker, domain) == []
     msg = dispatcher.messages[0]
-    assert msg["text"] == "Which item from order #190009 is the return for?"
-    assert [b["title"] for b in msg["buttons"]] == [
+    assert one_text(dispatcher) == "Which item from order #190009 is the return for?"
+    assert [b["title"] for b in buttons(msg)] == [
         "Copperfield X1 Chef's Knife",
         "Culina X1 Cutting Board",
         "Salt, Fire & Time Cookbook by Ravi Sandhu",
@@ -270,7 +272,7 @@ async def test_ask_refund_confirm(domain, dispatcher, item, expected):
     tracker = make_tracker(domain, slots={"order_number": "190003", "refund_item": item, "refund_reason": "broken"})
     await ActionAskRefundConfirm().run(dispatcher, tracker, domain)
     assert one_text(dispatcher) == expected
-    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == ["/affirm", "/deny"]
+    assert [b["payload"] for b in buttons(dispatcher.messages[0])] == ["/affirm", "/deny"]
 
 
 # ---------------------------------------------------------------- submit + DB
@@ -357,7 +359,7 @@ async def test_submit_twice_is_refused_the_second_time(fresh_db_url, domain, dis
     await ActionSubmitRefund().run(dispatcher, submit_tracker(domain, ALICE, "190003"), domain)
     await ActionSubmitRefund().run(dispatcher, submit_tracker(domain, ALICE, "190003"), domain)
     assert len(refund_rows("190003")) == 1
-    assert dispatcher.messages[-1]["text"] == "A refund for order #190003 has already been requested."
+    assert texts(dispatcher)[-1] == "A refund for order #190003 has already been requested."
 
 
 async def test_submit_unverified_writes_nothing(fresh_db_url, domain, dispatcher):

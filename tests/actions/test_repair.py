@@ -15,6 +15,7 @@ from tests.actions.conftest import (
     ALICE,
     CARLA,
     DAVID,
+    buttons,
     chat_verify,
     make_tracker,
     one_text,
@@ -25,8 +26,9 @@ from tests.actions.conftest import (
 )
 
 
-def payloads(dispatcher) -> list[str]:  # noqa: ANN001
-    return [b["payload"] for m in dispatcher.messages for b in m.get("buttons") or []]
+def payloads(dispatcher, lang: str = "en") -> list[str]:  # noqa: ANN001
+    """Every button the customer sees: the responses' own (domain.yml) and the actions'."""
+    return [b["payload"] for m in dispatcher.messages for b in buttons(m, lang)]
 
 
 # ---------------------------------------------------------------- task digression
@@ -124,8 +126,8 @@ async def test_a_postcode_in_an_address_still_keeps_the_order(db_url, domain, di
 
 
 # ---------------------------------------------------------------- answers that don't fit
-def item_miss(domain, misses: int, text: str = "the headphones"):  # noqa: ANN001, ANN201
-    slots = {"order_number": "190009"}
+def item_miss(domain, misses: int, text: str = "the headphones", **extra):  # noqa: ANN001, ANN201
+    slots = {"order_number": "190009", **extra}
     if misses:
         slots["repair_misses"] = f"refund_item:{misses}"
     return make_tracker(
@@ -145,6 +147,15 @@ async def test_second_miss_offers_to_stop_or_a_person(db_url, domain, dispatcher
     events = await ValidateRefundForm().run(dispatcher, item_miss(domain, 1, "yes"), domain)
     assert slot_values(events)["repair_misses"] == "refund_item:2"
     assert {"/stop", "/contact_human_agent"} <= set(payloads(dispatcher))
+
+
+async def test_second_miss_in_chinese_names_the_task_and_the_way_out_in_chinese(db_url, domain, dispatcher):
+    events = await ValidateRefundForm().run(dispatcher, item_miss(domain, 1, "对", language="zh"), domain)
+    assert slot_values(events)["repair_misses"] == "refund_item:2"
+    way_out = next(m for m in dispatcher.messages if m.get("response") == "utter_repair_way_out")
+    assert way_out["task"] == "退款退货"
+    assert [b["title"] for b in buttons(way_out, "zh")] == ["先不办了", "转人工客服"]
+    assert payloads(dispatcher, "zh")[-2:] == ["/stop", "/contact_human_agent"]
 
 
 async def test_third_miss_stops_asking(db_url, domain, dispatcher):

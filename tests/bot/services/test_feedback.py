@@ -35,6 +35,8 @@ def test_parse_rating_reads_what_customers_type():
         "4": 4, "4/5": 4, "I'd say 4 out of 5": 4, "five stars": 5, "★★★": 3, "5.": 5, "2, not great": 2,
         "rate 1": 1, "10": None, "190002": None, "0": None, "6": None, "3.5": None, "none": None,
         "honestly": None, "": None, None: None, "great service": None,
+        # Chinese: numerals or digits before 分/星, and 满分 (full marks)
+        "五分": 5, "给4星吧": 4, "两颗星": 2, "满分！": 5, "三分吧，太慢了": 3, "10分": None, "1900023分": None,
     }
     assert {text: parse_rating(text) for text in cases} == cases
 
@@ -43,4 +45,5 @@ def test_is_skip():
     from bot.services.feedback import is_skip
 
     assert all(is_skip(t) for t in ["no", "No thanks.", "skip", "nothing!", "/deny", "  nah "])
-    assert not any(is_skip(t) for t in ["no, the box was damaged", "5", "", "nothing arrived"])
+    assert all(is_skip(t) for t in ["跳过", "没有了。", "不用了"])
+    assert not any(is_skip(t) for t in ["no, the box was damaged", "5", "", "nothing arrived", "没有收到货"])
