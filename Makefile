@@ -107,9 +107,11 @@ $(WEB_STAMP): package.json package-lock.json
 web: $(WEB_STAMP)
 
 # Debian's chromium for the browser tests (Playwright cannot download its own browser here)
+# chromium, and a font with Chinese characters so the 中文 widget is readable in screenshots
 browser:
-	@[ -x /usr/bin/chromium ] || { echo "==> installing chromium (apt)"; \
-	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update && $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y chromium; }
+	@{ [ -x /usr/bin/chromium ] && fc-list :lang=zh | grep -q .; } || { echo "==> installing chromium and a Chinese font (apt)"; \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update && \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y chromium fonts-wqy-microhei; }
 	@[ -x /usr/bin/chromium ] || { echo "chromium is missing: apt-get install -y chromium" >&2; exit 1; }
 
 # ---------------------------------------------------------------- database

@@ -23,6 +23,15 @@ from bot.web.widget import widget_context
 router = APIRouter()
 TEMPLATES.env.filters["money"] = format_money
 PER_PAGE = 24
+#: the page languages the shop offers (the widget and the bot follow the page); the first is the default
+LANGUAGES = ("en", "zh")
+LANG_COOKIE = "shop_lang"
+
+
+def page_language(request: Request) -> str:
+    """The visitor's choice of the shop's 中文 / English switch (a cookie), else English."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    return chosen if chosen in LANGUAGES else LANGUAGES[0]
 
 
 def current_customer(request: Request, session: Session) -> CustomerInfo | None:
@@ -33,11 +42,13 @@ def current_customer(request: Request, session: Session) -> CustomerInfo | None:
 def page_context(request: Request, session: Session, settings: Settings, **extra: Any) -> dict[str, Any]:
     """What every shop page renders: the visitor, the categories, the CSRF token, the widget."""
     customer = current_customer(request, session)
+    lang = page_language(request)
     return {
         "customer": customer,
         "categories": catalog.categories(session),
         "csrf": csrf_token(request),
-        "widget": widget_context(request, settings, customer is not None),
+        "lang": lang,
+        "widget": widget_context(request, settings, customer is not None, lang),
         **extra,
     }
 
@@ -113,6 +124,16 @@ def login(
         return TEMPLATES.TemplateResponse(request, "shop/login.html", ctx, status_code=400)
     start_identity(request, customer.id)
     return RedirectResponse(safe_next(next_url), status_code=303)
+
+
+@router.get("/lang/{code}", name="set_language")
+def set_language(code: str, next_url: str | None = Query(None, alias="next", max_length=500)) -> RedirectResponse:
+    """The 中文 / English switch: remembers the page language for a year and goes back to the page."""
+    if code not in LANGUAGES:
+        raise HTTPException(status_code=404, detail="Unknown language.")
+    response = RedirectResponse(safe_next(next_url), status_code=303)
+    response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax", httponly=True)
+    return response
 
 
 @router.post("/logout", name="logout")

@@ -27,9 +27,10 @@ router = APIRouter()
 WEBCHAT_BUNDLE = "node_modules/rasa-webchat/lib/index.js"  # UMD bundle defining window.WebChat (npm ci)
 
 
-def widget_context(request: Request, settings: Settings, logged_in: bool) -> dict[str, Any]:
+def widget_context(request: Request, settings: Settings, logged_in: bool, language: str = "en") -> dict[str, Any]:
     """What the page's widget loader (static/chat.js) needs, rendered as data-* attributes."""
     return {
+        "language": language,
         "socket_url": settings.rasa_public_url,
         "socket_path": settings.socket_path,
         "chat_id": chat_id(request),

@@ -214,3 +214,35 @@ def test_html_in_a_message_is_shown_as_text(visit):
     assert visit.page.locator(".rw-conversation-container img[src='x']").count() == 0
     assert visit.dialogs == []  # no alert ran
     visit.screenshot("html-as-text")
+
+
+def test_a_chinese_shopper_tracks_and_returns_in_the_chinese_widget(visit):
+    """Issue 27's "done": the 中文 switch, then a verified tracking and a refund, all in Chinese."""
+    db = visit.shop.servers.db_url
+    status, _, _ = order_facts(db, "190003")
+    assert status == "delivered"
+    log_in(visit, 1)  # Alice: signed in, so the shop's token verifies her
+    visit.page.click("[data-testid=lang-zh]")
+    expect(visit.page.locator("html")).to_have_attribute("lang", "zh-CN")
+    visit.page.locator(".rw-launcher").click(timeout=30_000)
+    expect(visit.page.locator(".rw-title")).to_have_text("Concierge 智能客服")
+    expect(visit.page.locator(".rw-new-message")).to_have_attribute("placeholder", "问问订单、退款……")
+    expect(visit.page.locator(".rw-response").first).to_contain_text("您好", timeout=REPLY_TIMEOUT_MS)
+    tracked = say(visit, "我的订单190003到哪了？", "订单#190003")
+    assert "已签收" in tracked and "email" not in tracked.lower() and "邮箱" not in tracked
+    with session_scope(db) as s:
+        before = len(s.scalars(select(m.Refund.id).join(m.Order).where(m.Order.number == "190003")).all())
+    say(visit, "这个单我要退款", "哪件商品要退款")  # the order just tracked; two items in it
+    items = visit.page.locator(".rw-replies .rw-reply")
+    expect(items.last).to_have_text("整个订单")
+    items.last.click()
+    expect(visit.page.locator(".rw-messages-container")).to_contain_text("退款原因", timeout=REPLY_TIMEOUT_MS)
+    say(visit, "质量太差了，用了两天就坏了", "确认提交")
+    visit.screenshot("chinese-refund")
+    replies = visit.page.locator(".rw-replies .rw-reply")
+    expect(replies.nth(0)).to_have_text("确认提交")
+    replies.nth(0).click()
+    expect(visit.page.locator(".rw-messages-container")).to_contain_text("退款申请RF-", timeout=REPLY_TIMEOUT_MS)
+    with session_scope(db) as s:
+        after = len(s.scalars(select(m.Refund.id).join(m.Order).where(m.Order.number == "190003")).all())
+    assert after == before + 1  # the Chinese conversation wrote the real refund

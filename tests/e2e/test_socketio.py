@@ -8,6 +8,7 @@ channel that answers nothing fails in seconds instead of hanging.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -294,3 +295,17 @@ async def test_malformed_events_get_a_polite_reply_and_nothing_breaks(servers: S
     finally:
         await w.close()
     assert log.read_text(errors="replace").count("Traceback") == tracebacks_before
+
+
+async def test_a_chinese_page_gets_a_chinese_conversation(servers: Servers, db) -> None:
+    """The widget on a 中文 page sends language "zh" with every message and opens with /greet{"language": "zh"}."""
+    w = await Widget(servers).open()
+    page = {"language": "zh", "customer_token": token(3)}  # Carla, signed in
+    try:
+        greeting = "\n".join(m.get("text", "") for m in await w.turn('/greet{"language": "zh"}', customData=page))
+        assert re.search(r"[\u4e00-\u9fff]{4}", greeting), greeting
+        listed = "\n".join(m.get("text", "") for m in await w.turn("我最近的订单都到哪了？", customData=page))
+        assert "这是您最近的订单" in listed and "#190009" in listed, listed
+        assert not orders_of(db, 1) & set(re.findall(r"#(\d{6})", listed))  # only Carla's own
+    finally:
+        await w.close()

@@ -15,7 +15,26 @@
     storage.setItem(OWNER_KEY, cfg.chatId);
   }
 
-  var customData = {}; // the widget reads this object at every message: refreshing the token updates it
+  // The widget's own texts follow the page's language; the bot follows it too: every message carries
+  // it as customData.language, and the opening greeting asks for it ("/greet{"language": "zh"}").
+  var TEXTS = {
+    en: {
+      title: "Concierge",
+      subtitle: "Orders, deliveries, returns and refunds",
+      inputTextFieldHint: "Ask about an order, a refund...",
+      connectingText: "Connecting..."
+    },
+    zh: {
+      title: "Concierge 智能客服",
+      subtitle: "订单、物流、退换货和退款",
+      inputTextFieldHint: "问问订单、退款……",
+      connectingText: "正在连接……"
+    }
+  };
+  var lang = TEXTS[cfg.lang] ? cfg.lang : "en";
+  var texts = TEXTS[lang];
+
+  var customData = { language: lang }; // read at every message: refreshing the token updates it
 
   function fetchToken() {
     if (cfg.loggedIn !== "1") return Promise.resolve(null);
@@ -34,12 +53,13 @@
       socketUrl: cfg.socketUrl,
       socketPath: cfg.socketPath,
       customData: customData,
-      initPayload: "/greet", // a new conversation opens with the bot's greeting
+      // a new conversation opens with the bot's greeting, in the page's language
+      initPayload: '/greet{"language": "' + lang + '"}',
       params: { storage: "local", images: { dims: { width: 220, height: 165 } } },
-      title: "Concierge",
-      subtitle: "Orders, deliveries, returns and refunds",
-      inputTextFieldHint: "Ask about an order, a refund...",
-      connectingText: "Connecting...",
+      title: texts.title,
+      subtitle: texts.subtitle,
+      inputTextFieldHint: texts.inputTextFieldHint,
+      connectingText: texts.connectingText,
       showFullScreenButton: false,
       showMessageDate: false,
       displayUnreadCount: true,

@@ -152,6 +152,20 @@ def test_no_open_redirect_after_login(client):
         assert resp.headers["location"] == "/", target
 
 
+def test_the_language_switch_sets_the_page_and_the_widget_language(client):
+    page = client.get("/products/3").text
+    assert '<html lang="en">' in page and 'data-lang="en"' in page and 'data-testid="lang-zh"' in page
+    chat = re.search(r'data-chat-id="([^"]+)"', page).group(1)
+    resp = client.get("/lang/zh", params={"next": "/products/3"}, follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/products/3"
+    assert "shop_lang=zh" in resp.headers["set-cookie"] and "samesite=lax" in resp.headers["set-cookie"].lower()
+    page = client.get("/products/3").text
+    assert '<html lang="zh-CN">' in page and 'data-lang="zh"' in page and 'data-testid="lang-en"' in page
+    assert f'data-chat-id="{chat}"' in page  # the same conversation goes on in the other language
+    assert client.get("/lang/fr", follow_redirects=False).status_code == 404
+    assert client.get("/lang/en", params={"next": "//evil.example"}, follow_redirects=False).headers["location"] == "/"
+
+
 def test_the_chat_identity_changes_at_login_and_logout(client):
     def chat_id() -> str:
         return re.search(r'data-chat-id="([^"]+)"', client.get("/").text).group(1)
