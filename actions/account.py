@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
-from actions.replies import language
+from actions.replies import language, reply_error
 from bot.services import accounts as account_service
 from bot.services import faq
 from bot.services.errors import ServiceError
@@ -39,7 +39,7 @@ class ValidateEmailChangeForm(OrderFormValidator):
         match = EMAIL_RE.search(str(value or "")[:500])
         email = account_service.normalize_email(match.group(0)) if match else None
         if not email:
-            dispatcher.utter_message(text="That doesn't look like an email address. Could you type it again?")
+            dispatcher.utter_message(response="utter_new_email_malformed")
             return {"new_email": None}
         return {"new_email": email}
 
@@ -54,7 +54,7 @@ class ActionAskNewEmail(SafeAction):
         return "action_ask_new_email"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text="What new email address should we use for your account?")
+        dispatcher.utter_message(response="utter_new_email_question")
         return []
 
 
@@ -63,10 +63,7 @@ class ActionAskEmailChangeConfirm(SafeAction):
         return "action_ask_email_change_confirm"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(
-            text=f"Change your account email to {tracker.get_slot('new_email')}?",
-            buttons=[{"title": "Yes, change it", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
-        )
+        dispatcher.utter_message(response="utter_email_change_confirm_question", email=tracker.get_slot("new_email"))
         return []
 
 
@@ -82,17 +79,14 @@ class ActionChangeEmail(SafeAction):
         if ident.customer_id is None or confirmed is None or not new_email:
             return reset
         if confirmed is False:
-            dispatcher.utter_message(text="Okay, your email stays as it is.")
+            dispatcher.utter_message(response="utter_email_change_declined")
             return reset
         try:
             customer = await in_transaction(account_service.change_email, ident.customer_id, new_email)
         except ServiceError as exc:  # e.g. email in use: clear the "yes" so it can't confirm the next email
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc)
             return reset
-        dispatcher.utter_message(
-            text=f"Done, {customer.name.split()[0]}: your account email is now {customer.email}. "
-            "We'll send order updates there from now on."
-        )
+        dispatcher.utter_message(response="utter_email_changed", name=customer.name.split()[0], email=customer.email)
         return reset + [SlotSet("email", customer.email)] + csat_offer(tracker)
 
 
@@ -109,12 +103,7 @@ class ActionNewsletter(SafeAction):
         subscribe = not UNSUBSCRIBE_RE.search(text)
         customer = await in_transaction(account_service.set_newsletter, ident.customer_id, subscribe)
         if customer.newsletter:
-            dispatcher.utter_message(
-                text=f"You're subscribed to our newsletter at {customer.email}. "
-                "You can unsubscribe any time by asking me or via the link in any issue."
-            )
+            dispatcher.utter_message(response="utter_newsletter_subscribed", email=customer.email)
         else:
-            dispatcher.utter_message(
-                text="You're unsubscribed from our newsletter. You'll still get emails about your orders."
-            )
+            dispatcher.utter_message(response="utter_newsletter_unsubscribed")
         return ident.events

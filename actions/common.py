@@ -44,10 +44,6 @@ __all__ = [  # the helpers every action module imports from here (defined in act
 
 logger = logging.getLogger(__name__)
 
-TECHNICAL_PROBLEM = (
-    "Sorry, I ran into a technical problem and couldn't finish that. Please try again in a moment, "
-    'or type "human" to reach our support team.'
-)
 MAX_VERIFICATION_ATTEMPTS = 3
 #: answers that don't fit the same question before the form stops asking it (issue 25: never more
 #: than three times in a row); after MISSES_BEFORE_WAY_OUT the customer is offered to stop or a person
@@ -122,7 +118,7 @@ class SafeAction(Action, metaclass=ABCMeta):
                 return []
             except Exception:  # noqa: BLE001 - log it, apologise, keep the conversation going
                 logger.exception("Action %s failed", self.name())
-                dispatcher.utter_message(text=TECHNICAL_PROBLEM)
+                dispatcher.utter_message(response="utter_technical_problem")
                 # a person takes over when configured (handoff.yml)
                 return await hand_over_failure(dispatcher, tracker, self.name())
 
@@ -181,7 +177,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
                     events += self._count_misses(requested, events, dispatcher, tracker)
         except Exception:  # noqa: BLE001
             logger.exception("Form validation %s failed", self.name())
-            dispatcher.utter_message(text=TECHNICAL_PROBLEM)
+            dispatcher.utter_message(response="utter_technical_problem")
             flags.append(True)
             events = []
         finally:

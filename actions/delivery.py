@@ -11,6 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
+from actions.replies import reply_error
 from bot.services import orders as order_service
 from bot.services.errors import InvalidInput, ServiceError
 
@@ -37,7 +38,7 @@ class ValidateAddressForm(OrderFormValidator):
         try:
             parts = order_service.parse_address(str(value or ""))
         except InvalidInput as exc:
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc)
             return {"new_address": None}
         return {"new_address": format_parts(parts)}
 
@@ -52,10 +53,7 @@ class ActionAskNewAddress(SafeAction):
         return "action_ask_new_address"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(
-            text="What's the new shipping address? Please give street and number, city and postcode, "
-            'e.g. "12 Rose Street, Springfield, 12345".'
-        )
+        dispatcher.utter_message(response="utter_new_address_question")
         return []
 
 
@@ -65,8 +63,8 @@ class ActionAskAddressConfirm(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(
-            text=f"Ship order #{tracker.get_slot('order_number')} to {tracker.get_slot('new_address')} instead?",
-            buttons=[{"title": "Yes, change it", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+            response="utter_address_confirm_question", number=tracker.get_slot("order_number"),
+            address=tracker.get_slot("new_address"),
         )
         return []
 
@@ -83,14 +81,14 @@ class ActionChangeAddress(SafeAction):
         if ident.customer_id is None or confirmed is None or not number:
             return reset
         if confirmed is False:
-            dispatcher.utter_message(text="Okay, the shipping address stays as it was.")
+            dispatcher.utter_message(response="utter_address_change_declined")
             return reset
         try:
             order = await in_transaction(
                 order_service.change_shipping_address, ident.customer_id, number, tracker.get_slot("new_address")
             )
         except ServiceError as exc:  # refused now: clear the "yes" so it can't confirm a later request
-            dispatcher.utter_message(text=exc.message)
+            reply_error(dispatcher, exc, number=number)
             return reset
-        dispatcher.utter_message(text=f"Done: order #{order.number} will now ship to {order.shipping_address}.")
+        dispatcher.utter_message(response="utter_address_changed", number=order.number, address=order.shipping_address)
         return reset + csat_offer(tracker)

@@ -45,7 +45,7 @@ class ActionShowInvoice(SafeAction):
         else:
             invoices = await in_transaction(invoice_service.recent_invoices, ident.customer_id, 3)
         if not invoices:
-            dispatcher.utter_message(text="I couldn't find any invoices on your account yet.")
+            dispatcher.utter_message(response="utter_no_invoices")
             return ident.events
         text = "\n".join(describe_invoice(i) for i in invoices)
         text += "\nYou can download the PDF from your account under Orders > Invoices."

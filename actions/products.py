@@ -101,9 +101,7 @@ class ActionRecommend(SafeAction):
 
         recs = await in_transaction(work)
         if not recs:
-            dispatcher.utter_message(
-                text="I couldn't find anything to suggest right now. Is there a product you're looking for?"
-            )
+            dispatcher.utter_message(response="utter_no_recommendations")
             return ident.events
         lines = [f"- {r.name}, {format_money(r.price)} ({r.reason})" for r in recs[:5]]
         intro = "Here are a few things you might like:" if ident.customer_id else "Here are some popular picks:"

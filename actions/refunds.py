@@ -213,15 +213,12 @@ class ActionTrackRefund(SafeAction):
         if number:
             refunds = await in_transaction(refund_service.refund_status, ident.customer_id, number)
             if not refunds:
-                dispatcher.utter_message(
-                    text=f"There's no refund or return on order #{number} yet. Would you like to request one? "
-                    'Just say "I want a refund".'
-                )
+                dispatcher.utter_message(response="utter_no_refund_on_order", number=number)
                 return ident.events
         else:
             refunds = await in_transaction(refund_service.recent_refunds, ident.customer_id, 3)
             if not refunds:
-                dispatcher.utter_message(text="You don't have any refunds or returns with us.")
+                dispatcher.utter_message(response="utter_no_refunds")
                 return ident.events
         dispatcher.utter_message(text="\n".join(describe_refund(r) for r in refunds))
         return ident.events + csat_offer(tracker)

@@ -24,7 +24,7 @@ from actions.common import (
 )
 from actions.csat import escalation_events
 from actions.prompts import FORM_ANSWERS, TASKS
-from actions.replies import task_label
+from actions.replies import language, task_label
 from bot.services import faq
 from bot.services import feedback as feedback_service
 from bot.services import identity as identity_service
@@ -121,23 +121,14 @@ class ActionRequestHuman(SafeAction):
                 tracker, "handoff", "Customer asked for a human agent", "high", [latest_text(tracker)]
             )
         except InvalidInput:
-            dispatcher.utter_message(
-                text="I can pass you to our support team. Could you tell me in a few words what it's about?"
-            )
+            dispatcher.utter_message(response="utter_handoff_what_about")
             return []
         if handoff.config().triggers.asked_for_person:  # a person takes over now; the bot pauses
             paused = await handoff.hand_over(dispatcher, tracker, ticket.number, "asked_for_person")
             return [SlotSet(name, None) for name in TASK_SLOTS] + escalation_events() + paused
-        if ticket.reused:
-            dispatcher.utter_message(
-                text=f"Our support team already has this conversation (ticket {ticket.number}) and will take "
-                f"over here. {faq.answer('business_hours')}"
-            )
-        else:
-            dispatcher.utter_message(
-                text=f"I've asked our support team to take over this conversation (ticket {ticket.number}). "
-                f"{faq.answer('business_hours')}"
-            )
+        hours = faq.answer("business_hours", language(tracker))
+        reply = "utter_handoff_ticket_reused" if ticket.reused else "utter_handoff_ticket_opened"
+        dispatcher.utter_message(response=reply, ticket=ticket.number, hours=hours)
         return [SlotSet(name, None) for name in TASK_SLOTS] + escalation_events()
 
 
@@ -150,12 +141,10 @@ class ActionLogComplaint(SafeAction):
         try:
             ticket = await open_ticket(tracker, "complaint", text[:120] or "Complaint", "high", [text])
         except InvalidInput:
-            dispatcher.utter_message(
-                text="I'm sorry something went wrong. Could you tell me in a few words what happened?"
-            )
+            dispatcher.utter_message(response="utter_complaint_what_happened")
             return []
         if handoff.config().triggers.gold_complaint and await is_gold(tracker):
-            dispatcher.utter_message(text="I'm really sorry about this. Let me get a colleague for you right away.")
+            dispatcher.utter_message(response="utter_complaint_gold_handoff")
             return escalation_events() + await handoff.hand_over(dispatcher, tracker, ticket.number, "gold_complaint")
         number = order_in_message(tracker)  # carry-over: never ask for what the message already says
         if number:
@@ -204,35 +193,25 @@ class ActionFallback(SafeAction):
             if intent != "nlu_fallback":
                 break
             streak.append(str(event.get("text") or ""))
-        rephrase = (
-            "Sorry, I didn't quite get that. Could you say it another way? For example: "
-            '"where is my order?" or "I want to return an item".'
-        )
+        rephrase = "utter_rephrase"
         needed = handoff.config().triggers.fallbacks  # misunderstood messages in a row that hand over
         if needed == 0 or len(streak) < max(needed, 2):
-            dispatcher.utter_message(text=rephrase)
+            dispatcher.utter_message(response=rephrase)
             return []
         try:  # the two latest misunderstood messages must both be something a person meant to say
             ticket = await open_ticket(
                 tracker, "fallback", "Assistant could not understand the customer", trigger_texts=streak[:2]
             )
         except InvalidInput:
-            dispatcher.utter_message(text=rephrase)
+            dispatcher.utter_message(response=rephrase)
             return []
         if not ticket.reused or ticket.status == "open":  # a person takes over now
-            dispatcher.utter_message(text="I'm sorry, I'm still not understanding you.")
+            dispatcher.utter_message(response="utter_still_not_understanding")
             return escalation_events() + await handoff.hand_over(dispatcher, tracker, ticket.number, "fallbacks")
         if not ticket.reused:
-            dispatcher.utter_message(
-                text="I'm sorry, I'm still not understanding. I've asked a colleague from our support team to "
-                f"look at this conversation (ticket {ticket.number}); they'll reply here or by email."
-            )
+            dispatcher.utter_message(response="utter_fallback_ticket_opened", ticket=ticket.number)
         else:
-            dispatcher.utter_message(
-                text=f"Sorry, I still don't follow. A colleague from our support team will look at this "
-                f"conversation soon (ticket {ticket.number}). Meanwhile you can ask me about orders, refunds, "
-                "deliveries, payments or your account."
-            )
+            dispatcher.utter_message(response="utter_fallback_ticket_reused", ticket=ticket.number)
         return escalation_events()
 
 
@@ -241,7 +220,7 @@ class ActionStopTask(SafeAction):
         return "action_stop_task"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text="No problem, I've stopped that. Is there anything else I can help with?")
+        dispatcher.utter_message(response="utter_task_stopped")
         return [SlotSet(name, None) for name in TASK_SLOTS]
 
 
@@ -308,7 +287,7 @@ class ValidateFeedbackForm(FormValidationAction):
         words = re.findall(r"[a-z]+", text)  # whole words: "one" in "honestly" or "none" is no rating
         rating = int(match.group(1)) if match else next((n for w, n in RATING_WORDS.items() if w in words), None)
         if rating is None:
-            dispatcher.utter_message(text="Please pick a number from 1 to 5.")
+            dispatcher.utter_message(response="utter_feedback_rating_invalid")
             return {"feedback_rating": None}
         return {"feedback_rating": str(rating)}
 
@@ -324,10 +303,7 @@ class ActionAskFeedbackRating(SafeAction):
         return "action_ask_feedback_rating"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(
-            text="How would you rate your experience with us, from 1 (poor) to 5 (excellent)?",
-            buttons=[{"title": str(n), "payload": str(n)} for n in (5, 4, 3, 2, 1)],
-        )
+        dispatcher.utter_message(response="utter_feedback_rating_question")  # buttons 5 to 1 in the response
         return []
 
 
@@ -336,7 +312,7 @@ class ActionAskFeedbackComment(SafeAction):
         return "action_ask_feedback_comment"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text='Thanks! Anything you\'d like to tell us? (Type "no" to skip.)')
+        dispatcher.utter_message(response="utter_feedback_comment_question")
         return []
 
 
@@ -359,10 +335,7 @@ class ActionSaveFeedback(SafeAction):
         )
         if int(rating) <= 2:
             ticket = await open_ticket(tracker, "feedback", f"Low rating ({rating}/5)", "high")
-            dispatcher.utter_message(
-                text=f"Thank you for telling us, and I'm sorry we let you down. A team lead will follow up "
-                f"(ticket {ticket.number})."
-            )
+            dispatcher.utter_message(response="utter_feedback_low_followup", ticket=ticket.number)
             return reset + escalation_events()
-        dispatcher.utter_message(text="Thank you for your feedback! It goes straight to our team.")
+        dispatcher.utter_message(response="utter_feedback_thanks")
         return reset

@@ -23,10 +23,6 @@ from actions.support import open_ticket
 from bot.services.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
-UPSET_OFFER = (
-    "I'm sorry this has been so frustrating. Would you like me to pass this conversation to a member "
-    'of our team? Just say "human" and I\'ll hand it over.'
-)
 STREAK_MESSAGES = 2  # the messages shown to the agent as the reason (the policy's streak)
 
 
@@ -52,7 +48,7 @@ class ActionOfferHuman(SafeAction):
         if mode == "off":
             return [ActionReverted()]
         if mode == "offer":
-            dispatcher.utter_message(text=UPSET_OFFER)
+            dispatcher.utter_message(response="utter_upset_offer")
         try:
             ticket = await open_ticket(
                 tracker, "upset", "Customer upset several messages in a row: offered a human agent", "high", texts

@@ -22,9 +22,11 @@ from tests.actions.conftest import (
     CARLA,
     EMAILS,
     assert_polite,
+    buttons,
     make_tracker,
     one_text,
     slot_values,
+    texts,
     token_for,
 )
 
@@ -114,11 +116,11 @@ async def test_email_change_confirm(db_url, domain, dispatcher, value):
 async def test_ask_new_email_and_confirm(domain, dispatcher):
     await ActionAskNewEmail().run(dispatcher, make_tracker(domain), domain)
     await ActionAskEmailChangeConfirm().run(dispatcher, make_tracker(domain, slots={"new_email": "a@b.org"}), domain)
-    assert [m_["text"] for m_ in dispatcher.messages] == [
+    assert texts(dispatcher) == [
         "What new email address should we use for your account?",
         "Change your account email to a@b.org?",
     ]
-    assert [b["payload"] for b in dispatcher.messages[1]["buttons"]] == ["/affirm", "/deny"]
+    assert [b["payload"] for b in buttons(dispatcher.messages[1])] == ["/affirm", "/deny"]
 
 
 # ---------------------------------------------------------------- action + DB

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from actions import handoff as actions_handoff
 from actions.common import (
     MAX_VERIFICATION_ATTEMPTS,
-    TECHNICAL_PROBLEM,
     SafeAction,
     chat_verified,
     latest_user_metadata,
@@ -37,12 +36,15 @@ from tests.actions.conftest import (
     forged_token_for,
     make_tracker,
     one_text,
+    render,
     slot_event,
     slot_values,
     texts,
     token_for,
     user_event,
 )
+
+TECHNICAL_PROBLEM = render({"response": "utter_technical_problem"})
 
 FORM = "track_order_form"
 
@@ -187,7 +189,7 @@ async def test_a_failed_action_hands_over_to_a_person(fresh_db_url, domain, disp
     """bot/content/handoff.yml's action_failed: a ticket, a handoff, and the bot pauses."""
     events = await _Boom(RuntimeError("db exploded")).run(dispatcher, make_tracker(domain, sender_id="boom-1"), domain)
     assert events == [ConversationPaused()]
-    assert [m["text"] for m in dispatcher.messages][0] == TECHNICAL_PROBLEM
+    assert texts(dispatcher)[0] == TECHNICAL_PROBLEM
     assert "passed this conversation to our support team" in dispatcher.messages[-1]["text"]
     with session_scope() as s:
         (handoff,) = s.scalars(select(models.Handoff).where(models.Handoff.sender_id == "boom-1")).all()

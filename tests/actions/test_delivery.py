@@ -23,6 +23,7 @@ from tests.actions.conftest import (
     DAVID,
     EMAILS,
     assert_polite,
+    buttons,
     make_tracker,
     one_text,
     slot_values,
@@ -159,7 +160,7 @@ async def test_ask_address_confirm(domain, dispatcher):
     tracker = make_tracker(domain, slots={"order_number": "190002", "new_address": "1 A St, X, 12345, United States"})
     await ActionAskAddressConfirm().run(dispatcher, tracker, domain)
     assert one_text(dispatcher) == "Ship order #190002 to 1 A St, X, 12345, United States instead?"
-    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == ["/affirm", "/deny"]
+    assert [b["payload"] for b in buttons(dispatcher.messages[0])] == ["/affirm", "/deny"]
 
 
 # ---------------------------------------------------------------- action + DB

@@ -18,6 +18,7 @@ from tests.actions.conftest import (
     assert_polite,
     make_tracker,
     one_text,
+    render,
     slot_values,
     token_for,
 )
@@ -159,7 +160,7 @@ async def test_recommend_bad_input_is_polite(rec_service, db_url, domain, dispat
         domain, text=value, intent="recommend_products", entities=[ent("product", value), ent("category", value)]
     )
     await ActionRecommend().run(dispatcher, tracker, domain)
-    assert_polite(dispatcher.messages[0]["text"])
+    assert_polite(render(dispatcher.messages[0]))
     assert len(dispatcher.messages) == 1
 
 

@@ -25,9 +25,12 @@ from tests.actions.conftest import (
     BAD_INPUTS,
     BOB,
     assert_polite,
+    buttons,
     make_tracker,
     one_text,
+    render,
     slot_values,
+    texts,
     token_for,
     user_event,
 )
@@ -122,9 +125,9 @@ async def test_junk_complaint_or_handoff_opens_no_ticket(fresh_db_url, domain, d
     ) == []
     assert tickets() == []
     assert len(dispatcher.messages) == 2
-    for message in dispatcher.messages:
-        assert_polite(message["text"])
-        assert "ticket" not in message["text"] and "reply here" not in message["text"]
+    for text in texts(dispatcher):
+        assert_polite(text)
+        assert "ticket" not in text and "reply here" not in text
 
 
 async def test_second_escalation_reuses_the_open_ticket(fresh_db_url, domain, dispatcher):
@@ -281,7 +284,7 @@ async def test_feedback_form_bad_input_never_raises(domain, dispatcher, value):
     for slot in ("feedback_rating", "feedback_comment"):
         events = await ValidateFeedbackForm().run(dispatcher, feedback_form(domain, slot, value), domain)
         assert slot in slot_values(events)
-    for text in [m_["text"] for m_ in dispatcher.messages]:
+    for text in texts(dispatcher):
         assert_polite(text)
 
 
@@ -289,9 +292,9 @@ async def test_ask_feedback_questions(domain, dispatcher):
     await ActionAskFeedbackRating().run(dispatcher, make_tracker(domain), domain)
     await ActionAskFeedbackComment().run(dispatcher, make_tracker(domain), domain)
     rating, comment = dispatcher.messages
-    assert "from 1 (poor) to 5 (excellent)" in rating["text"]
-    assert [b["payload"] for b in rating["buttons"]] == ["5", "4", "3", "2", "1"]
-    assert 'Type "no" to skip.' in comment["text"]
+    assert "from 1 (poor) to 5 (excellent)" in render(rating)
+    assert [b["payload"] for b in buttons(rating)] == ["5", "4", "3", "2", "1"]
+    assert 'Type "no" to skip.' in render(comment)
 
 
 async def test_save_good_feedback(fresh_db_url, domain, dispatcher):

@@ -6,10 +6,12 @@ import pytest
 from rasa_sdk.events import ActionReverted, SlotSet
 from sqlalchemy import select
 
-from actions.upset import UPSET_OFFER, ActionOfferHuman
+from actions.upset import ActionOfferHuman
 from bot.db import models as m
 from bot.db.session import session_scope
-from tests.actions.conftest import ALICE, BAD_INPUTS, make_tracker, one_text, token_for, user_event
+from tests.actions.conftest import ALICE, BAD_INPUTS, make_tracker, one_text, render, token_for, user_event
+
+UPSET_OFFER = render({"response": "utter_upset_offer"})
 
 ESCALATED = [SlotSet("escalated", True), SlotSet("csat_due", False)]
 
