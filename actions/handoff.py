@@ -69,7 +69,17 @@ async def hand_over(
 ) -> list[EventType]:
     """Stores the handoff, tells the customer what happens next and pauses the bot."""
     info = await in_transaction(handoff_service.escalate, context(tracker, ticket_number, reason))
-    dispatcher.utter_message(text=info.message)
+    # the service words it in English ({message}); the Chinese variation of each case is in the domain
+    if info.after_hours:
+        case = "after_hours"
+    elif info.agents_online == 0 or info.wait_minutes is None:
+        case = "busy"
+    else:
+        case = "next" if info.position <= 1 else "queue"
+    dispatcher.utter_message(
+        response=f"utter_handoff_waiting_{case}", message=info.message, ticket=info.ticket_number,
+        position=info.position, minutes=info.wait_minutes,
+    )
     return [ConversationPaused()]
 
 

@@ -190,7 +190,7 @@ async def test_a_failed_action_hands_over_to_a_person(fresh_db_url, domain, disp
     events = await _Boom(RuntimeError("db exploded")).run(dispatcher, make_tracker(domain, sender_id="boom-1"), domain)
     assert events == [ConversationPaused()]
     assert texts(dispatcher)[0] == TECHNICAL_PROBLEM
-    assert "passed this conversation to our support team" in dispatcher.messages[-1]["text"]
+    assert "passed this conversation to our support team" in texts(dispatcher)[-1]
     with session_scope() as s:
         (handoff,) = s.scalars(select(models.Handoff).where(models.Handoff.sender_id == "boom-1")).all()
         assert (handoff.reason, handoff.status) == ("action_failed", "open")

@@ -137,7 +137,7 @@ async def test_second_escalation_reuses_the_open_ticket(fresh_db_url, domain, di
     assert await ActionRequestHuman().run(dispatcher, tracker, domain) == TASK_RESET + ESCALATED + PAUSED
     (ticket,) = tickets()
     assert ticket.category == "complaint" and "[handoff] Customer asked for a human agent" in ticket.description
-    reply = dispatcher.messages[-1]["text"]
+    reply = texts(dispatcher)[-1]
     assert reply.startswith(f"I've passed this conversation to our support team (ticket {ticket.number})")
 
 
@@ -160,7 +160,7 @@ async def test_second_fallback_in_a_row_opens_a_ticket(fresh_db_url, domain, dis
     assert (ticket.category, ticket.priority) == ("fallback", "normal")
     assert ticket.subject == "Assistant could not understand the customer"
     assert "customer: blah now" in ticket.description
-    assert f"(ticket {ticket.number})" in dispatcher.messages[-1]["text"]
+    assert f"(ticket {ticket.number})" in texts(dispatcher)[-1]
     assert [h.reason for h in handoffs()] == ["fallbacks"]
 
 
@@ -169,7 +169,7 @@ async def test_third_fallback_opens_no_second_ticket(fresh_db_url, domain, dispa
     # the bot is paused after the second; a third (e.g. after the agent handed back) reuses both
     assert await ActionFallback().run(dispatcher, fallback_tracker(domain, 3), domain) == ESCALATED + PAUSED
     (ticket,) = tickets()
-    assert f"(ticket {ticket.number})" in dispatcher.messages[-1]["text"]
+    assert f"(ticket {ticket.number})" in texts(dispatcher)[-1]
     assert len(handoffs()) == 1
 
 

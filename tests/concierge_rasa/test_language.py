@@ -15,15 +15,16 @@ from concierge_rasa.nlu.language import LanguageDetector, detect, language_tag
         ("我的订单190003到哪了？", None, "zh"),
         ("order 190003 到哪了", None, "zh"),              # mixed: the Chinese decides
         ("退款", {"language": "en"}, "zh"),                # Chinese typed on an English page
-        ("where is my order please", None, "en"),
+        ("where is my order please", None, None),         # English is the default: nothing to set
+        ("where is my order please", {"language": "en"}, "en"),
         ("where is my order please", {"language": "zh-CN"}, "zh"),  # the page's choice outranks Latin
-        ("190003", {"language": "zh"}, "zh"),             # nothing to go on: the page
+        ("190003", {"language": "en"}, None),             # no words: the conversation's language stays
+        ("alice.martin@example.com", {"language": "en"}, None),
+        ("ok", {"language": "zh"}, "zh"),                 # words: the page's language
         ("190003", None, None),                           # nothing at all: the slot stays
         ("ok thx", None, None),                           # too short to switch a Chinese chat
         ("Lumora One Tripod", None, None),                # a product button's payload
         ("carla@example.com", {"language": "fr"}, None),  # a language the shop doesn't speak
-        ("alice.martin@example.com", None, None),          # an email is no English
-        ("my email address is alice.martin@example.com", None, "en"),
         ("", {"language": 7}, None),
     ],
 )
