@@ -26,7 +26,7 @@ export CONCIERGE_EVENTS_DB ?= $(ROOT)/var/events.db
 
 RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
                 $(shell find concierge_rasa -name '*.py' 2>/dev/null) \
-                $(wildcard data/sentiment/*.csv data/sentiment/eval/*.csv)
+                $(wildcard data/sentiment/*.csv data/sentiment/zh/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
         web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-crm-ingest bench-tracker-store bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-heldout bench-zh bench-knn bench-ceiling \

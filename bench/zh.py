@@ -1,6 +1,6 @@
 """Chinese benchmarks (not tests): public sets, each beside its published figure (issue 27 §4).
 
-    PYTHONPATH=. .venv-rasa/bin/python bench/zh.py [--data ../shared/data] [--sections smp,chnsenticorp,xs,latency]
+    PYTHONPATH=. .venv-rasa/bin/python bench/zh.py [--data ../shared/data] [--sections smp,xs,product_sentiment,...]
 
 Sections:
 
@@ -20,6 +20,10 @@ Sections:
 * latency       parse p50/p95 of Chinese (SMP test) and English (the assistant's own NLU data)
                 messages through Rasa's Agent with the pipeline of ``zh.yml``, in the same run,
                 and the resident memory the e5 encoder adds to a Rasa process.
+* product_sentiment  the assistant's own Chinese sentiment head (ChineseSentimentClassifier: e5
+                vector, calibrated) trained on data/sentiment/zh/messages.csv, scored on the held-out
+                customer messages of data/sentiment/eval/test_zh.csv, beside the majority class and
+                the same head on character n-grams (C chosen on validation_zh.csv).
 
 e5 vectors are cached per chunk under var/cache/e5 (the first run encodes about 55,000 texts: about
 20 minutes on one core; progress on stderr). The last stdout line is one JSON object.
@@ -282,6 +286,27 @@ def bench_xs(data: Path) -> dict[str, Any]:
             "published_cnn": PUBLISHED["xs_test_acc"]}
 
 
+def read_product_sentiment() -> dict[str, list[Example]]:
+    """The product's own Chinese sentiment messages (data/sentiment/*_zh.csv): train, validation, test."""
+    from concierge_rasa.nlu.sentiment import read_labelled_csv
+
+    files = {"train": "data/sentiment/zh/messages.csv", "dev": "data/sentiment/eval/validation_zh.csv",
+             "test": "data/sentiment/eval/test_zh.csv"}
+    return {split: list(zip(*read_labelled_csv([ROOT / name]), strict=True)) for split, name in files.items()}
+
+
+def bench_product_sentiment() -> dict[str, Any]:
+    """The assistant's Chinese sentiment head (e5 vector; config.yml ChineseSentimentClassifier) on the
+    held-out customer messages of test_zh.csv, beside the majority class and character n-grams."""
+    sets = read_product_sentiment()
+    say(f"Chinese customer sentiment: train {len(sets['train'])}, validation {len(sets['dev'])}, "
+        f"test {len(sets['test'])} (held out)")
+    results = sentiment_head("product", sets["train"], sets["dev"], sets["test"])
+    majority = Counter(lab for _, lab in sets["train"]).most_common(1)[0][0]
+    baseline = accuracy([lab for _, lab in sets["test"]], [majority] * len(sets["test"]))
+    return {"by_features": results, "test_acc": results["e5"]["test_acc"], "majority_baseline": pct(baseline)}
+
+
 def bench_latency(model: str, zh_texts: list[str]) -> dict[str, Any]:
     """Parse times of Chinese and English messages through the same Chinese-capable model, same run."""
     import yaml
@@ -346,7 +371,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--sections", default="smp,chnsenticorp,xs,latency")
+    parser.add_argument("--sections", default="smp,chnsenticorp,xs,latency,product_sentiment")
     args = parser.parse_args(argv)
     import logging
     import warnings
@@ -373,6 +398,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             out["chnsenticorp"] = bench_chnsenticorp(args.data)
         if "xs" in sections:
             out["xs"] = bench_xs(args.data)
+        if "product_sentiment" in sections:
+            out["product_sentiment"] = bench_product_sentiment()
         if "latency" in sections and smp is not None:
             out["latency"] = bench_latency(smp["model"], smp["test_texts"])
     complete = sections >= {"smp", "chnsenticorp", "xs", "latency"}
@@ -383,13 +410,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         "xs_test_acc": out.get("xs", {}).get("test_acc"),
         "zh_parse_p95_ms": out.get("latency", {}).get("zh_parse_p95_ms"),
         "en_parse_p95_ms": out.get("latency", {}).get("en_parse_p95_ms"),
+        "zh_customer_sentiment_test_acc": out.get("product_sentiment", {}).get("test_acc"),
     }
     print("\nChinese benchmarks (test splits; published figures beside)", flush=True)
     for key, value in summary.items():
         print(f"  {key:24s} {value!s:>8}   target {TARGETS.get(key, '-')!s:>6}   published {PUBLISHED.get(key, '-')}")
     if complete:  # a target flag only for a complete run
         summary["meets_targets"] = bool(
-            all(summary[k] is not None for k in summary)
+            all(summary[k] is not None for k in summary if k != "zh_customer_sentiment_test_acc")
             and summary["smp2017_test_macro_f1"] >= TARGETS["smp2017_test_macro_f1"]
             and summary["chnsenticorp_test_acc"] >= TARGETS["chnsenticorp_test_acc"]
             and summary["xs_test_acc"] >= TARGETS["xs_test_acc"]

@@ -84,8 +84,23 @@ def test_the_page_language_and_the_customer_choose_the_language(servers: Servers
     greeting = chat.text(chat.say('/greet{"language": "zh"}'))  # the widget's first message
     assert chinese(greeting)
     assert chinese(chat.text(chat.say("hello")))  # a Chinese page stays Chinese
-    english = ZhChat(servers)
+    english = ZhChat(servers, {"language": "en"})
     assert not chinese(english.text(english.say("hi there")))
-    assert chinese(english.text(english.say("你好，在吗")))  # Chinese typed: Chinese replies
+    assert chinese(english.text(english.say("你好，在吗")))  # Chinese typed on an English page: Chinese replies
+    assert chinese(english.text(english.say("190003")))  # a number says nothing: the conversation stays Chinese
     back = english.text(english.say("sorry, can you answer me in English please"))
-    assert not chinese(back)
+    assert not chinese(back)  # English typed on the English page: English again
+
+
+def test_asking_for_a_person_in_chinese_opens_a_ticket_and_says_so_in_chinese(servers: Servers) -> None:
+    chat = ZhChat(servers)
+    reply = chat.text(chat.say("我的快递一直没到，帮我转人工客服"))
+    assert chinese(reply) and re.search(r"工单TK-\d+", reply), reply
+
+
+def test_an_upset_chinese_customer_is_offered_a_person(servers: Servers) -> None:
+    """The Chinese sentiment head feeds the upset rule (UpsetPolicy: two clearly negative messages in a row)."""
+    chat = ZhChat(servers)
+    chat.say("你们这什么破服务，东西寄错了还没人管，气死我了")
+    offer = chat.text(chat.say("垃圾店铺，太坑了，再也不会买了！"))
+    assert "转给我们的同事" in offer, offer
