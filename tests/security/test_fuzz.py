@@ -502,7 +502,7 @@ def action_calls(names: list[str], domain: dict) -> tuple[st.SearchStrategy, st.
     slot_names = list(domain["slots"])
     forms = list(domain["forms"])
     intents = [i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]]
-    entities = list(domain["entities"])
+    entities = [e if isinstance(e, str) else next(iter(e)) for e in domain["entities"]]  # "language: {...}"
     short_text = st.one_of(phrase, st.sampled_from(HOSTILE), st.text(max_size=40))
 
     def slot_value(name: str) -> st.SearchStrategy:
