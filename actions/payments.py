@@ -9,16 +9,20 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
-from actions.replies import fmt_date
+from actions.replies import fmt_date, language, render
 from bot.services import invoices as invoice_service
 from bot.services.types import InvoiceInfo, format_money
 
 
-def describe_invoice(invoice: InvoiceInfo) -> str:
-    lines = "; ".join(f"{line.quantity}x {line.name} {format_money(line.line_total)}" for line in invoice.lines[:6])
-    return (
-        f"Invoice {invoice.number} for order #{invoice.order_number}, issued {fmt_date(invoice.issued_at)}: "
-        f"{format_money(invoice.amount)} ({lines})."
+def describe_invoice(invoice: InvoiceInfo, domain: DomainDict, lang: str = "en") -> str:
+    """One line per invoice, from the domain's ``utter_invoice_line`` in ``lang``."""
+    if lang == "zh":
+        lines = "；".join(f"{line.name} ×{line.quantity} {format_money(line.line_total)}" for line in invoice.lines[:6])
+    else:
+        lines = "; ".join(f"{line.quantity}x {line.name} {format_money(line.line_total)}" for line in invoice.lines[:6])
+    return render(
+        domain, "utter_invoice_line", lang, invoice=invoice.number, number=invoice.order_number,
+        date=fmt_date(invoice.issued_at, lang), amount=format_money(invoice.amount), lines=lines,
     )
 
 
@@ -47,7 +51,8 @@ class ActionShowInvoice(SafeAction):
         if not invoices:
             dispatcher.utter_message(response="utter_no_invoices")
             return ident.events
-        text = "\n".join(describe_invoice(i) for i in invoices)
-        text += "\nYou can download the PDF from your account under Orders > Invoices."
-        dispatcher.utter_message(text=text)
+        lang = language(tracker)
+        dispatcher.utter_message(
+            response="utter_invoices", lines="\n".join(describe_invoice(i, domain, lang) for i in invoices)
+        )
         return ident.events + csat_offer(tracker)

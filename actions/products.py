@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import SafeAction, in_transaction, resolve_identity
-from actions.replies import language
+from actions.replies import language, render
 from bot.services import catalog, faq
 from bot.services import orders as order_service
 from bot.services import recommendations as rec_service  # models load on first use, not at import
@@ -40,11 +40,12 @@ class ActionProductQuestion(SafeAction):
         if not products:
             dispatcher.utter_message(text=faq.answer("product_question", language(tracker)))
             return []
+        lang = language(tracker)
         lines = []
         for p in products:
-            stock = "in stock" if p.stock > 0 else "currently out of stock"
+            stock = render(domain, "utter_in_stock" if p.stock > 0 else "utter_out_of_stock", lang)
             lines.append(f"- {p.name} ({p.category}), {format_money(p.price)}, {stock}: {p.description}")
-        dispatcher.utter_message(text="Here's what I found:\n" + "\n".join(lines))
+        dispatcher.utter_message(response="utter_products_found", lines="\n".join(lines))
         return []
 
 
@@ -104,7 +105,9 @@ class ActionRecommend(SafeAction):
             dispatcher.utter_message(response="utter_no_recommendations")
             return ident.events
         lines = [f"- {r.name}, {format_money(r.price)} ({r.reason})" for r in recs[:5]]
-        intro = "Here are a few things you might like:" if ident.customer_id else "Here are some popular picks:"
+        intro = render(
+            domain, "utter_recommend_personal" if ident.customer_id else "utter_recommend_popular", language(tracker)
+        )
         if tracker.get_latest_input_channel() in CARD_CHANNELS:  # product cards in the website's widget
             dispatcher.utter_message(text=intro)
             dispatcher.utter_message(attachment=product_carousel(recs[:5], get_settings().shop_url))

@@ -31,12 +31,15 @@ _WHOLE = re.compile(
 REFUND_SLOTS = ("refund_item", "refund_reason", "refund_confirm")
 
 
-def describe_refund(refund: RefundInfo) -> str:
-    what = refund.item_name or f"order #{refund.order_number}"
-    return (
-        f"{refund.kind.capitalize()} {refund.number} for {what} ({format_money(refund.amount)}), "
-        f"requested {fmt_date(refund.created_at)}: {refund.status}."
-    )
+def describe_refund(refund: RefundInfo, domain: DomainDict, lang: str = "en") -> str:
+    """One line per refund or return, from the domain's ``utter_refund_line_*`` in ``lang``."""
+    values = {
+        "refund": refund.number, "item": refund.item_name, "number": refund.order_number,
+        "amount": format_money(refund.amount), "date": fmt_date(refund.created_at, lang),
+        "kind": render(domain, f"utter_refund_kind_{refund.kind}", lang) or refund.kind.capitalize(),
+        "status": render(domain, f"utter_refund_status_{refund.status}", lang) or refund.status,
+    }
+    return render(domain, "utter_refund_line_item" if refund.item_name else "utter_refund_line_order", lang, **values)
 
 
 def _check_eligible(session: Any, customer_id: int, order_number: str, item: str | None = None) -> Any:
@@ -220,5 +223,6 @@ class ActionTrackRefund(SafeAction):
             if not refunds:
                 dispatcher.utter_message(response="utter_no_refunds")
                 return ident.events
-        dispatcher.utter_message(text="\n".join(describe_refund(r) for r in refunds))
+        lang = language(tracker)
+        dispatcher.utter_message(text="\n".join(describe_refund(r, domain, lang) for r in refunds))
         return ident.events + csat_offer(tracker)

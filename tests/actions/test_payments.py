@@ -18,6 +18,7 @@ from tests.actions.conftest import (
     assert_polite,
     make_tracker,
     one_text,
+    render,
     slot_values,
     token_for,
 )
@@ -53,6 +54,16 @@ async def test_show_invoice_for_one_order(db_url, domain, dispatcher):
     assert ": $142.97 (1x Copperfield X1 Chef's Knife $63.99; 1x Culina X1 Cutting Board $41.99; " in text
     assert text.endswith("You can download the PDF from your account under Orders > Invoices.")
     assert slot_values(events)["verified_customer_id"] == str(CARLA)
+
+
+async def test_show_invoice_in_chinese(db_url, domain, dispatcher):
+    tracker = make_tracker(domain, token=token_for(CARLA), slots={"order_number": "190009", "language": "zh"})
+    await ActionShowInvoice().run(dispatcher, tracker, domain)
+    (message,) = dispatcher.messages
+    text = render(message, "zh")
+    assert text.startswith("发票INV-190009（订单#190009），开具日期")
+    assert "Copperfield X1 Chef's Knife ×1 $63.99；" in text
+    assert text.endswith("里下载。")
 
 
 async def test_show_invoice_not_issued_yet(db_url, domain, dispatcher):

@@ -378,6 +378,14 @@ async def test_track_refund_by_refund_number(db_url, domain, dispatcher):
     assert slot_values(events)["verified_customer_id"] == str(BOB)
 
 
+async def test_track_refund_in_chinese(db_url, domain, dispatcher):
+    tracker = make_tracker(domain, text="RF-590001 退款到哪一步了", token=token_for(BOB), slots={"language": "zh"})
+    await ActionTrackRefund().run(dispatcher, tracker, domain)
+    text = one_text(dispatcher)
+    assert text.startswith("退款RF-590001：Novatek Mini Laptop Sleeve（$30.99），申请于")
+    assert text.endswith("已提交，等待审核。")
+
+
 async def test_track_someone_elses_refund_is_not_found(db_url, domain, dispatcher):
     tracker = make_tracker(domain, text="status of RF-590001", token=token_for(ALICE))
     await ActionTrackRefund().run(dispatcher, tracker, domain)
