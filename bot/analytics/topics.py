@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select, text
@@ -159,6 +160,23 @@ def product_words(session: Session) -> frozenset[str]:
     return frozenset(words - ASPECT_NOUNS)
 
 
+def chinese_product_words() -> frozenset[str]:
+    """The Chinese product words of the NLU's lookup table (nlu_data/nlu/zh_lookup.yml), if present."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "nlu_data" / "nlu" / "zh_lookup.yml"
+    try:
+        items = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []
+    except (OSError, yaml.YAMLError):
+        return frozenset()
+    words: set[str] = set()
+    for item in items:
+        if isinstance(item, dict) and item.get("lookup") == "product":
+            words.update(line.strip()[2:].strip() for line in str(item.get("examples") or "").splitlines()
+                         if line.strip().startswith("- "))
+    return frozenset(w for w in words if w)
+
+
 def aspects(doc, products: frozenset[str] = frozenset()) -> list[Aspect]:  # noqa: ANN001 - spacy Doc
     """Opinionated aspects of one parsed text; plain nouns when it has none (at most three)."""
     found: list[Aspect] = []
@@ -264,18 +282,26 @@ class TopicResult:
 
 
 def extract(texts: list[SourceText], now: datetime, embed: Callable[[list[str]], np.ndarray] | None = None,
-            progress: Callable[[str], None] | None = None, products: frozenset[str] = frozenset()) -> TopicResult:
-    """Aspects of every text, grouped into named topics; rows for ``feedback_mentions``."""
+            progress: Callable[[str], None] | None = None, products: frozenset[str] = frozenset(),
+            zh_products: frozenset[str] = frozenset()) -> TopicResult:
+    """Aspects of every text (English parsed, Chinese by lexicon), grouped into named topics; rows for
+    ``feedback_mentions``."""
     say = progress or (lambda _m: None)
     result = TopicResult(texts=len(texts))
     if not texts:
         return result
+    from bot.analytics import topics_zh  # Chinese feedback: a lexicon, named like the English topics
+
     parsed: list[tuple[SourceText, Aspect]] = []
-    docs = nlp().pipe((t.text[:MAX_TEXT] for t in texts), batch_size=64)
-    for i, (src, doc) in enumerate(zip(texts, docs, strict=True)):
+    chinese = [t for t in texts if topics_zh.is_chinese(t.text[:MAX_TEXT])]
+    english = [t for t in texts if not topics_zh.is_chinese(t.text[:MAX_TEXT])]
+    for src in chinese:
+        parsed.extend((src, a) for a in topics_zh.aspects(src.text[:MAX_TEXT], zh_products))
+    docs = nlp().pipe((t.text[:MAX_TEXT] for t in english), batch_size=64)
+    for i, (src, doc) in enumerate(zip(english, docs, strict=True)):
         parsed.extend((src, a) for a in aspects(doc, products))
         if (i + 1) % 500 == 0:
-            say(f"topics: parsed {i + 1}/{len(texts)} texts")
+            say(f"topics: parsed {i + 1}/{len(english)} English texts")
     phrases = sorted({a.phrase for _, a in parsed})
     say(f"topics: {len(parsed)} aspects ({len(phrases)} distinct) from {len(texts)} texts; grouping ...")
     labels = dict(zip(phrases, cluster(phrases, embed), strict=True))
@@ -316,7 +342,8 @@ def refresh(session: Session, now: datetime, days: int = 730, progress: Callable
             embed: Callable[[list[str]], np.ndarray] | None = None) -> TopicResult:
     """Recompute the mentions of the last ``days`` days and store them (caller commits)."""
     texts = collect(session, now - timedelta(days=days), now)
-    result = extract(texts, now, embed=embed, progress=progress, products=product_words(session))
+    result = extract(texts, now, embed=embed, progress=progress, products=product_words(session),
+                     zh_products=chinese_product_words())
     repo.replace_mentions(session, result.mentions)
     return result
 
