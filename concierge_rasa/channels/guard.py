@@ -24,6 +24,7 @@ from concierge_rasa.channel_security import (
     strip_private_entities,
 )
 from concierge_rasa.limits import POLITE_SLOW_DOWN
+from concierge_rasa.nlu.language import written_language
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,10 @@ def guarded(
             await message.output_channel.send_text_message(message.sender_id, POLITE_SLOW_DOWN)
             return
         message.metadata = secure_metadata(message.metadata, channel, message.sender_id, client, session)
+        if "language" not in message.metadata:  # the client named none: the message's own script, if clear
+            written = written_language(message.text or "")
+            if written is not None:
+                message.metadata["language"] = written
         counter = CountingOutputChannel(message.output_channel)
         message.output_channel = counter
         failed = False

@@ -45,6 +45,25 @@ def language_tag(value: Any) -> Optional[str]:
     return primary if primary in LANGUAGES else None
 
 
+#: English words in a message before a channel whose client names no language calls it English
+MIN_ENGLISH_WORDS = 4
+
+
+def written_language(text: str) -> Optional[str]:
+    """The language a message is written in, when its script says so clearly: Chinese characters, or
+    several English words (emails and links left out); None for an order number, "ok", a product name.
+
+    The channels (``concierge_rasa.channels.guard``) put it in the metadata when the client named no
+    language (REST, the messaging platforms), so a customer there who wrote Chinese can switch back by
+    writing English."""
+    if has_han(text):
+        return "zh"
+    if text.lstrip().startswith("/"):
+        return None  # a button's payload ("/greet", "/inform{...}"), not something written
+    words = _LATIN_WORD.findall(_NEUTRAL.sub(" ", text or ""))
+    return "en" if len(words) >= MIN_ENGLISH_WORDS else None
+
+
 def detect(text: str, metadata: Any = None) -> Optional[str]:
     """The message's language: Chinese script, else the page's language, else None (no change).
 

@@ -163,6 +163,22 @@ def test_guarded_passes_replies_through_and_cleans_the_message(monkeypatch) -> N
     assert seen["text"] == "hey" and set(seen["metadata"]) == {"concierge"}  # only the server's signed claims
 
 
+def test_guarded_names_the_language_a_message_is_clearly_written_in(monkeypatch) -> None:
+    """Where the client names no language (REST, messaging platforms), a clear script does; the client's wins."""
+    monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
+    seen = []
+
+    async def echo(message: UserMessage) -> None:
+        seen.append(message.metadata.get("language"))
+        await message.output_channel.send_text_message(message.sender_id, "ok")
+
+    out = CollectingOutputChannel()
+    for text, metadata in [("can you answer me in English please", None), ("我的订单到哪了", None), ("190003", None),
+                           ("can you answer me in English please", {"language": "zh"})]:
+        run(guard.guarded(echo)(UserMessage(text, out, "s9", metadata=metadata)))
+    assert seen == ["en", "zh", None, "zh"]
+
+
 def test_guarded_makes_no_call_to_record_the_turn() -> None:
     """Recording goes through Rasa's event broker (bot/crm), never through the channel (issue 17)."""
     from pathlib import Path

@@ -6,7 +6,7 @@ import pytest
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from concierge_rasa.nlu.language import LanguageDetector, detect, language_tag
+from concierge_rasa.nlu.language import LanguageDetector, detect, language_tag, written_language
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,10 @@ def test_adds_one_language_entity_after_the_others() -> None:
     assert message.get(ENTITIES) == [
         order, {"entity": "language", "value": "zh", "start": 0, "end": 0, "extractor": "LanguageDetector"}]
     assert silent.get(ENTITIES, []) == []
+
+
+def test_written_language_needs_a_clear_script() -> None:
+    assert written_language("我的订单呢") == "zh"
+    assert written_language("where is my order please") == "en"
+    assert [written_language(t) for t in ("ok thx", "Lumora One Tripod", "my email: a@b.example.com", "190003",
+                                          '/greet{"language": "en"} one two three four', "")] == [None] * 6
