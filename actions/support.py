@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
@@ -24,7 +23,7 @@ from actions.common import (
 )
 from actions.csat import escalation_events
 from actions.prompts import FORM_ANSWERS, TASKS
-from actions.replies import language, task_label
+from actions.replies import language, render, task_label
 from bot.services import faq
 from bot.services import feedback as feedback_service
 from bot.services import identity as identity_service
@@ -46,8 +45,6 @@ TASK_SLOTS = (
     "feedback_comment",
     "repair_misses",
 )
-RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-SKIP_RE = re.compile(r"^\s*(no|nope|nah|no thanks|nothing|skip|n/a|none|-)\s*[.!]*\s*$", re.I)
 
 
 def latest_text(tracker: Tracker) -> str:
@@ -64,15 +61,16 @@ def order_in_message(tracker: Tracker) -> str | None:
     return None
 
 
-def order_next_steps(number: str) -> list[dict[str, str]]:
+def order_next_steps(number: str, domain: DomainDict, lang: str = "en") -> list[dict[str, str]]:
     """What a customer usually wants next about an order they complain about. The flows behind the
     buttons check ownership, so the same buttons go to everyone and reveal nothing."""
     order = json.dumps({"order_number": number})
-    return [
-        {"title": f"Return or refund #{number}", "payload": "/get_refund" + order},
-        {"title": f"Where is #{number}?", "payload": "/track_order" + order},
-        {"title": "Talk to a person", "payload": "/contact_human_agent"},
+    steps = [
+        ("utter_button_return_order", "/get_refund" + order),
+        ("utter_button_where_is_order", "/track_order" + order),
+        ("utter_button_person", "/contact_human_agent"),
     ]
+    return [{"title": render(domain, name, lang, number=number), "payload": payload} for name, payload in steps]
 
 
 def recent_user_texts(tracker: Tracker, limit: int = 5) -> str:
@@ -150,7 +148,8 @@ class ActionLogComplaint(SafeAction):
         if number:
             response = "utter_complaint_added_order" if ticket.reused else "utter_complaint_logged_order"
             dispatcher.utter_message(
-                response=response, ticket=ticket.number, number=number, buttons=order_next_steps(number)
+                response=response, ticket=ticket.number, number=number,
+                buttons=order_next_steps(number, domain, language(tracker)),
             )
             return escalation_events() + [SlotSet("order_number", number)]
         response = "utter_complaint_added" if ticket.reused else "utter_complaint_logged"
@@ -246,15 +245,13 @@ class ActionHandleInform(SafeAction):
         number = tracker.get_slot("order_number")
         if "order_number" in entities and number:
             order = json.dumps({"order_number": number})  # the button carries the number: nothing asked twice
+            lang = language(tracker)
+            steps = [("utter_button_where_is_it", "/track_order"), ("utter_button_cancel_it", "/cancel_order"),
+                     ("utter_button_return_it", "/get_refund"), ("utter_button_invoice", "/get_invoice")]
             dispatcher.utter_message(
                 response="utter_inform_order",
                 number=number,
-                buttons=[
-                    {"title": "Where is it?", "payload": "/track_order" + order},
-                    {"title": "Cancel it", "payload": "/cancel_order" + order},
-                    {"title": "Return or refund", "payload": "/get_refund" + order},
-                    {"title": "Get the invoice", "payload": "/get_invoice" + order},
-                ],
+                buttons=[{"title": render(domain, name, lang), "payload": intent + order} for name, intent in steps],
             )
         else:
             dispatcher.utter_message(response="utter_inform_other")
@@ -282,10 +279,8 @@ class ValidateFeedbackForm(FormValidationAction):
     async def validate_feedback_rating(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        text = str(value or "").strip().lower()[:100]
-        match = re.search(r"\b([1-5])\b", text)
-        words = re.findall(r"[a-z]+", text)  # whole words: "one" in "honestly" or "none" is no rating
-        rating = int(match.group(1)) if match else next((n for w, n in RATING_WORDS.items() if w in words), None)
+        # the feedback service reads ratings as customers type them ("4/5", "four", "五分", "★★★")
+        rating = feedback_service.parse_rating(str(value or "")[:100])
         if rating is None:
             dispatcher.utter_message(response="utter_feedback_rating_invalid")
             return {"feedback_rating": None}
@@ -295,7 +290,7 @@ class ValidateFeedbackForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text = " ".join(str(value or "").split())[:2000]
-        return {"feedback_comment": "" if SKIP_RE.match(text) else text}
+        return {"feedback_comment": "" if feedback_service.is_skip(text) else text}
 
 
 class ActionAskFeedbackRating(SafeAction):

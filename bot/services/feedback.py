@@ -13,7 +13,10 @@ from bot.services.tickets import clip_text
 
 RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 #: Chinese numerals before 分/星/颗星 ("五分", "4星") and the words for a rating ("满分" is the top one)
-_ZH_RATING = re.compile(r"(?<![\d.])([一二两三四五1-5])\s*(?:分|星|颗星)|(满分)")
+_ZH_RATING = re.compile(
+    # not 十五分钟 (fifteen minutes), 三星 the brand, 两星期 (two weeks)
+    r"(?<![\d.十百])([一二两三四五1-5])\s*(?:分(?!钟)|颗星|星(?=$|[\s，。！!,.吧啊哦呀]))|(满分)"
+)
 _ZH_NUMBERS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 _DIGIT = re.compile(r"(?<![\d.,])([1-5])(?!\d|[.,]\d)")
 _SKIP = re.compile(

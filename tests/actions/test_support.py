@@ -249,6 +249,8 @@ def feedback_form(domain, requested, value, **kw):  # noqa: ANN001, ANN201
         ("FOUR", "4"),
         ("honestly, four", "4"),  # "one" inside "honestly" is not a rating
         ("someone was helpful: three", "3"),
+        ("五分", "5"),
+        ("给4分吧", "4"),
     ],
 )
 async def test_feedback_rating_is_parsed(domain, dispatcher, value, expected):
@@ -271,6 +273,8 @@ async def test_feedback_rating_without_a_rating_is_asked_again(domain, dispatche
         ("no", ""),
         ("No thanks.", ""),
         ("skip", ""),
+        ("没有", ""),
+        ("跳过", ""),
         ("x" * 3000, "x" * 2000),
     ],
 )

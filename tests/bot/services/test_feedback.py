@@ -37,6 +37,7 @@ def test_parse_rating_reads_what_customers_type():
         "honestly": None, "": None, None: None, "great service": None,
         # Chinese: numerals or digits before 分/星, and 满分 (full marks)
         "五分": 5, "给4星吧": 4, "两颗星": 2, "满分！": 5, "三分吧，太慢了": 3, "10分": None, "1900023分": None,
+        "等了十五分钟，给3分": 3, "三星手机": None, "两星期了": None, "四星吧": 4,
     }
     assert {text: parse_rating(text) for text in cases} == cases
 
