@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from bot.db.models import Address, Invoice, Order, OrderItem, Product, Refund
+from bot.services.address_zh import chinese_address_text, has_han
 from bot.services.types import (
     InvoiceInfo,
     OrderLine,
@@ -24,13 +26,21 @@ def money(value: Decimal | float | int | None) -> Decimal:
 def format_address(address: Address | None) -> str:
     if address is None:
         return ""
-    parts = [address.line1]
-    if address.line2:
-        parts.append(address.line2)
-    parts.append(f"{address.city} {address.postcode}".strip())
-    if address.country:
-        parts.append(address.country)
-    return ", ".join(p for p in parts if p)
+    return address_text(
+        {"line1": address.line1, "line2": address.line2, "city": address.city,
+         "postcode": address.postcode, "country": address.country}
+    )
+
+
+def address_text(parts: Mapping[str, str | None]) -> str:
+    """An address in one line, the way its country writes it: a Chinese one big to small, in one
+    run (read back by ``parse_address``); any other small to big with commas."""
+    line1, city = parts.get("line1") or "", parts.get("city") or ""
+    if has_han(line1 + city):
+        return chinese_address_text(line1, parts.get("line2"), city, parts.get("postcode") or "")
+    postcode = parts.get("postcode") or ""
+    fields = [line1, parts.get("line2") or "", f"{city} {postcode}".strip(), parts.get("country") or ""]
+    return ", ".join(f for f in fields if f)
 
 
 def order_line(item: OrderItem) -> OrderLine:

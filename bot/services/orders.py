@@ -12,6 +12,7 @@ from bot.db import orders as orders_repo
 from bot.db import refunds as refunds_repo
 from bot.db.base import utcnow
 from bot.db.models import Order
+from bot.services import address_zh
 from bot.services._convert import money, order_summary, refund_info
 from bot.services.errors import InvalidInput, NotAllowed, order_not_found
 from bot.services.types import CancellationResult, OrderSummary
@@ -154,6 +155,13 @@ _LINE2_RE = re.compile(r"^(apt|apartment|suite|ste|unit|floor|fl|flat|room|build
 _FORBIDDEN = set("<>{}[]|\\^`$;=")
 
 
+_CHINESE_PROBLEMS = {
+    "city": "I couldn't find the city.",
+    "street": "The street needs a house number.",
+    "too long": "That address is too long.",
+}
+
+
 def _invalid_address(detail: str) -> InvalidInput:
     return InvalidInput(
         "invalid_address",
@@ -163,13 +171,20 @@ def _invalid_address(detail: str) -> InvalidInput:
 
 
 def parse_address(text: object) -> dict:
-    """Split free text into line1/line2/city/postcode/country; InvalidInput when implausible."""
+    """Split free text into line1/line2/city/postcode/country; InvalidInput when implausible.
+
+    Text with Chinese characters is read as a Chinese address (big to small, postcode optional)."""
     if not isinstance(text, str) or not text.strip():
         raise _invalid_address("I didn't get an address.")
     if len(text) > MAX_ADDRESS_TEXT:
         raise _invalid_address("That address is too long.")
     if any(c in _FORBIDDEN or (ord(c) < 32 and c not in "\n\t") for c in text):
         raise _invalid_address("That doesn't look like an address.")
+    if address_zh.has_han(text):
+        try:
+            return address_zh.parse_chinese_address(text)
+        except address_zh.AddressProblem as problem:
+            raise _invalid_address(_CHINESE_PROBLEMS.get(str(problem), "I couldn't read that address.")) from None
     parts = [p.strip(" .") for p in re.split(r"[,\n;]+", text) if p.strip(" .")]
     if len(parts) < 2:
         raise _invalid_address("I need a few more details.")

@@ -26,6 +26,7 @@ from tests.actions.conftest import (
     buttons,
     make_tracker,
     one_text,
+    render,
     slot_values,
     token_for,
 )
@@ -119,6 +120,17 @@ async def test_invalid_address_is_explained(db_url, domain, dispatcher, text, re
     assert "12 Rose Street, Springfield, 12345" in msg
 
 
+async def test_chinese_address_is_kept_the_chinese_way_and_a_bad_one_explained_in_chinese(db_url, domain, dispatcher):
+    tracker = address_form(domain, "new_address", {"new_address": "寄到杭州市西湖区文三路478号华星时代广场A座"},
+                           token=token_for(ALICE), slots={"order_number": "190002", "language": "zh"})
+    slots = slot_values(await ValidateAddressForm().run(dispatcher, tracker, domain))
+    assert slots["new_address"] == "杭州市西湖区文三路478号华星时代广场A座"
+    tracker = address_form(domain, "new_address", {"new_address": "西湖区文三路"}, token=token_for(ALICE),
+                           slots={"order_number": "190002", "language": "zh"})
+    assert slot_values(await ValidateAddressForm().run(dispatcher, tracker, domain))["new_address"] is None
+    assert "上海市浦东新区世纪大道100号" in render(dispatcher.messages[-1], "zh")
+
+
 @pytest.mark.parametrize("text", BAD_INPUTS)
 async def test_bad_address_input_is_polite(db_url, domain, dispatcher, text):
     tracker = address_form(
@@ -142,6 +154,12 @@ async def test_address_confirm(db_url, domain, dispatcher, value):
     slots = slot_values(events)
     assert slots["address_confirm"] is value
     assert slots["requested_slot"] is None
+
+
+def test_format_parts_writes_a_chinese_address_big_to_small():
+    parts = {"line1": "南山区科技园南路15号", "line2": "2栋801室", "city": "广东省深圳市",
+             "postcode": "518057", "country": "中国"}
+    assert format_parts(parts) == "广东省深圳市南山区科技园南路15号2栋801室，邮编518057"
 
 
 def test_format_parts_skips_empty_parts():

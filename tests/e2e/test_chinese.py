@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from bot.db.models import Address, Order
 from tests.e2e.chat import Chat, own_order, refunds_of, signed_in
 from tests.stack import Servers
 
@@ -22,13 +24,6 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 
 class ZhChat(Chat):
     prefix = "zh"
-
-
-@pytest.fixture(scope="module")
-def db(servers: Servers):
-    engine = create_engine(servers.db_url)
-    yield engine
-    engine.dispose()
 
 
 def chinese(text: str) -> bool:
@@ -70,6 +65,22 @@ def test_return_signed_in_in_chinese_writes_the_refund(servers: Servers, db) -> 
     done = chat.text(chat.say("是的"))
     assert "退货申请RF-" in done and "已提交" in done
     assert refunds_of(db, number) == 1
+
+
+def test_address_change_in_chinese_takes_a_chinese_address(servers: Servers, db) -> None:
+    number = own_order(db, "190002")  # Alice's, processing: the address can still change
+    chat = ZhChat(servers, signed_in(ALICE))
+    asked = chat.text(chat.say(f"订单{number}的收货地址要改一下"))
+    assert "新的收货地址" in asked and chinese(asked)
+    confirm = chat.text(chat.say("改成 广东省深圳市南山区科技园南路15号2栋801室，邮编518057"))
+    assert f"订单#{number}" in confirm and "广东省深圳市南山区科技园南路15号2栋801室，邮编518057" in confirm
+    done = chat.text(chat.say("对的"))
+    assert "改好了" in done and chinese(done)
+    with Session(db) as s:
+        address = s.scalars(select(Address).join(Order, Order.shipping_address_id == Address.id)
+                            .where(Order.number == number)).one()
+    assert (address.city, address.line1, address.line2, address.postcode, address.country) == (
+        "广东省深圳市", "南山区科技园南路15号", "2栋801室", "518057", "中国")
 
 
 def test_someone_elses_order_stays_hidden_in_chinese(servers: Servers, db) -> None:

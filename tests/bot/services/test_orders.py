@@ -7,6 +7,7 @@ from sqlalchemy import select
 from bot.db import models as m
 from bot.db.base import utcnow
 from bot.services import orders
+from bot.services._convert import format_address
 from bot.services.errors import InvalidInput, NotAllowed, NotFound
 
 ALICE, BOB, CARLA, DAVID = 1, 2, 3, 4
@@ -239,6 +240,40 @@ def test_parse_address_rejects_implausible_text(text):
         orders.parse_address(text)
     assert err.value.code == "invalid_address"
     assert "12 Rose Street" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("上海市浦东新区张江路88弄3号502室",
+         {"city": "上海市", "line1": "浦东新区张江路88弄3号", "line2": "502室", "postcode": ""}),
+        ("请把地址改成 广东省深圳市南山区科技园南路15号，邮编518057，谢谢",
+         {"city": "广东省深圳市", "line1": "南山区科技园南路15号", "line2": None, "postcode": "518057"}),
+        ("北京朝阳区建国路88号SOHO现代城2号楼1001室 电话13800138000",  # the phone is no part of it
+         {"city": "北京市", "line1": "朝阳区建国路88号", "line2": "SOHO现代城2号楼1001室"}),
+        ("我搬到了江苏省南京市鼓楼区中山路１２３号",  # full-width digits
+         {"city": "江苏省南京市", "line1": "鼓楼区中山路123号"}),
+        ("中国上海市浦东新区世纪大道100号 200120",
+         {"city": "上海市", "line1": "浦东新区世纪大道100号", "postcode": "200120", "country": "中国"}),
+    ],
+)
+def test_parse_address_reads_chinese_addresses_big_to_small(text, expected):
+    parsed = orders.parse_address(text)
+    for key, value in expected.items():
+        assert parsed[key] == value
+    assert parsed["country"] == "中国"
+    assert orders.parse_address(format_address(m.Address(**parsed))) == parsed  # written back, read again
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [("朝阳区建国路88号", "city"), ("上海市浦东新区世纪大道", "house number"), ("我想改地址", "city"),
+     ("上海市", "house number")],
+)
+def test_parse_address_rejects_incomplete_chinese_addresses(text, detail):
+    with pytest.raises(InvalidInput) as err:
+        orders.parse_address(text)
+    assert err.value.code == "invalid_address" and detail in err.value.message
 
 
 def test_cancel_uses_given_time(session):
