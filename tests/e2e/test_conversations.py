@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Customer, Interaction, Order, Refund, SupportTicket
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.e2e
 
 def new_sender() -> str:
     return f"e2e-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="module")
-def db(servers: Servers):
-    engine = create_engine(servers.db_url)
-    yield engine
-    engine.dispose()
 
 
 def pick_order(db, status: str, *, not_customer: int | None = None) -> tuple[str, str, int]:

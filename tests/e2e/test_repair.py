@@ -9,7 +9,7 @@ of the issue come first. Demo customers and orders: bot/seed_demo.md.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Order, SupportTicket
@@ -26,13 +26,6 @@ ORDER_QUESTION = "What's the order number"
 
 class Chat(_Chat):
     prefix = "repair"
-
-
-@pytest.fixture(scope="module")
-def db(servers: Servers):
-    engine = create_engine(servers.db_url)
-    yield engine
-    engine.dispose()
 
 
 # ---------------------------------------------------------------- the five conversations of issue 25

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import socketio
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Customer, Order
@@ -103,13 +103,6 @@ class Widget:
 
     async def say(self, message: Any, token: str | None = None) -> str:
         return "\n".join(m.get("text", "") for m in await self.turn(message, token) if isinstance(m, dict))
-
-
-@pytest.fixture(scope="module")
-def db(servers: Servers):
-    engine = create_engine(servers.db_url)
-    yield engine
-    engine.dispose()
 
 
 def order_of(db, status: str, *, not_customer: int | None = None) -> tuple[str, str, int]:
