@@ -24,7 +24,7 @@ from concierge_rasa.channel_security import (
     strip_private_entities,
 )
 from concierge_rasa.limits import POLITE_SLOW_DOWN
-from concierge_rasa.nlu.language import written_language
+from concierge_rasa.nlu.language import language_tag, written_language
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,24 @@ APOLOGY = (
 # types /restart or /session_start (a new session) started over, /back took their last message back.
 STARTED_OVER = "Okay, let's start over. What can I do for you?"
 WENT_BACK = "Okay, I've set your last message aside. What would you like to do?"
+# the channels' own texts (no domain response can say them: Rasa did not answer) as a Chinese shop says them
+_CHINESE = {
+    APOLOGY: "抱歉，我这边出了点问题，刚才的事没办成。请稍后再试，或者输入“人工”联系客服。",
+    STARTED_OVER: "好的，我们重新开始。请问有什么可以帮您？",
+    WENT_BACK: "好的，刚才那条消息先不算。您想做什么呢？",
+    POLITE_SLOW_DOWN: "您发得太快了，我有点跟不上。请等几秒再发。",
+}
+
+
+def message_language(text: Any = "", metadata: Any = None) -> Optional[str]:
+    """The language of a message before Rasa reads it: the client's metadata, else the script."""
+    named = language_tag(metadata.get("language")) if isinstance(metadata, dict) else None
+    return named or (written_language(text) if isinstance(text, str) else None)
+
+
+def in_language(text: str, language: Optional[str]) -> str:
+    """One of the channels' own texts in the conversation's language (English when unknown)."""
+    return _CHINESE.get(text, text) if language == "zh" else text
 
 
 def clean_text(text: Any) -> str:
@@ -98,32 +116,35 @@ def _after_last_user(events: list[Any]) -> list[Any]:
     return [] if last is None else events[last + 1 :]
 
 
-async def closing_message(sender_id: str, trackers: Optional[TrackerStore]) -> Optional[str]:
+async def closing_message(
+    sender_id: str, trackers: Optional[TrackerStore], language: Optional[str] = None
+) -> Optional[str]:
     """What a turn that produced no reply ends with: None when a person has taken the conversation
     over (silence expected), an acknowledgement when the customer's message was one of Rasa's own
-    commands, else the apology.
+    commands, else the apology; in the conversation's language (its slot, else ``language``).
 
     Read from what Rasa did, not from the text: ``/restart`` (any form Rasa parses, even while paused)
     and ``/session_start`` leave a latest session without the customer's message, since the new
     session starts after it; ``/back`` leaves a rewind after it. A normal turn always has its
     message in the latest session (an expired session starts before the message)."""
     if trackers is None:
-        return APOLOGY
+        return in_language(APOLOGY, language)
     try:
         tracker = await trackers.retrieve(sender_id)  # the latest session only
     except Exception:  # noqa: BLE001 - unknown: apologise rather than stay silent
         logger.exception("Could not read the tracker of %s", sender_id)
-        return APOLOGY
+        return in_language(APOLOGY, language)
     if tracker is None:
-        return APOLOGY
+        return in_language(APOLOGY, language)
     if tracker.is_paused():
         return None
+    language = language_tag(tracker.get_slot("language")) or language
     events = list(tracker.events)
     if not any(isinstance(e, UserUttered) for e in events):
-        return STARTED_OVER
+        return in_language(STARTED_OVER, language)
     if any(isinstance(e, UserUtteranceReverted) for e in _after_last_user(events)):
-        return WENT_BACK
-    return APOLOGY
+        return in_language(WENT_BACK, language)
+    return in_language(APOLOGY, language)
 
 
 def guarded(
@@ -143,7 +164,8 @@ def guarded(
         message.text = strip_private_entities(clean_text(message.text))
         channel = message.input_channel or "unknown"
         if session is None and request_limits().check(f"{channel}:{message.sender_id}", None):
-            await message.output_channel.send_text_message(message.sender_id, POLITE_SLOW_DOWN)
+            slow_down = in_language(POLITE_SLOW_DOWN, message_language(message.text, message.metadata))
+            await message.output_channel.send_text_message(message.sender_id, slow_down)
             return
         message.metadata = secure_metadata(message.metadata, channel, message.sender_id, client, session)
         if "language" not in message.metadata:  # the client named none: the message's own script, if clear
@@ -160,9 +182,10 @@ def guarded(
             logger.exception("Handling a message failed (sender %s)", message.sender_id)
         try:
             if counter.count == 0:
-                closing = await closing_message(message.sender_id, store_of())
+                language = message_language(message.text, message.metadata)
+                closing = await closing_message(message.sender_id, store_of(), language)
                 if failed and closing is not None:
-                    closing = APOLOGY  # whatever the tracker says, the turn broke
+                    closing = in_language(APOLOGY, language)  # whatever the tracker says, the turn broke
                 if closing is not None:
                     await counter.send_text_message(message.sender_id, closing)
         except Exception:  # noqa: BLE001

@@ -22,7 +22,14 @@ from concierge_rasa.channel_security import (
     request_limits,
     rest_session,
 )
-from concierge_rasa.channels.guard import MAX_SENDER_CHARS, clean_metadata, clean_text, guarded
+from concierge_rasa.channels.guard import (
+    MAX_SENDER_CHARS,
+    clean_metadata,
+    clean_text,
+    guarded,
+    in_language,
+    message_language,
+)
 from concierge_rasa.limits import POLITE_SLOW_DOWN
 
 MAX_BODY_BYTES = 64 * 1024  # a REST message: 4,000 characters of text and a token fit many times over
@@ -71,7 +78,9 @@ class ConciergeRestInput(RestInput):
             wait = request_limits().check(f"rest:{sender}", client)
             if wait:
                 return response.json(
-                    [{"recipient_id": sender, "text": POLITE_SLOW_DOWN}], 429, headers={"Retry-After": str(wait)}
+                    [{"recipient_id": sender,
+                      "text": in_language(POLITE_SLOW_DOWN, message_language(message, body.get("metadata")))}],
+                    429, headers={"Retry-After": str(wait)},
                 )
             # the session credential this server issued to the client (header, or "session" in the body)
             session_id, credential = rest_session(request.headers.get(SESSION_HEADER) or body.get("session"), sender)

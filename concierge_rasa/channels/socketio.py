@@ -30,7 +30,14 @@ from concierge_rasa.channel_security import (
     new_socket_session,
     request_limits,
 )
-from concierge_rasa.channels.guard import APOLOGY, MAX_SENDER_CHARS, clean_text, guarded
+from concierge_rasa.channels.guard import (
+    APOLOGY,
+    MAX_SENDER_CHARS,
+    clean_text,
+    guarded,
+    in_language,
+    message_language,
+)
 from concierge_rasa.limits import POLITE_SLOW_DOWN
 from concierge_rasa.settings import RasaSettings, get_rasa_settings
 
@@ -236,7 +243,7 @@ class ConciergeSocketIOInput(SocketIOInput):
                 session_id = sid
             client, connection_session = await self.connection_facts(sio, sid)
             if request_limits().check(f"socketio:{session_id}", client):
-                await say(sid, POLITE_SLOW_DOWN)
+                await say(sid, in_language(POLITE_SLOW_DOWN, message_language(utterance.text, utterance.metadata)))
                 return
             # a session id this server issued is the credential the widget keeps (verification survives a
             # reconnect); on a chosen id, or without persistence, verification lasts for this connection only
@@ -284,6 +291,8 @@ class ConciergeSocketIOInput(SocketIOInput):
                 await receive(sid, data)
             except Exception:  # noqa: BLE001 - guarded() covers the turn; this covers the socket plumbing
                 logger.exception("socket.io message from %s failed", sid)
-                await say(sid, APOLOGY)
+                metadata = data.get(self.metadata_key) if isinstance(data, dict) else None
+                await say(sid, in_language(APOLOGY, message_language(data.get("message"), metadata)
+                                           if isinstance(data, dict) else None))
 
         return webhook

@@ -14,6 +14,7 @@ from rasa.shared.core.events import (
     ConversationPaused,
     Restarted,
     SessionStarted,
+    SlotSet,
     UserUtteranceReverted,
     UserUttered,
 )
@@ -21,6 +22,7 @@ from rasa.shared.core.events import (
 import concierge_rasa
 from concierge_rasa.channels import guard
 from concierge_rasa.channels import socketio as socket_channel
+from concierge_rasa.limits import POLITE_SLOW_DOWN
 
 
 def run(coro):
@@ -256,3 +258,39 @@ def test_socketio_jwt_check_keeps_rasas_rule() -> None:
     assert locked.authorised({"token": jwt.encode({"user": "shop"}, "x" * 32, algorithm="HS256")}) is False
     for bad in (None, {}, {"token": ""}, {"token": 5}, {"token": "not-a-jwt"}, "token", ["token"]):
         assert locked.authorised(bad) is False, bad
+
+
+def test_the_channels_own_texts_follow_the_conversations_language(monkeypatch) -> None:
+    """A Chinese conversation gets the apology, the acknowledgements and the slow-down in Chinese: from the
+    tracker's language slot, else the message's metadata, else its script."""
+    monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
+    domain = Domain.from_dict({"slots": {"language": {"type": "categorical", "values": ["en", "zh"],
+                                                      "influence_conversation": False,
+                                                      "mappings": [{"type": "custom"}]}}})
+    store = InMemoryTrackerStore(domain)
+
+    async def broken(message: UserMessage) -> None:
+        raise RuntimeError("action server down")
+
+    def said(handler: Callable, text: str, sender: str, metadata: dict | None = None) -> list:
+        out = CollectingOutputChannel()
+        run(guard.guarded(handler, lambda: store)(UserMessage(text, out, sender, metadata=metadata)))
+        return [m["text"] for m in out.messages]
+
+    assert said(broken, "我的订单到哪了", "z1") == [guard.in_language(guard.APOLOGY, "zh")]
+    assert said(broken, "190003", "z2", {"language": "zh-CN"}) == [guard.in_language(guard.APOLOGY, "zh")]
+    assert said(broken, "where is my order please", "z3") == [guard.APOLOGY]
+
+    async def chinese_conversation() -> None:
+        tracker = await store.get_or_create_tracker("z4")
+        for event in [*session_start(), SlotSet("language", "zh"), UserUttered("你好", {"name": "greet"})]:
+            tracker.update(event)
+        await store.save(tracker)
+
+    run(chinese_conversation())
+    silent = said(rasa_turn(store, lambda t: [UserUttered(t)]), "190003", "z4")  # no script: the slot says zh
+    assert silent == [guard.in_language(guard.APOLOGY, "zh")] and silent != [guard.APOLOGY]
+    restart = said(rasa_turn(store, lambda t: RASA_EVENTS["/restart"]()), "/restart", "z5", {"language": "zh"})
+    assert restart == ["好的，我们重新开始。请问有什么可以帮您？"]  # the slot is gone: the widget's metadata says zh
+    assert guard.in_language(POLITE_SLOW_DOWN, guard.message_language("等等", None)).startswith("您发得太快了")
+    assert guard.in_language(POLITE_SLOW_DOWN, guard.message_language("wait", {"language": "en"})) == POLITE_SLOW_DOWN
