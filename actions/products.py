@@ -11,11 +11,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import SafeAction, in_transaction, resolve_identity
-from actions.replies import language, render
+from actions.replies import fmt_money, language, render
 from bot.services import catalog, faq
 from bot.services import orders as order_service
 from bot.services import recommendations as rec_service  # models load on first use, not at import
-from bot.services.types import format_money
 from bot.settings import get_settings
 
 # Channels whose widget renders a carousel of product cards (rasa-webchat over socket.io).
@@ -44,12 +43,42 @@ class ActionProductQuestion(SafeAction):
         lines = []
         for p in products:
             stock = render(domain, "utter_in_stock" if p.stock > 0 else "utter_out_of_stock", lang)
-            lines.append(f"- {p.name} ({p.category}), {format_money(p.price)}, {stock}: {p.description}")
+            category = category_name(p.category, domain, lang)
+            lines.append(f"- {p.name} ({category}), {fmt_money(p.price, lang)}, {stock}: {p.description}")
         dispatcher.utter_message(response="utter_products_found", lines="\n".join(lines))
         return []
 
 
-def product_carousel(recs: list, shop_url: str) -> dict:
+def category_name(category: str, domain: DomainDict, lang: str) -> str:
+    """The catalogue's category as the customer's language names it (``utter_category_<name>``)."""
+    return render(domain, "utter_category_" + category.replace(" ", "_"), lang) or category
+
+
+# the recommender's reasons (bot/ml/recommender.py, bot/services/recommendations.py) -> their responses
+_REASONS = (
+    (re.compile(r"because you bought (?P<product>.+)"), "utter_reason_bought"),
+    (re.compile(r"similar to (?P<product>.+)"), "utter_reason_similar"),
+    (re.compile(r"popular in (?P<category>.+)"), "utter_reason_popular_in"),
+    (re.compile(r"popular with .+"), "utter_reason_peers"),
+    (re.compile(r"popular right now"), "utter_reason_popular"),
+)
+
+
+def reason_text(reason: str, domain: DomainDict, lang: str) -> str:
+    """Why a product is recommended, in ``lang``; English keeps the recommender's own words."""
+    if lang == "en":
+        return reason
+    for pattern, name in _REASONS:
+        found = pattern.fullmatch(reason)
+        if found:
+            values = found.groupdict()
+            if "category" in values:
+                values["category"] = category_name(values["category"], domain, lang)
+            return render(domain, name, lang, **values)
+    return reason
+
+
+def product_carousel(recs: list, shop_url: str, domain: DomainDict, lang: str = "en") -> dict:
     """rasa-webchat's carousel (a generic template): picture, price, reason and a link per product."""
     elements = []
     for r in recs:
@@ -57,14 +86,14 @@ def product_carousel(recs: list, shop_url: str) -> dict:
         elements.append(
             {
                 "title": r.name,
-                "subtitle": f"{format_money(r.price)} · {r.reason}",
+                "subtitle": f"{fmt_money(r.price, lang)} · {reason_text(r.reason, domain, lang)}",
                 "image_url": f"{shop_url}/images/products/{r.product_id}.svg",
                 "default_action": {"type": "web_url", "url": url},
                 "buttons": [
-                    {"type": "web_url", "url": url, "title": "View product"},
+                    {"type": "web_url", "url": url, "title": render(domain, "utter_button_view_product", lang)},
                     {
                         "type": "postback",
-                        "title": "Tell me more",
+                        "title": render(domain, "utter_button_tell_me_more", lang),
                         "payload": "/product_question" + json.dumps({"product": r.name[:60]}),
                     },
                 ],
@@ -104,19 +133,18 @@ class ActionRecommend(SafeAction):
         if not recs:
             dispatcher.utter_message(response="utter_no_recommendations")
             return ident.events
-        lines = [f"- {r.name}, {format_money(r.price)} ({r.reason})" for r in recs[:5]]
-        intro = render(
-            domain, "utter_recommend_personal" if ident.customer_id else "utter_recommend_popular", language(tracker)
-        )
+        lang = language(tracker)
+        lines = [f"- {r.name}, {fmt_money(r.price, lang)} ({reason_text(r.reason, domain, lang)})" for r in recs[:5]]
+        intro = render(domain, "utter_recommend_personal" if ident.customer_id else "utter_recommend_popular", lang)
         if tracker.get_latest_input_channel() in CARD_CHANNELS:  # product cards in the website's widget
             dispatcher.utter_message(text=intro)
-            dispatcher.utter_message(attachment=product_carousel(recs[:5], get_settings().shop_url))
+            dispatcher.utter_message(attachment=product_carousel(recs[:5], get_settings().shop_url, domain, lang))
             return ident.events
         dispatcher.utter_message(
             text=intro + "\n" + "\n".join(lines),
             buttons=[
                 {
-                    "title": f"{r.name} ({format_money(r.price)})",
+                    "title": f"{r.name} ({fmt_money(r.price, lang)})",
                     "payload": "/product_question" + json.dumps({"product": r.name[:60]}),
                 }
                 for r in recs[:5]

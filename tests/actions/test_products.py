@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from actions.products import ActionProductQuestion, ActionRecommend
+from actions.products import ActionProductQuestion, ActionRecommend, reason_text
 from bot.db import models as m
 from bot.db.session import session_scope
 from bot.services import catalog, faq, recommendations
@@ -189,3 +189,31 @@ async def test_recommend_in_the_website_widget_sends_product_cards(rec_service, 
         assert view == {"type": "web_url", "url": f"{shop}/products/{rec.product_id}", "title": "View product"}
         assert card["default_action"] == {"type": "web_url", "url": view["url"]}
         assert more["type"] == "postback" and more["payload"].startswith("/product_question{")
+
+
+async def test_product_cards_in_chinese(rec_service, db_url, domain, dispatcher):
+    """Price, reason and buttons of each card in Chinese; the product names stay as the catalogue writes them."""
+    tracker = make_tracker(domain, text="推荐点咖啡", intent="recommend_products",
+                           entities=[ent("category", "coffee")], slots={"language": "zh"})
+    next(e for e in reversed(tracker.events) if e["event"] == "user")["input_channel"] = "socketio"
+    await ActionRecommend().run(dispatcher, tracker, domain)
+    intro, cards = dispatcher.messages
+    assert intro["text"] == "这些是大家常买的热门好物："
+    for card in cards["attachment"]["payload"]["elements"]:
+        price, reason = card["subtitle"].split(" · ")
+        assert price.endswith("美元") and "$" not in price
+        assert reason == "咖啡热销"  # popular in coffee
+        assert [b["title"] for b in card["buttons"]] == ["查看商品", "详细介绍"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "chinese"),
+    [("because you bought Aero Press", "您买过Aero Press，配着用正好"),
+     ("similar to Aero Press", "和Aero Press是同类好物"),
+     ("popular in smart home", "智能家居热销"), ("popular in garden", "garden热销"),
+     ("popular with loyal big spenders", "和您口味相近的顾客都在买"), ("popular right now", "近期热销"),
+     ("something new", "something new")],
+)
+def test_recommendation_reasons_in_chinese(domain, reason, chinese):
+    assert reason_text(reason, domain, "zh") == chinese
+    assert reason_text(reason, domain, "en") == reason

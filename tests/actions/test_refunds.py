@@ -382,7 +382,7 @@ async def test_track_refund_in_chinese(db_url, domain, dispatcher):
     tracker = make_tracker(domain, text="RF-590001 退款到哪一步了", token=token_for(BOB), slots={"language": "zh"})
     await ActionTrackRefund().run(dispatcher, tracker, domain)
     text = one_text(dispatcher)
-    assert text.startswith("退款RF-590001：Novatek Mini Laptop Sleeve（$30.99），申请于")
+    assert text.startswith("退款RF-590001：Novatek Mini Laptop Sleeve（30.99美元），申请于")
     assert text.endswith("已提交，等待审核。")
 
 
