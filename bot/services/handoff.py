@@ -522,6 +522,20 @@ def turns(session: Session, sender_id: str, after_id: int = 0) -> list[TurnView]
     return out
 
 
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def conversation_language(turns: list[TurnView]) -> str:
+    """``zh`` or ``en``: the language the assistant last answered in (it follows the conversation's
+    language slot), else the customer's last typed message; what the console's canned replies and
+    the closing messages use."""
+    for role in ("bot", "user"):
+        for t in reversed(turns):
+            if t.role == role and not t.from_agent and not t.payload and t.text.strip():
+                return "zh" if _HAN.search(t.text) else "en"
+    return "en"
+
+
 def live_sentiment(turns: list[TurnView]) -> dict[str, Any]:
     """The customer's mood over the whole conversation so far (CRM turns, also those after the hand-over).
 

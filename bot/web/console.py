@@ -60,10 +60,18 @@ LIVE_UNAVAILABLE = ("The chat server can't be reached, so this is the CRM's reda
                     "(names, addresses and cards replaced). Reload to try the live conversation again.")
 RESOLVED_MESSAGE = "Thanks for your patience! {name} has marked this conversation as resolved. I'm back if you need me."
 HANDED_BACK_MESSAGE = "{name} has handed you back to me, the assistant. How else can I help?"
+CLOSING_MESSAGES = {  # (resolved, handed back) in the conversation's language
+    "en": (RESOLVED_MESSAGE, HANDED_BACK_MESSAGE),
+    "zh": ("感谢您的耐心等待！{name}已将这次咨询标记为已解决。之后有需要随时找我。",
+           "{name}已把对话交回给我（智能助手）。还有什么可以帮您？"),
+}
 
 
-def canned_responses(path: Path = CANNED_PATH) -> list[dict[str, str]]:
-    """bot/content/canned.yml: [{title, text}] (editable by the support team)."""
+def canned_responses(path: Path = CANNED_PATH, language: str = "en") -> list[dict[str, str]]:
+    """bot/content/canned.yml: [{title, text}] (editable by the support team); a conversation in
+    Chinese gets ``canned.zh.yml`` beside it."""
+    if language != "en":
+        path = path.with_name(f"{path.stem}.{language}{path.suffix}")
     try:
         with open(path, encoding="utf-8") as fh:
             raw = yaml.safe_load(fh) or []
@@ -213,7 +221,8 @@ def conversation(handoff_id: int, request: Request, agent: AgentInfo = Depends(c
             audit(session, request, agent, "view_live", f"handoff:{handoff_id}",
                   f"chat server unavailable ({exc.code}): redacted CRM transcript shown")
     turns = live if live is not None else handoff_service.turns(session, view.sender_id)
-    return render(request, "conversation.html", agent, view=view, turns=turns, canned=canned_responses(),
+    canned = canned_responses(language=handoff_service.conversation_language(turns))
+    return render(request, "conversation.html", agent, view=view, turns=turns, canned=canned,
                   agents=repo.agents(session), last_turn=turns[-1].id if turns else 0,
                   mood=handoff_service.live_sentiment(turns), live=live is not None, unavailable=unavailable,
                   handling=handles(agent, view.agent_id))
@@ -414,7 +423,8 @@ def _close(request: Request, handoff_id: int, agent: AgentInfo, settings: Settin
 
         _act(request, session, agent, handoff_id, "resolve" if resolved else "hand_back", close)
         sender = h.sender_id
-    template = RESOLVED_MESSAGE if resolved else HANDED_BACK_MESSAGE
+        language = handoff_service.conversation_language(handoff_service.turns(session, sender))
+    template = CLOSING_MESSAGES[language][0 if resolved else 1]
     try:
         rasa_api.resume(settings, sender, template.format(name=agent.display_name), csat=resolved)
     except ServiceError as exc:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -189,6 +190,7 @@ RASA_API_TOKEN = "console-live-rasa-api-token-0123456789"
 LIVE_SENDER = "live-view-customer"
 ADDRESS = "please send it to 12 Baker Street, Austin instead"
 OTHER_AGENT = ("jo", "Jo", "concierge-other-agent-demo", "agent")
+ZH_SENDER = "live-view-chinese-customer"
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +205,8 @@ def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         servers.say(LIVE_SENDER, "hi")
         servers.say(LIVE_SENDER, "I want to talk to a human")
         servers.say(LIVE_SENDER, ADDRESS)
+        servers.say(ZH_SENDER, "你好")
+        servers.say(ZH_SENDER, "帮我转人工客服")
         yield servers
 
 
@@ -310,3 +314,51 @@ def test_live_turns_reads_the_trackers_messages() -> None:
         (4, "user", "I'm at 12 Baker Street", False), (5, "bot", "Alex (support): On it", False)]
     assert turns[2].sentiment == "negative" and turns[3].from_agent == "Alex" and turns[1].from_agent is None
     assert [t.id for t in console.live_turns(events[:5], after=3)] == [4, 5]
+
+
+@pytest.mark.e2e
+def test_a_chinese_conversation_gets_chinese_canned_replies_and_a_chinese_goodbye(
+        make_client: Callable[..., TestClient], rasa_stack: Servers) -> None:
+    """The assistant answered in Chinese, so the agent's canned replies and the message the customer gets
+    when the agent resolves the conversation are Chinese (canned.zh.yml, console.CLOSING_MESSAGES)."""
+    db_url = rasa_stack.db_url
+
+    def escalated() -> int | None:
+        with session_scope(db_url) as s:
+            hid = s.scalar(select(m.Handoff.id).where(m.Handoff.sender_id == ZH_SENDER))
+            bot_said = [t.text for t in handoff_service.turns(s, ZH_SENDER) if t.role == "bot"]
+        return hid if hid and bot_said else None
+
+    handoff_id = wait_until(escalated, "the Chinese handoff and the CRM's copy of the bot's reply")
+    alex = make_client(db_url, rasa_api_url=rasa_stack.rasa_url, rasa_api_token=RASA_API_TOKEN)
+    log_in(alex, AGENT)
+    page = alex.get(f"/console/h/{handoff_id}").text
+    menu = page.split('<select id="canned">', 1)[1].split("</select>", 1)[0]
+    assert ">问候<" in menu and "让您久等了" in menu and "Greeting" not in menu
+    assert alex.post(f"/console/h/{handoff_id}/claim", data={"csrf": csrf_of(page)},
+                     follow_redirects=False).status_code == 303
+    resolved = alex.post(f"/console/h/{handoff_id}/resolve", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert resolved.status_code == 303
+    tracker = httpx.get(f"{rasa_stack.rasa_url}/conversations/{ZH_SENDER}/tracker",
+                        params={"token": RASA_API_TOKEN}, timeout=30).json()
+    said = [e["text"] for e in tracker["events"] if e.get("event") == "bot" and e.get("text")]
+    assert any(t.startswith("感谢您的耐心等待！Alex已将这次咨询标记为已解决") for t in said), said[-3:]
+    assert not any("marked this conversation as resolved" in t for t in said)
+
+
+def test_the_conversations_language_is_the_one_the_assistant_answered_in() -> None:
+    at = datetime(2026, 12, 1)
+
+    def turn(role: str, text: str, **kw: object) -> handoff_service.TurnView:
+        return handoff_service.TurnView(1, role, text, at, **kw)
+
+    language = handoff_service.conversation_language
+    assert language([]) == "en"
+    assert language([turn("user", "你好"), turn("bot", "您好！有什么可以帮您？")]) == "zh"
+    assert language([turn("user", "hi, 190003?"), turn("bot", "您好"), turn("user", "ok thanks")]) == "zh"
+    assert language([turn("bot", "您好"), turn("bot", "Alex (support): hello", from_agent="Alex"),
+                     turn("bot", "Hi! How can I help?")]) == "en"
+    assert language([turn("user", "opened the chat", payload=True), turn("user", "我的订单呢")]) == "zh"
+    assert [r["title"] for r in console.canned_responses(language="zh")][0] == "问候"
+    assert [r["title"] for r in console.canned_responses()][0] == "Greeting"
+    assert len(console.canned_responses(language="zh")) == len(console.canned_responses())
