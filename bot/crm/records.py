@@ -46,7 +46,9 @@ TASK_ACTIONS = frozenset(
 # A human was asked to take over (a ticket or a handoff).
 ESCALATION_ACTIONS = frozenset({"action_request_human", "action_log_complaint", "action_handoff"})
 FALLBACK_ACTIONS = frozenset({"action_fallback", "action_default_fallback", "action_two_stage_fallback"})
-TICKET_IN_TEXT = re.compile(r"\bTK-\d{6}\b")  # any reply announcing a ticket means a human takes over
+# any reply announcing a ticket means a human takes over; no \b: a Han character before it ("工单号为TK-…")
+# is a word character to re, so \b found no boundary there and Chinese escalations went uncounted
+TICKET_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])TK-\d{6}(?!\d)")
 # events that are turns of their own (besides user/bot/action)
 LIFECYCLE_EVENTS = frozenset({"session_started", "action_execution_rejected", "pause", "resume", "restart"})
 IGNORED_ACTIONS = frozenset({"action_listen"})

@@ -75,6 +75,16 @@ def test_escalation_fallback_and_tasks() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "escalated"),
+    [("Your ticket TK-123456 is open.", True), ("您的投诉已登记，工单号为TK-123456，我们会在1个工作日内回复您。", True),
+     ("工单TK-123456", True), ("XTK-123456", False), ("TK-1234567", False), ("no ticket here", False)],
+)
+def test_a_reply_announcing_a_ticket_escalates_in_any_language(text: str, escalated: bool) -> None:
+    event = parse_event({"sender_id": "s", "event": "bot", "timestamp": 1.0, "text": text})
+    assert records.effects_of(event).escalated is escalated
+
+
+@pytest.mark.parametrize(
     ("flags", "expected"),
     [
         ({"escalated": True, "last_fallback": True, "tasks_completed": 2}, "escalated"),
