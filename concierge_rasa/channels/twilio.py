@@ -36,6 +36,7 @@ from concierge_rasa.channels.webhooks import (
     verify_twilio,
     webhook_blueprint,
 )
+from concierge_rasa.nlu.tokenizer import has_han
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +90,18 @@ class ConciergeTwilioOutput(TwilioOutput):
         self.options.remember(
             recipient_id, [(t, str(b.get("payload", ""))) for t, b in zip(titles, buttons, strict=True)]
         )
+        chinese = has_han(text)  # the hint in the reply's language
         if numeric_titles(titles):  # e.g. a 1-5 rating: the titles are the answers
-            choices = f"{', '.join(titles[:-1])} or {titles[-1]}" if len(titles) > 1 else titles[0]
-            body = f"{text.strip()}\n(Reply {choices}.)"
+            if chinese:
+                choices = f"{'、'.join(titles[:-1])}或{titles[-1]}" if len(titles) > 1 else titles[0]
+                body = f"{text.strip()}\n（请回复{choices}。）"
+            else:
+                choices = f"{', '.join(titles[:-1])} or {titles[-1]}" if len(titles) > 1 else titles[0]
+                body = f"{text.strip()}\n(Reply {choices}.)"
         else:
             lines = [f"{i}. {t}" for i, t in enumerate(titles, start=1)]
-            body = f"{text.strip()}\n" + "\n".join(lines) + "\n(Reply with a number.)"
+            hint = "（请回复序号。）" if chinese else "(Reply with a number.)"
+            body = f"{text.strip()}\n" + "\n".join(lines) + "\n" + hint
         await self._send_message({"to": recipient_id, "from_": self.twilio_number, "body": body[:1600]})
 
 

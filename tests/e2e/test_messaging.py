@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -409,6 +410,36 @@ def test_twilio_sms_with_numbered_options(stack: Servers, fake: FakePlatforms) -
     twilio_post(stack, twilio_params(me, "1"))
     fake.wait_for(twilio_reply_to(me), since=mark)
     assert user_texts(stack, me)[-1].startswith("/product_question")
+
+
+def test_twilio_sms_in_chinese_with_numbered_options(stack: Servers, fake: FakePlatforms) -> None:
+    """An SMS customer who writes Chinese reads Chinese, the numbered options' hint included."""
+    me = phone()
+    mark = fake.mark()
+    twilio_post(stack, twilio_params(me, "有什么好东西推荐一下吗"))
+    call = fake.wait_for(twilio_reply_to(me, "1. "), since=mark)
+    body = call.body["Body"]
+    assert "2. " in body and body.endswith("（请回复序号。）") and "Reply" not in body
+    assert re.search("[\u4e00-\u9fff]{4}", body.split("\n", 1)[0]), body  # the intro is Chinese
+
+    mark = fake.mark()  # "1" picks the first option in Chinese too
+    twilio_post(stack, twilio_params(me, "1"))
+    fake.wait_for(twilio_reply_to(me), since=mark)
+    assert user_texts(stack, me)[-1].startswith("/product_question")
+
+
+def test_telegram_in_chinese_verifies_and_tracks_in_chinese(stack: Servers, fake: FakePlatforms, db) -> None:
+    number, email, tracking = pick_shipped_order(db)
+    chat = int(uid(), 16) % 10**9
+    mark = fake.mark()
+    telegram_post(stack, telegram_message(chat, f"我的订单{number}到哪了？"))
+    fake.wait_for(telegram_reply_to(chat, "邮箱"), since=mark)
+    assert not fake.since(mark, telegram_reply_to(chat, tracking))  # nothing shown before the email
+
+    mark = fake.mark()
+    telegram_post(stack, telegram_message(chat, email))  # no words: the conversation stays Chinese
+    call = fake.wait_for(telegram_reply_to(chat, tracking), since=mark)
+    assert f"订单#{number}" in call.body["text"] and "已发货" in call.body["text"], call.body
 
 
 def test_twilio_whatsapp(stack: Servers, fake: FakePlatforms) -> None:
