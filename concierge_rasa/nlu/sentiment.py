@@ -70,6 +70,33 @@ from concierge_rasa.nlu.top_layer import TopLayer
 logger = logging.getLogger(__name__)
 
 SENTIMENT = "sentiment"  # key in Message.data and in the parse data
+
+
+def set_sentiment(message: Message, probs: np.ndarray) -> None:
+    """The head's probabilities on the message as its ``sentiment`` (label, confidence, all three),
+    the same shape from the English and the Chinese head."""
+    best = int(probs.argmax())
+    message.set(
+        SENTIMENT,
+        {
+            "label": LABELS[best],
+            "confidence": round(float(probs[best]), 4),
+            "probabilities": {name: round(float(p), 4) for name, p in zip(LABELS, probs, strict=True)},
+        },
+        add_to_output=True,
+    )
+
+
+def labelled_files_digest(config: dict[str, Any]) -> Any:
+    """md5 over the names and contents of a head's labelled files: they live outside Rasa's training
+    data, so a component's fingerprint adds this to retrain when they change."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for name in [*(config.get("training_files") or []), config.get("validation_file") or ""]:
+        digest.update(str(name).encode())
+        path = project_path(str(name)) if name else None
+        if path is not None and path.is_file():
+            digest.update(path.read_bytes())
+    return digest
 TUNED_FILE = "sentiment_top_layers.npz"
 
 
@@ -187,13 +214,7 @@ class SentimentClassifier(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> Optional[str]:
         """Retrain when the labelled files or the exported encoder change (they live outside Rasa's data)."""
-        digest = hashlib.md5(usedforsecurity=False)
-        files = [*(config.get("training_files") or []), config.get("validation_file") or ""]
-        for name in files:
-            path = project_path(str(name)) if name else None
-            digest.update(str(name).encode())
-            if path is not None and path.is_file():
-                digest.update(path.read_bytes())
+        digest = labelled_files_digest(config)
         try:
             digest.update(str(read_export_config(resolve_model_dir(config.get("model_path"))).get("fingerprint")).encode())
         except (EncoderMissingError, OSError, ValueError):
@@ -292,17 +313,7 @@ class SentimentClassifier(GraphComponent):
             if not self._usable(encoding):
                 encoding = self._encode_one(text)  # the featurizer did not leave what the head needs
             pre_top = [encoding.pre_top] if self.tuned is not None else None
-            probs = self.head.probabilities(self.features(encoding.layers[None], pre_top))[0]
-            best = int(probs.argmax())
-            message.set(
-                SENTIMENT,
-                {
-                    "label": LABELS[best],
-                    "confidence": round(float(probs[best]), 4),
-                    "probabilities": {name: round(float(p), 4) for name, p in zip(LABELS, probs, strict=True)},
-                },
-                add_to_output=True,
-            )
+            set_sentiment(message, self.head.probabilities(self.features(encoding.layers[None], pre_top))[0])
         return messages
 
     def _usable(self, encoding: object) -> bool:

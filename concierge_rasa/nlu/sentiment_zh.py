@@ -18,7 +18,6 @@ Usage in config.yml, after ``E5SentenceFeaturizer`` (``han_only: true``) and ``S
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Optional
@@ -34,8 +33,8 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.e5 import E5Encoder
-from concierge_rasa.nlu.sentiment import SENTIMENT, project_path, read_labelled_csv
-from concierge_rasa.nlu.sentiment_head import LABELS, SentimentHead
+from concierge_rasa.nlu.sentiment import labelled_files_digest, project_path, read_labelled_csv, set_sentiment
+from concierge_rasa.nlu.sentiment_head import SentimentHead
 from concierge_rasa.nlu.tokenizer import has_han
 
 logger = logging.getLogger(__name__)
@@ -103,14 +102,7 @@ class ChineseSentimentClassifier(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> Optional[str]:
         """Retrain when the labelled files change (they live outside Rasa's training data)."""
-        merged = {**cls.get_default_config(), **config}
-        digest = hashlib.md5(usedforsecurity=False)
-        for name in [*(merged.get("training_files") or []), merged.get("validation_file") or ""]:
-            digest.update(str(name).encode())
-            path = project_path(str(name)) if name else None
-            if path is not None and path.is_file():
-                digest.update(path.read_bytes())
-        return digest.hexdigest()
+        return labelled_files_digest({**cls.get_default_config(), **config}).hexdigest()
 
     @property
     def encoder(self) -> E5Encoder:
@@ -152,15 +144,5 @@ class ChineseSentimentClassifier(GraphComponent):
             vector = e5_vector(message)
             if vector is None:
                 vector = self.encoder.encode_one(text)
-            probs = self.head.probabilities(vector.reshape(1, -1))[0]
-            best = int(probs.argmax())
-            message.set(
-                SENTIMENT,
-                {
-                    "label": LABELS[best],
-                    "confidence": round(float(probs[best]), 4),
-                    "probabilities": {name: round(float(p), 4) for name, p in zip(LABELS, probs, strict=True)},
-                },
-                add_to_output=True,
-            )
+            set_sentiment(message, self.head.probabilities(vector.reshape(1, -1))[0])
         return messages
