@@ -8,9 +8,7 @@ fallbacks, a human request, a /restart); the token was signed with ``CAPTURE_SEC
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.faults import TcpProxy
 from tests.requirements import POSTGRES, require_postgres
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rasa_events.jsonl"
@@ -115,82 +114,8 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
-class TcpProxy:
-    """Forwards a local port to a server; ``close()`` cuts every connection and refuses new ones
-    (the database is 'down' for its clients), ``open()`` serves again on the same port."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def open(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._thread.start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
-            except OSError:
-                pass
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-
 @pytest.fixture
 def pg_proxy() -> Iterator[TcpProxy]:
-    proxy = TcpProxy(PG)
-    proxy.open()
-    yield proxy
-    proxy.close()
+    """PostgreSQL behind a proxy a test can cut (the database is 'down' for its clients) and restore."""
+    with TcpProxy(PG) as proxy:
+        yield proxy

@@ -25,7 +25,8 @@ from bot.crm.ingestor import Ingestor
 from bot.crm.sources import SQLEventSource
 from bot.db.models import Conversation, IngestedEvent, IngestOffset, Interaction, Turn
 from bot.db.session import get_engine
-from tests.bot.crm.conftest import CAPTURE_SECRET, BrokerFile, TcpProxy, rasa_events, renamed, wait_until
+from tests.bot.crm.conftest import CAPTURE_SECRET, BrokerFile, rasa_events, renamed, wait_until
+from tests.faults import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[3]
 STORED_TYPES = {"user", "bot", "action", "slot", "session_started", "restart", "active_loop", "user_featurization"}
@@ -204,13 +205,13 @@ def test_postgres_outage_during_a_burst_loses_nothing(
             broker.publish(events)
             if i == conversations_n // 3:
                 wait_until(lambda: count(pg_database, IngestedEvent) > 0, "the ingestor's first rows")  # it writes ...
-                pg_proxy.close()  # ... when the CRM database goes away, in the middle of the burst
+                pg_proxy.cut()  # ... when the CRM database goes away, in the middle of the burst
                 outage_started = count(pg_database, IngestedEvent)
             time.sleep(0.05)
         # the ingestor keeps failing and backing off (it said so twice), the broker keeps the events
         wait_until(lambda: log.read_text().count("CRM database unavailable") >= 2, "the ingestor to retry twice")
         during = count(pg_database, IngestedEvent)
-        pg_proxy.open()
+        pg_proxy.restore()
 
         def all_stored() -> bool:
             assert proc.poll() is None, log.read_text()[-3000:]

@@ -18,7 +18,8 @@ from bot.crm.ingestor import Ingestor
 from bot.crm.sources import PikaEventSource, SQLEventSource
 from bot.db.models import Conversation, IngestedEvent, Turn
 from bot.db.session import get_engine
-from tests.bot.crm.conftest import BrokerFile, TcpProxy, rasa_events, wait_until
+from tests.bot.crm.conftest import BrokerFile, rasa_events, wait_until
+from tests.faults import TcpProxy
 from tests.requirements import RABBITMQ, require_rabbitmq
 
 RABBIT = RABBITMQ
@@ -103,7 +104,7 @@ def test_rabbitmq_messages_wait_while_the_crm_is_down(
 ) -> None:
     publish(queue, rasa_events())
     proxied = pg_database.replace(":5432/", f":{pg_proxy.port}/")
-    pg_proxy.close()  # the CRM database is down before the ingestor starts
+    pg_proxy.cut()  # the CRM database is down before the ingestor starts
     source = PikaEventSource(queue, host=RABBIT[0], port=RABBIT[1])
     ingestor = Ingestor(source, db_url=proxied, batch_size=40)
     stop = threading.Event()
@@ -121,7 +122,7 @@ def test_rabbitmq_messages_wait_while_the_crm_is_down(
     assert not worker.is_alive()
     source.close()  # the held batch goes back to the queue: nothing was acknowledged
     wait_until(lambda: waiting(queue) == 111, "the unacknowledged batch to be back in the queue", every_s=0.2)
-    pg_proxy.open()  # the CRM is back
+    pg_proxy.restore()  # the CRM is back
     source = PikaEventSource(queue, host=RABBIT[0], port=RABBIT[1])
     try:
         stats = Ingestor(source, db_url=proxied, batch_size=40).run(threading.Event(), once=True)
