@@ -130,14 +130,18 @@ def train(config: Path, nlu: Path, out_dir: Path, name: str) -> tuple[str, float
     return str(model), seconds
 
 
-def parse_all(model_path: str, texts: Sequence[str], label: str) -> tuple[list[dict[str, Any]], list[float]]:
-    """Parses every text one by one through Rasa's Agent; returns results and latencies (s)."""
+def parse_all(
+    model_path: str, texts: Sequence[str], label: str, warm_up: Sequence[str] = ("warm up",)
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """Parses every text one by one through Rasa's Agent; returns results and latencies (s).
+    ``warm_up`` is parsed first, untimed: lazily-created sessions, jieba's dictionary, the encoders."""
     from rasa.core.agent import Agent
 
     agent = Agent.load(model_path)
 
     async def run() -> tuple[list[dict[str, Any]], list[float]]:
-        await agent.parse_message("warm up")  # first call loads lazily-created sessions
+        for text in warm_up:
+            await agent.parse_message(text)
         results, times = [], []
         step = max(1, len(texts) // 5)
         for k, text in enumerate(texts):

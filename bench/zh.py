@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from _common import ROOT, default_data_dir, emit, percentile_ms, say  # noqa: E402
-from nlu import macro_f1, pct  # noqa: E402 - the same scores as bench-nlu
+from nlu import macro_f1, parse_all, pct, train  # noqa: E402 - the same scores and Rasa calls as bench-nlu
 
 Example = tuple[str, str]
 CACHE = ROOT / "var" / "cache" / "e5"
@@ -117,8 +117,8 @@ def accuracy(gold: list[str], pred: list[Optional[str]]) -> float:
 
 
 def rasa_train(config: dict[str, Any], examples: list[Example], folder: Path, name: str) -> tuple[str, float]:
-    """Trains an NLU model through Rasa on (text, intent) examples; returns its path and seconds."""
-    from rasa.model_training import train_nlu
+    """Trains an NLU model through Rasa (bench-nlu's train) on (text, intent) examples and a config
+    dict, written to files first; returns its path and seconds."""
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -127,34 +127,14 @@ def rasa_train(config: dict[str, Any], examples: list[Example], folder: Path, na
     nlu, cfg = folder / f"{name}-nlu.yml", folder / f"{name}-config.yml"
     RasaYAMLWriter().dump(nlu, TrainingData([Message(data={"text": t, "intent": i}) for t, i in examples]))
     write_yaml(config, cfg)
-    started = time.perf_counter()
-    model = train_nlu(config=str(cfg), nlu_data=str(nlu), output=str(folder), fixed_model_name=name)
-    if not model:
-        raise SystemExit(f"Rasa training failed for {name}")
-    return str(model), time.perf_counter() - started
+    return train(cfg, nlu, folder, name)
 
 
 def rasa_parse(model: str, texts: list[str], label: str) -> tuple[list[Optional[str]], list[float]]:
-    """Top intent of every text through Rasa's Agent, one message at a time, and each parse's seconds."""
-    import asyncio
-
-    from rasa.core.agent import Agent
-
-    agent = Agent.load(model)
-
-    async def run() -> tuple[list[Optional[str]], list[float]]:
-        await agent.parse_message("你好")  # warm-up: jieba's dictionary, the encoder
-        await agent.parse_message("hello")
-        intents, times = [], []
-        for text in texts:
-            t0 = time.perf_counter()
-            result = await agent.parse_message(text)
-            times.append(time.perf_counter() - t0)
-            intents.append((result.get("intent") or {}).get("name"))
-        say(f"  {label}: parsed {len(texts)}")
-        return intents, times
-
-    return asyncio.run(run())
+    """Top intent of every text through Rasa's Agent (bench-nlu's parse_all), one message at a time,
+    and each parse's seconds; a Chinese and an English message warm it up."""
+    results, times = parse_all(model, texts, label, warm_up=("你好", "hello"))
+    return [(r.get("intent") or {}).get("name") for r in results], times
 
 
 def pipeline_with(base: dict[str, Any], **classifier: Any) -> dict[str, Any]:
