@@ -49,6 +49,11 @@ def language_tag(value: Any) -> Optional[str]:
 MIN_ENGLISH_WORDS = 4
 
 
+def latin_words(text: str) -> list[str]:
+    """The words in Latin letters a message holds, emails and links (the same in every language) left out."""
+    return _LATIN_WORD.findall(_NEUTRAL.sub(" ", text or ""))
+
+
 def written_language(text: str) -> Optional[str]:
     """The language a message is written in, when its script says so clearly: Chinese characters, or
     several English words (emails and links left out); None for an order number, "ok", a product name.
@@ -60,8 +65,7 @@ def written_language(text: str) -> Optional[str]:
         return "zh"
     if text.lstrip().startswith("/"):
         return None  # a button's payload ("/greet", "/inform{...}"), not something written
-    words = _LATIN_WORD.findall(_NEUTRAL.sub(" ", text or ""))
-    return "en" if len(words) >= MIN_ENGLISH_WORDS else None
+    return "en" if len(latin_words(text)) >= MIN_ENGLISH_WORDS else None
 
 
 def detect(text: str, metadata: Any = None) -> Optional[str]:
@@ -74,7 +78,7 @@ def detect(text: str, metadata: Any = None) -> Optional[str]:
     """
     if has_han(text):
         return "zh"
-    if not _LATIN_WORD.search(_NEUTRAL.sub(" ", text or "")):
+    if not latin_words(text):
         return None
     return language_tag(metadata.get("language")) if isinstance(metadata, dict) else None
 
