@@ -29,6 +29,7 @@ from bot.services import feedback as feedback_service
 from bot.services import identity as identity_service
 from bot.services import tickets as ticket_service
 from bot.services.errors import InvalidInput
+from bot.services.junk import is_junk
 from bot.services.orders import normalize_order_number
 
 TASK_SLOTS = (
@@ -167,8 +168,67 @@ def fallback_ran_this_turn(events: list[dict[str, Any]]) -> bool:
     return False
 
 
+#: what a misunderstood message may have meant, by intent -> the flow it starts (two intents of one flow
+#: are one choice: "return" and "refund" both open the refund form); each has utter_choice_<intent>
+CHOICE_FLOWS = {
+    "track_order": "tracking", "cancel_order": "cancel", "change_order": "change", "change_shipping_address": "address",
+    "delivery_period": "delivery", "delivery_options": "delivery", "get_refund": "refund", "return_item": "refund",
+    "track_refund": "refund_status", "check_refund_policy": "refund_policy", "check_payment_methods": "payment_info",
+    "payment_issue": "payment", "get_invoice": "invoice", "check_invoice": "invoice", "edit_account": "account",
+    "recover_password": "password", "contact_human_agent": "person", "contact_customer_service": "person",
+    "complaint": "complaint", "recommend_products": "recommend", "product_question": "product",
+}
+#: intents whose flow takes the order number the message named
+ORDER_INTENTS = frozenset({"track_order", "cancel_order", "change_order", "change_shipping_address", "get_refund",
+                           "return_item", "track_refund", "get_invoice", "check_invoice", "complaint"})
+CHOICE_MIN = 0.08  # an intent below this share of the classifier's belief is no candidate
+CHOICES_MIN_TOTAL = 0.2  # the candidates together: below this the classifier knows nothing useful
+
+
+def clarification_choices(message: dict[str, Any]) -> list[tuple[str, float]]:
+    """Up to two intents of different flows the misunderstood message most likely meant (issue 25:
+    "Do you want to X or Y?" instead of asking to rephrase), from the classifier's ranking."""
+    ranking = [r for r in (message.get("intent_ranking") or []) if isinstance(r, dict)]
+    picked: list[tuple[str, float]] = []
+    flows: set[str] = set()
+    for entry in ranking[:4]:
+        name, confidence = entry.get("name"), float(entry.get("confidence") or 0.0)
+        if name not in CHOICE_FLOWS or confidence < CHOICE_MIN or CHOICE_FLOWS[name] in flows:
+            continue
+        picked.append((name, confidence))
+        flows.add(CHOICE_FLOWS[name])
+        if len(picked) == 2:
+            break
+    return picked if sum(c for _, c in picked) >= CHOICES_MIN_TOTAL else []
+
+
+def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> bool:
+    """Asks which of the likely meanings the customer wants, with a button each; False when the
+    message gives nothing to choose from (junk, or no task the classifier leans to)."""
+    message = tracker.latest_message or {}
+    if is_junk(latest_text(tracker)):
+        return False
+    choices = clarification_choices(message)
+    if not choices:
+        return False
+    lang = language(tracker)
+    number = order_in_message(tracker)
+    labels, buttons = [], []
+    for intent, _ in choices:
+        label = render(domain, f"utter_choice_{intent}", lang) or intent.replace("_", " ")
+        labels.append(label)
+        carried = json.dumps({"order_number": number}) if number and intent in ORDER_INTENTS else ""
+        buttons.append({"title": label[:1].upper() + label[1:], "payload": f"/{intent}{carried}"})
+    if len(labels) == 2:
+        dispatcher.utter_message(response="utter_clarify_two", first=labels[0], second=labels[1], buttons=buttons)
+    else:
+        dispatcher.utter_message(response="utter_clarify_one", first=labels[0], buttons=buttons)
+    return True
+
+
 class ActionFallback(SafeAction):
-    """First misunderstanding: ask to rephrase. Second in a row: a ticket for a human, unless junk.
+    """First misunderstanding: "Do you want to X or Y?" with buttons when the classifier leans to tasks,
+    else ask to rephrase. Second in a row: a ticket for a human, unless junk.
 
     Junk (empty, gibberish, oversized, injection strings) never opens a ticket: the customer is
     only asked to rephrase, and nothing promises a human reply.
@@ -195,7 +255,8 @@ class ActionFallback(SafeAction):
         rephrase = "utter_rephrase"
         needed = handoff.config().triggers.fallbacks  # misunderstood messages in a row that hand over
         if needed == 0 or len(streak) < max(needed, 2):
-            dispatcher.utter_message(response=rephrase)
+            if len(streak) > 1 or not clarify(dispatcher, tracker, domain):  # a second miss: no more guessing
+                dispatcher.utter_message(response=rephrase)
             return []
         try:  # the two latest misunderstood messages must both be something a person meant to say
             ticket = await open_ticket(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from rasa_sdk.events import ConversationPaused, FollowupAction, SlotSet
 from sqlalchemy import select
 
+from actions import handoff
 from actions.support import (
     TASK_SLOTS,
     ActionAskFeedbackComment,
@@ -17,6 +20,7 @@ from actions.support import (
     ActionSaveFeedback,
     ActionStopTask,
     ValidateFeedbackForm,
+    clarification_choices,
 )
 from bot.db import models as m
 from bot.db.session import session_scope
@@ -152,6 +156,71 @@ async def test_first_fallback_asks_to_rephrase(fresh_db_url, domain, dispatcher)
     assert await ActionFallback().run(dispatcher, fallback_tracker(domain, 1), domain) == []
     assert one_text(dispatcher).startswith("Sorry, I didn't quite get that. Could you say it another way?")
     assert tickets() == []
+
+
+def ranked_fallback(domain, text: str, ranking: list[tuple[str, float]], history=None, **kw):
+    """A misunderstood message as Rasa parsed it: nlu_fallback first, the classifier's ranking after."""
+    tracker = make_tracker(domain, text=text, intent="nlu_fallback", history=history, **kw)
+    tracker.latest_message["intent"]["confidence"] = 0.35
+    tracker.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.35}] + [
+        {"name": n, "confidence": c} for n, c in ranking]
+    return tracker
+
+
+@pytest.mark.parametrize(
+    ("ranking", "expected"),
+    [
+        ([("cancel_order", 0.31), ("return_item", 0.25), ("check_cancellation_fee", 0.03)],
+         [("cancel_order", 0.31), ("return_item", 0.25)]),
+        ([("inform", 0.23), ("track_refund", 0.16), ("track_order", 0.1)],
+         [("track_refund", 0.16), ("track_order", 0.1)]),
+        ([("return_item", 0.2), ("get_refund", 0.15), ("track_order", 0.12)],  # one flow, one choice
+         [("return_item", 0.2), ("track_order", 0.12)]),
+        ([("affirm", 0.2), ("deny", 0.16), ("change_order", 0.1)], []),  # too little belief in a task
+        ([("greet", 0.06), ("thank_you", 0.06)], []),
+        ([("payment_issue", 0.3), ("greet", 0.2)], [("payment_issue", 0.3)]),
+    ],
+)
+def test_clarification_choices_are_likely_tasks_of_different_flows(ranking, expected):
+    message = {"intent_ranking": [{"name": "nlu_fallback", "confidence": 0.35}]
+               + [{"name": n, "confidence": c} for n, c in ranking]}
+    assert clarification_choices(message) == expected
+
+
+async def test_first_fallback_asks_which_task_with_buttons_and_carries_the_order(fresh_db_url, domain, dispatcher):
+    tracker = ranked_fallback(domain, "cancel or return 190002 whatever is easier",
+                              [("cancel_order", 0.31), ("return_item", 0.25)],
+                              entities=[{"entity": "order_number", "value": "190002"}])
+    assert await ActionFallback().run(dispatcher, tracker, domain) == []
+    (message,) = dispatcher.messages
+    assert render(message) == "Sorry, I'm not sure I got that. Do you want to cancel an order or return an item?"
+    assert buttons(message) == [{"title": "Cancel an order", "payload": '/cancel_order{"order_number": "190002"}'},
+                                {"title": "Return an item", "payload": '/return_item{"order_number": "190002"}'}]
+    assert tickets() == []
+
+
+async def test_chinese_clarification_buttons_are_chinese(fresh_db_url, domain, dispatcher):
+    tracker = ranked_fallback(domain, "订单有问题", [("contact_customer_service", 0.17), ("payment_issue", 0.15)],
+                              slots={"language": "zh"})
+    await ActionFallback().run(dispatcher, tracker, domain)
+    (message,) = dispatcher.messages
+    assert render(message, "zh") == "不好意思，我不太确定您的意思。您是想联系客服，还是处理付款问题？"
+    assert buttons(message, "zh") == [{"title": "联系客服", "payload": "/contact_customer_service"},
+                                      {"title": "处理付款问题", "payload": "/payment_issue"}]
+
+
+async def test_a_second_miss_is_not_guessed_again_and_junk_never_is(fresh_db_url, domain, dispatcher, monkeypatch):
+    three = dataclasses.replace(handoff.config(), triggers=dataclasses.replace(handoff.config().triggers, fallbacks=3))
+    monkeypatch.setattr(handoff, "config", lambda: three)  # a shop that hands over at the third miss
+    history = [user_event("hi", "greet"), user_event("blah", "nlu_fallback", confidence=0.35)]
+    tracker = ranked_fallback(domain, "cancel or return it", [("cancel_order", 0.31), ("return_item", 0.25)],
+                              history=history)
+    await ActionFallback().run(dispatcher, tracker, domain)
+    assert one_text(dispatcher).startswith("Sorry, I didn't quite get that.")
+    dispatcher.messages.clear()
+    junk = ranked_fallback(domain, "<script>alert(1)</script>", [("cancel_order", 0.31), ("return_item", 0.25)])
+    await ActionFallback().run(dispatcher, junk, domain)
+    assert one_text(dispatcher).startswith("Sorry, I didn't quite get that.")
 
 
 async def test_second_fallback_in_a_row_opens_a_ticket(fresh_db_url, domain, dispatcher):

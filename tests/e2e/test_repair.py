@@ -282,3 +282,16 @@ def test_resume_button_goes_back_to_the_return(servers: Servers, db) -> None:
     back = next(b["payload"] for b in chat.buttons(reply) if n in b["payload"])
     again = chat.text(chat.say(back))
     assert n in again and ITEM_QUESTION in again
+
+
+def test_an_ambiguous_request_is_clarified_with_buttons_not_a_rephrase(servers: Servers) -> None:
+    """Clarification (issue 25 §1): the classifier is torn between two tasks, so the bot asks which one,
+    with a button each that carries the order number; tapping one starts that task."""
+    chat = Chat(servers)
+    reply = chat.say("cancel or return 190002 whatever is easier")
+    assert "Do you want to cancel an order or return an item?" in chat.text(reply)
+    assert [(b["title"], b["payload"]) for b in chat.buttons(reply)] == [
+        ("Cancel an order", '/cancel_order{"order_number": "190002"}'),
+        ("Return an item", '/return_item{"order_number": "190002"}')]
+    asked = chat.text(chat.say('/cancel_order{"order_number": "190002"}'))
+    assert "email" in asked.lower()  # the cancellation of #190002 goes on: who is asking?
