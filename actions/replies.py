@@ -26,7 +26,7 @@ ERROR_RESPONSES = frozenset({
     "order_not_found", "refund_not_found", "invalid_order_number", "already_shipped", "already_delivered",
     "already_cancelled", "returned", "not_shipped", "not_delivered", "cancelled", "already_returned",
     "window_expired", "not_paid", "item_not_found", "already_refunded", "email_in_use", "invalid_address",
-    "invalid_email",
+    "invalid_email", "customer_not_found", "invalid_rating", "invalid_kind",
 })
 
 
