@@ -6,8 +6,11 @@ shop keeps its own sign-in and only has to provide the token endpoint (see READM
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -21,11 +24,34 @@ from bot.web.security import check_csrf, csrf_token, session_customer_id, start_
 from bot.web.widget import widget_context
 
 router = APIRouter()
-TEMPLATES.env.filters["money"] = format_money
 PER_PAGE = 24
 #: the page languages the shop offers (the widget and the bot follow the page); the first is the default
 LANGUAGES = ("en", "zh")
 LANG_COOKIE = "shop_lang"
+
+
+SHOP_ZH = Path(__file__).resolve().parent.parent / "content" / "shop.zh.yml"
+
+
+@functools.lru_cache(maxsize=1)
+def _chinese_words() -> dict[str, str]:
+    with open(SHOP_ZH, encoding="utf-8") as fh:
+        return {str(k): str(v) for k, v in (yaml.safe_load(fh) or {}).items()}
+
+
+def shop_text(text: str, lang: Any = "en") -> str:
+    """The shop's own words in the page's language (bot/content/shop.zh.yml); English when missing."""
+    return _chinese_words().get(text, text) if lang == "zh" else text
+
+
+def shop_money(amount: Any, lang: Any = "en") -> str:
+    """Prices as the bot writes them in that language: $26.99 / 26.99美元."""
+    text = format_money(amount)
+    return f"{text.replace('$', '')}美元" if lang == "zh" else text
+
+
+TEMPLATES.env.globals["t"] = shop_text
+TEMPLATES.env.filters["money"] = shop_money
 
 
 def page_language(request: Request) -> str:

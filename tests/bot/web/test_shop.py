@@ -166,6 +166,24 @@ def test_the_language_switch_sets_the_page_and_the_widget_language(client):
     assert client.get("/lang/en", params={"next": "//evil.example"}, follow_redirects=False).headers["location"] == "/"
 
 
+def test_the_chinese_switch_turns_the_shop_itself_chinese(client, session):
+    """The page, not only the widget: navigation, hero, sections, categories, prices, stock, sign-in."""
+    english = client.get("/").text
+    assert "Best sellers" in english and ">Sign in</a>" in english and "美元" not in english
+    client.get("/lang/zh")
+    page = client.get("/").text
+    for words in ("热销商品", "全部商品", ">登录</a>", ">全部</a>", "家居、办公、玩乐", "智能家居", "件商品"):
+        assert words in page, words
+    assert "Best sellers" not in page and "Everything for home" not in page
+    prices = re.findall(r'class="card-price">([^<]+)<', page)
+    assert prices and all(p.endswith("美元") and "$" not in p for p in prices)
+    product = client.get("/products/1").text
+    assert "加入购物车" in product and ("有货" in product or "暂时缺货" in product) and "货号" in product
+    assert "登录" in client.get("/login").text
+    client.get("/lang/en")
+    assert "Best sellers" in client.get("/").text  # and back
+
+
 def test_the_chat_identity_changes_at_login_and_logout(client):
     def chat_id() -> str:
         return re.search(r'data-chat-id="([^"]+)"', client.get("/").text).group(1)
