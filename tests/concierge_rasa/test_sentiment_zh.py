@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext
@@ -14,7 +15,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from concierge_rasa.nlu.e5_featurizer import E5SentenceFeaturizer
 from concierge_rasa.nlu.sentiment import SENTIMENT
-from concierge_rasa.nlu.sentiment_zh import ChineseSentimentClassifier, e5_vector
+from concierge_rasa.nlu.sentiment_zh import CharNgrams, ChineseSentimentClassifier, e5_vector
 
 ROWS = {
     "negative": ["气死我了，东西是坏的", "太坑了，再也不买了", "等了十天还没到，无语", "客服不回，差评", "质量太差了"],
@@ -73,3 +74,37 @@ def test_without_a_trained_head_nothing_is_added(tmp_path) -> None:
     assert loaded.head is None
     [message] = loaded.process([Message({TEXT: "气死了"})])
     assert message.get(SENTIMENT) is None
+
+
+def test_character_ngrams_are_sklearns_tfidf() -> None:
+    """The head's n-grams equal scikit-learn's char 1-3 gram TF-IDF (min_df 2, sublinear tf), which
+    bench-zh measured; kept in the model as JSON, not a pickle."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [t for rows in ROWS.values() for t in rows] + ["Bluetooth耳机 坏了  太差", "AirPods到了吗"]
+    ours = CharNgrams.fit(texts)
+    sk = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True).fit(texts)
+    assert ours.vocabulary == sk.vocabulary_
+    probe = ["质量太差了，气死", "很满意 thanks", "没见过的字"]
+    assert np.allclose(ours.transform(probe), sk.transform(probe).toarray(), atol=1e-5)
+
+
+def test_the_ngrams_travel_with_the_head_and_can_be_left_out(tmp_path) -> None:
+    component, storage, resource = trained(tmp_path)
+    assert component.ngrams is not None and len(component.ngrams.vocabulary) > 10
+    with storage.read_from(resource) as folder:
+        assert (Path(folder) / "char_ngrams.json").is_file()
+    assert component.head.weights.shape[0] == 384 + len(component.ngrams.vocabulary)
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write(plain / "train.csv", ROWS)
+    config = {"training_files": [str(plain / "train.csv")], "validation_file": "", "char_ngrams": False}
+    context = ExecutionContext(graph_schema=None, node_name="zh_sentiment")  # type: ignore[arg-type]
+    (plain / "model").mkdir()
+    storage = LocalModelStorage(plain / "model")
+    e5_only = ChineseSentimentClassifier.create(config, storage, Resource("zh"), context)
+    loaded = ChineseSentimentClassifier.load(config, storage, e5_only.train(TrainingData()), context)
+    assert loaded.ngrams is None and loaded.head.weights.shape[0] == 384
+    [angry] = loaded.process([Message({TEXT: "垃圾东西，气死了"})])
+    assert angry.get(SENTIMENT)["label"] == "negative"
