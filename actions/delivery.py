@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
 from actions.replies import reply_error
+from bot.analytics.topics_zh import is_chinese
 from bot.services import address_zh
 from bot.services import orders as order_service
 from bot.services.errors import InvalidInput, ServiceError
@@ -21,7 +22,7 @@ ADDRESS_SLOTS = ("new_address", "address_confirm")
 
 def format_parts(parts: dict) -> str:
     """The parsed address as the confirmation shows it and the slot keeps it (parsed again on change)."""
-    if address_zh.has_han(parts["line1"] + parts["city"]):
+    if is_chinese(parts["line1"] + parts["city"]):
         return address_zh.chinese_address_text(parts["line1"], parts.get("line2"), parts["city"], parts["postcode"])
     return ", ".join(str(parts[k]) for k in ("line1", "line2", "city", "postcode", "country") if parts.get(k))
 

@@ -11,10 +11,10 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
-from actions.replies import fmt_date, fmt_money, language, render, reply_error
+from actions.replies import fmt_date, language, render, reply_error
 from bot.services import orders as order_service
 from bot.services.errors import ServiceError
-from bot.services.types import OrderSummary
+from bot.services.types import OrderSummary, format_money
 
 
 def describe_order(order: OrderSummary, domain: DomainDict, lang: str = "en") -> str:
@@ -30,7 +30,7 @@ def describe_order(order: OrderSummary, domain: DomainDict, lang: str = "en") ->
     if len(order.items) > 4:
         items += say("utter_order_more_items", count=len(order.items) - 4)
     status = say(f"utter_order_status_{order.status}") or order.status
-    total = fmt_money(order.total, lang)
+    total = format_money(order.total, lang)
     text = say("utter_order_summary", number=order.number, items=items, total=total, status=status)
     if order.status == "delivered" and order.delivered_at:
         text += say("utter_order_delivered_on", date=fmt_date(order.delivered_at, lang))
@@ -112,7 +112,7 @@ class ActionAskCancelConfirm(SafeAction):
         ident = resolve_identity(tracker)
         order = await in_transaction(order_service.get_order, ident.customer_id, tracker.get_slot("order_number"))
         lang = language(tracker)
-        total = fmt_money(order.total, lang)
+        total = format_money(order.total, lang)
         refund = render(domain, "utter_cancel_refund_note", lang, total=total) if order.paid else ""
         dispatcher.utter_message(
             response="utter_cancel_confirm_question", order=describe_order(order, domain, lang), refund=refund
@@ -142,7 +142,7 @@ class ActionCancelOrder(SafeAction):
         if result.refund:
             dispatcher.utter_message(
                 response="utter_cancelled_refunded", number=result.order.number, refund=result.refund.number,
-                amount=fmt_money(result.refund.amount, language(tracker)),
+                amount=format_money(result.refund.amount, language(tracker)),
             )
         else:
             dispatcher.utter_message(response="utter_cancelled", number=result.order.number)

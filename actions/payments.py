@@ -9,21 +9,21 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
 from actions.csat import csat_offer
-from actions.replies import fmt_date, fmt_money, language, render
+from actions.replies import fmt_date, language, render
 from bot.services import invoices as invoice_service
-from bot.services.types import InvoiceInfo
+from bot.services.types import InvoiceInfo, format_money
 
 
 def describe_invoice(invoice: InvoiceInfo, domain: DomainDict, lang: str = "en") -> str:
     """One line per invoice, from the domain's ``utter_invoice_line`` in ``lang``."""
     shown = invoice.lines[:6]
     if lang == "zh":
-        lines = "；".join(f"{line.name} ×{line.quantity} {fmt_money(line.line_total, lang)}" for line in shown)
+        lines = "；".join(f"{line.name} ×{line.quantity} {format_money(line.line_total, lang)}" for line in shown)
     else:
-        lines = "; ".join(f"{line.quantity}x {line.name} {fmt_money(line.line_total, lang)}" for line in shown)
+        lines = "; ".join(f"{line.quantity}x {line.name} {format_money(line.line_total, lang)}" for line in shown)
     return render(
         domain, "utter_invoice_line", lang, invoice=invoice.number, number=invoice.order_number,
-        date=fmt_date(invoice.issued_at, lang), amount=fmt_money(invoice.amount, lang), lines=lines,
+        date=fmt_date(invoice.issued_at, lang), amount=format_money(invoice.amount, lang), lines=lines,
     )
 
 

@@ -11,10 +11,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import SafeAction, in_transaction, resolve_identity
-from actions.replies import fmt_money, language, render
+from actions.replies import language, render
 from bot.services import catalog, faq
 from bot.services import orders as order_service
 from bot.services import recommendations as rec_service  # models load on first use, not at import
+from bot.services.types import format_money
 from bot.settings import get_settings
 
 # Channels whose widget renders a carousel of product cards (rasa-webchat over socket.io).
@@ -44,7 +45,7 @@ class ActionProductQuestion(SafeAction):
         for p in products:
             stock = render(domain, "utter_in_stock" if p.stock > 0 else "utter_out_of_stock", lang)
             category = category_name(p.category, domain, lang)
-            lines.append(f"- {p.name} ({category}), {fmt_money(p.price, lang)}, {stock}: {p.description}")
+            lines.append(f"- {p.name} ({category}), {format_money(p.price, lang)}, {stock}: {p.description}")
         dispatcher.utter_message(response="utter_products_found", lines="\n".join(lines))
         return []
 
@@ -86,7 +87,7 @@ def product_carousel(recs: list, shop_url: str, domain: DomainDict, lang: str = 
         elements.append(
             {
                 "title": r.name,
-                "subtitle": f"{fmt_money(r.price, lang)} · {reason_text(r.reason, domain, lang)}",
+                "subtitle": f"{format_money(r.price, lang)} · {reason_text(r.reason, domain, lang)}",
                 "image_url": f"{shop_url}/images/products/{r.product_id}.svg",
                 "default_action": {"type": "web_url", "url": url},
                 "buttons": [
@@ -134,7 +135,7 @@ class ActionRecommend(SafeAction):
             dispatcher.utter_message(response="utter_no_recommendations")
             return ident.events
         lang = language(tracker)
-        lines = [f"- {r.name}, {fmt_money(r.price, lang)} ({reason_text(r.reason, domain, lang)})" for r in recs[:5]]
+        lines = [f"- {r.name}, {format_money(r.price, lang)} ({reason_text(r.reason, domain, lang)})" for r in recs[:5]]
         intro = render(domain, "utter_recommend_personal" if ident.customer_id else "utter_recommend_popular", lang)
         if tracker.get_latest_input_channel() in CARD_CHANNELS:  # product cards in the website's widget
             dispatcher.utter_message(text=intro)
@@ -144,7 +145,7 @@ class ActionRecommend(SafeAction):
             text=intro + "\n" + "\n".join(lines),
             buttons=[
                 {
-                    "title": f"{r.name} ({fmt_money(r.price, lang)})",
+                    "title": f"{r.name} ({format_money(r.price, lang)})",
                     "payload": "/product_question" + json.dumps({"product": r.name[:60]}),
                 }
                 for r in recs[:5]

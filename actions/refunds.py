@@ -18,11 +18,11 @@ from actions.common import (
     resolve_identity,
 )
 from actions.csat import csat_offer
-from actions.replies import fmt_date, fmt_money, language, render, reply_error
+from actions.replies import fmt_date, language, render, reply_error
 from bot.services import orders as order_service
 from bot.services import refunds as refund_service
 from bot.services.errors import NotAllowed, ServiceError
-from bot.services.types import RefundInfo
+from bot.services.types import RefundInfo, format_money
 
 WHOLE_ORDER = "the whole order"
 _WHOLE = re.compile(
@@ -35,7 +35,7 @@ def describe_refund(refund: RefundInfo, domain: DomainDict, lang: str = "en") ->
     """One line per refund or return, from the domain's ``utter_refund_line_*`` in ``lang``."""
     values = {
         "refund": refund.number, "item": refund.item_name, "number": refund.order_number,
-        "amount": fmt_money(refund.amount, lang), "date": fmt_date(refund.created_at, lang),
+        "amount": format_money(refund.amount, lang), "date": fmt_date(refund.created_at, lang),
         "kind": render(domain, f"utter_refund_kind_{refund.kind}", lang) or refund.kind.capitalize(),
         "status": render(domain, f"utter_refund_status_{refund.status}", lang) or refund.status,
     }
@@ -189,7 +189,7 @@ class ActionSubmitRefund(SafeAction):
             return reset
         dispatcher.utter_message(
             response=f"utter_refund_submitted_{kind}", refund=refund.number,
-            amount=fmt_money(refund.amount, language(tracker)),
+            amount=format_money(refund.amount, language(tracker)),
         )
         return reset + csat_offer(tracker)
 

@@ -16,7 +16,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.services.errors import ServiceError
-from bot.services.types import format_money
 
 LANGUAGE_SLOT = "language"
 ZH_WEEKDAYS = "一二三四五六日"
@@ -55,14 +54,6 @@ def fmt_date(value: datetime | None, lang: str = "en") -> str:
     if lang == "zh":
         return f"{value.year}年{value.month}月{value.day}日（周{ZH_WEEKDAYS[value.weekday()]}）"
     return f"{value:%a %d %b %Y}".replace(" 0", " ")
-
-
-def fmt_money(amount: Any, lang: str = "en") -> str:
-    """``$1,234.50`` / ``1,234.50美元``: the shop's prices are US dollars, written as a Chinese shop writes them."""
-    text = format_money(amount)
-    if lang != "zh":
-        return text
-    return f"{'-' if text.startswith('-') else ''}{text.lstrip('-$')}美元"
 
 
 def render(domain: DomainDict, name: str, lang: str, **values: Any) -> str:

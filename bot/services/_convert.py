@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+from bot.analytics.topics_zh import is_chinese
 from bot.db.models import Address, Invoice, Order, OrderItem, Product, Refund
-from bot.services.address_zh import chinese_address_text, has_han
+from bot.services.address_zh import chinese_address_text
 from bot.services.types import (
     InvoiceInfo,
     OrderLine,
@@ -36,7 +37,7 @@ def address_text(parts: Mapping[str, str | None]) -> str:
     """An address in one line, the way its country writes it: a Chinese one big to small, in one
     run (read back by ``parse_address``); any other small to big with commas."""
     line1, city = parts.get("line1") or "", parts.get("city") or ""
-    if has_han(line1 + city):
+    if is_chinese(line1 + city):
         return chinese_address_text(line1, parts.get("line2"), city, parts.get("postcode") or "")
     postcode = parts.get("postcode") or ""
     fields = [line1, parts.get("line2") or "", f"{city} {postcode}".strip(), parts.get("country") or ""]

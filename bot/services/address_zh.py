@@ -39,10 +39,6 @@ class AddressProblem(ValueError):
     """Why the text is no Chinese address; the caller words the reply."""
 
 
-def has_han(text: str) -> bool:
-    return re.search(f"[{HAN}]", text) is not None
-
-
 def parse_chinese_address(text: str) -> dict:
     """line1/line2/city/postcode/country of a Chinese address; AddressProblem when parts are missing."""
     text = unicodedata.normalize("NFKC", text)  # full-width digits and punctuation

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.analytics.priority import priority_for
+from bot.analytics.topics_zh import is_chinese
 from bot.db import analytics as analytics_repo
 from bot.db import customers as customers_repo
 from bot.db import handoffs as repo
@@ -522,9 +523,6 @@ def turns(session: Session, sender_id: str, after_id: int = 0) -> list[TurnView]
     return out
 
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
-
-
 def conversation_language(turns: list[TurnView]) -> str:
     """``zh`` or ``en``: the language the assistant last answered in (it follows the conversation's
     language slot), else the customer's last typed message; what the console's canned replies and
@@ -532,7 +530,7 @@ def conversation_language(turns: list[TurnView]) -> str:
     for role in ("bot", "user"):
         for t in reversed(turns):
             if t.role == role and not t.from_agent and not t.payload and t.text.strip():
-                return "zh" if _HAN.search(t.text) else "en"
+                return "zh" if is_chinese(t.text) else "en"
     return "en"
 
 

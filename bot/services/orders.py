@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bot.analytics.topics_zh import is_chinese
 from bot.db import customers as customers_repo
 from bot.db import orders as orders_repo
 from bot.db import refunds as refunds_repo
@@ -180,7 +181,7 @@ def parse_address(text: object) -> dict:
         raise _invalid_address("That address is too long.")
     if any(c in _FORBIDDEN or (ord(c) < 32 and c not in "\n\t") for c in text):
         raise _invalid_address("That doesn't look like an address.")
-    if address_zh.has_han(text):
+    if is_chinese(text):
         try:
             return address_zh.parse_chinese_address(text)
         except address_zh.AddressProblem as problem:

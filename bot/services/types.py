@@ -7,13 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 
 
-def format_money(amount: Decimal | float | int | None) -> str:
-    """``Decimal('12.5') -> '$12.50'`` (USD, two places)."""
-    if amount is None:
-        return "$0.00"
-    value = Decimal(str(amount)).quantize(Decimal("0.01"))
+def format_money(amount: Decimal | float | int | None, lang: str = "en") -> str:
+    """``Decimal('12.5') -> '$12.50'`` (USD, two places); in Chinese ``12.50美元``, as a Chinese shop
+    writes US dollars (the bot's replies and the demo shop's pages)."""
+    value = Decimal(str(amount if amount is not None else 0)).quantize(Decimal("0.01"))
     sign = "-" if value < 0 else ""
-    return f"{sign}${abs(value):,.2f}"
+    return f"{sign}{abs(value):,.2f}美元" if lang == "zh" else f"{sign}${abs(value):,.2f}"
 
 
 @dataclass(frozen=True)

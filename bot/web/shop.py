@@ -44,14 +44,8 @@ def shop_text(text: str, lang: Any = "en") -> str:
     return _chinese_words().get(text, text) if lang == "zh" else text
 
 
-def shop_money(amount: Any, lang: Any = "en") -> str:
-    """Prices as the bot writes them in that language: $26.99 / 26.99美元."""
-    text = format_money(amount)
-    return f"{text.replace('$', '')}美元" if lang == "zh" else text
-
-
 TEMPLATES.env.globals["t"] = shop_text
-TEMPLATES.env.filters["money"] = shop_money
+TEMPLATES.env.filters["money"] = format_money  # {{ price | money(lang) }}
 
 
 def page_language(request: Request) -> str:
