@@ -168,7 +168,7 @@ test-stories: $(MODEL)
 	@echo "all test stories passed"
 
 test-unit: $(VENV)/.installed models
-	$(PY) -m pytest -q -rs --ignore=tests/concierge_rasa
+	$(PY) -m pytest -q -rs --durations=30 --durations-min=5 --ignore=tests/concierge_rasa
 
 test: setup browser lint validate models $(MODEL)
 	@$(MAKE) --no-print-directory test-rasa test-stories test-unit
