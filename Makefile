@@ -29,7 +29,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(wildcard data/sentiment/*.csv data/sentiment/zh/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-crm-ingest bench-tracker-store bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-heldout bench-zh bench-knn bench-ceiling \
+        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-crm-ingest bench-tracker-store bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-heldout bench-zh bench-knn bench-ceiling bench-scale \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
@@ -62,6 +62,7 @@ help:
 	@echo "  make bench-zh             Chinese: SMP2017 intents, ChnSentiCorp and XS sentiment, parse latency (public sets)"
 	@echo "  make bench-knn            choose the kNN vote's settings on validation splits"
 	@echo "  make bench-ceiling        frozen encoder vs tuned top layers, on validation splits"
+	@echo "  make bench-scale          production topology on namespaced hosts behind HAProxy: load, faults (root)"
 	@echo "  make bench-sentiment      the old sentiment model on DATA"
 	@echo "  make bench-sentiment-nlu  sentiment in the Rasa NLU vs the old model: accuracy, calibration, latency"
 	@echo "  make bench-recommender    the recommender vs its baselines"
@@ -232,6 +233,17 @@ bench-knn: $(VENV)/.installed
 # does a seed ensemble or fine-tuning MiniLM's top layer beat the frozen encoder? (validation only)
 bench-ceiling: $(VENV)/.installed
 	$(PY) bench/ceiling_probe.py --data $(DATA) --bucketed
+
+# the production topology on network-namespace hosts (scripts/hosts.sh, root): 1 and 2 app hosts
+# under Locust, cross-replica agent reply, faults under load, tracker store vs CRM (bench/scale.py)
+LOCUST_VENV := var/tools/locust
+$(LOCUST_VENV)/.installed:
+	python3.11 -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/pip install -q "locust==2.47.0" "python-socketio[client]==5.18.1" psycopg2-binary
+	touch $@
+
+bench-scale: setup db models $(MODEL) $(LOCUST_VENV)/.installed
+	$(PY) bench/scale.py
 
 # ---------------------------------------------------------------- CRM analytics (segments, churn, value, lifecycle, topics)
 analytics: $(VENV)/.installed db

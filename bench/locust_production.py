@@ -16,8 +16,10 @@ Users: ``RestCustomer`` (REST webhook, like an app or a messaging bridge) and ``
 conversations from ``CONVERSATIONS`` (tracking, delivery, a refund, recommendations, payments; the
 last one asks for a person) under a fresh sender id, then starts another. A REST turn's time is the
 HTTP round trip; a socket.io turn's is the time to its first ``bot_uttered``. A turn fails on a
-non-200, a turn without any reply before the conversation was handed to a person, or no reply within
-TURN_TIMEOUT_S.
+non-200, a turn without any reply before the conversation was handed to a person, the channels'
+apology for a turn the server could not finish (concierge_rasa/channels/guard.py APOLOGY: an error the
+customer sees although the HTTP status is 200), or no reply within TURN_TIMEOUT_S. After a non-200 or
+an apology the customer gives up that conversation and starts another.
 
 With ``CONCIERGE_LOCUST_TRACKER_URL`` (a libpq URL of the tracker store, e.g.
 ``postgresql://root@127.0.0.1:5432/test``) the end of the run compares every conversation's user
@@ -45,8 +47,17 @@ CONVERSATIONS: list[list[str]] = [
     ["hello", "can I change my delivery address?", "I want to talk to a person"],
 ]
 HANDOFF = "I want to talk to a person"
+APOLOGY_START = "Sorry, something went wrong on my side"  # concierge_rasa/channels/guard.py APOLOGY
 SENT: dict[str, list[str]] = {}  # sender -> the messages sent, in order (checked at the end)
 IN_FLIGHT: set[str] = set()  # senders whose last message had not been answered when the run stopped
+
+
+def _apology(messages: Any) -> bool:
+    """Whether a reply is the channels' apology for a failed turn (one message dict or a list of them)."""
+    if isinstance(messages, dict):
+        messages = [messages]
+    return isinstance(messages, list) and any(
+        isinstance(m, dict) and str(m.get("text", "")).startswith(APOLOGY_START) for m in messages)
 
 
 def _fire(request_type: str, name: str, started: float, length: int, exc: Exception | None) -> None:
@@ -73,6 +84,9 @@ class RestCustomer(HttpUser):
                                   timeout=TURN_TIMEOUT_S) as resp:
                 if resp.status_code != 200:
                     resp.failure(f"HTTP {resp.status_code}")
+                    return
+                if _apology(resp.json()):  # the turn failed on the server: it may not be stored
+                    resp.failure("apology (the server could not finish the turn)")
                     return
                 IN_FLIGHT.discard(sender)
                 session = resp.headers.get("X-Concierge-Session", session)
@@ -121,6 +135,10 @@ class WidgetCustomer(HttpUser):
                     exc = None if text == HANDOFF else TimeoutError(f"no reply in {TURN_TIMEOUT_S}s")
                 except Exception as lost:  # noqa: BLE001 - the socket died (its replica was killed): a failed turn
                     _fire("socketio", "socket.io turn", started, 0, lost)
+                    return
+                if exc is None and _apology(got[1]):  # the turn failed on the server: it may not be stored
+                    _fire("socketio", "socket.io turn", started, 0,
+                          RuntimeError("apology (the server could not finish the turn)"))
                     return
                 IN_FLIGHT.discard(session_id)
                 _fire("socketio", "socket.io turn", started, len(str(got[1])) if exc is None else 0, exc)
