@@ -11,8 +11,10 @@ import argparse
 import logging
 import os
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rasa_sdk.endpoint import create_app_for_serve
 from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
@@ -24,6 +26,8 @@ from bot.ml import serving
 from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+DOMAIN_FILE = Path(__file__).resolve().parents[1] / "domain.yml"
 
 
 def create_concierge_app(action_executor: Any, **kwargs: Any) -> Any:
@@ -42,6 +46,22 @@ def warm_up_models() -> None:
         logger.exception("Could not load the embedded models; answering with fallbacks")
 
 
+def build_executor(domain_file: Path = DOMAIN_FILE) -> ActionExecutor:
+    """The actions, with the shipped domain until Rasa sends its own.
+
+    rasa_sdk keeps the last non-empty domain a call carried and hands ``None`` to the actions when the
+    first call after a start carries none (a caller with the token sending ``"domain": {}``): every form
+    validator then crashes. The Rasa server ships the same domain.yml, so it is the right default.
+    """
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    if domain_file.is_file():
+        executor.domain = yaml.safe_load(domain_file.read_text(encoding="utf-8"))
+    else:
+        logger.warning("No %s beside the actions: calls without a domain will fail", domain_file)
+    return executor
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     """The command line; its defaults are the settings' ACTION_PORT / ACTION_HOST."""
     parser = argparse.ArgumentParser(description="Concierge action server")
@@ -56,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     get_engine()  # fail fast on a bad DATABASE_URL, before the first customer message
     warm_up_models()
-    executor = ActionExecutor()
-    executor.register_package("actions")
+    executor = build_executor()
     loader = AppLoader(factory=partial(create_concierge_app, executor, cors_origins=[], endpoints=os.devnull))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=1, single_process=True)

@@ -1,0 +1,42 @@
+"""The action server's executor (bot/action_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot.action_server import build_executor
+
+# the fuzz test's find (seed 4244274257): a first call after a start with an empty domain
+CALL = {
+    "next_action": "validate_track_order_form",
+    "sender_id": "",
+    "version": "3.6.21",
+    "domain": {},
+    "tracker": {
+        "sender_id": "Lucas",
+        "events": [{"event": "slot", "name": "csat_due", "value": False}],
+        "followup_action": None,
+        "latest_message": {"text": "where is 190001", "intent": {"name": "track_order"}, "metadata": {"language": 3}},
+        "slots": {},
+        "active_loop": {"name": "track_order_form"},
+    },
+}
+
+
+def test_a_call_without_a_domain_uses_the_shipped_one(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    executor = build_executor()
+    with caplog.at_level(logging.ERROR):
+        result = asyncio.run(executor.run(CALL))
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert result is not None and isinstance(result.events, list)
+
+
+def test_without_the_file_an_empty_domain_still_crashes_the_validators(db_url: str, tmp_path, caplog) -> None:
+    """Why the default exists: rasa_sdk hands the validators ``None`` for a domain."""
+    executor = build_executor(tmp_path / "missing.yml")
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(executor.run(CALL))
+    assert [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], AttributeError)]
