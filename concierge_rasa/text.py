@@ -12,7 +12,12 @@ characters counted as invisible and all whitespace folded to single spaces.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+
+#: Han (Chinese) characters, for character classes: CJK unified ideographs, extension A, compatibility ideographs
+HAN_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+HAN = re.compile(f"[{HAN_CHARS}]")
 
 CONTROL = frozenset({"Cc", "Cs", "Co", "Cn"})
 """Unicode categories dropped by default: controls, lone surrogates, private use, unassigned."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 
 from bot.analytics.topics import Aspect
+from concierge_rasa.text import HAN
 
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 CLAUSE = re.compile(r"[，。！？；、,.!?;~\s]+")
 #: Chinese nouns of the service -> the English noun the topics use (longest first when matching)
 NOUNS = {

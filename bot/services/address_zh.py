@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+from concierge_rasa.text import HAN_CHARS
+
+HAN = HAN_CHARS
 COUNTRY = "中国"
 
 _MUNICIPALITY = r"(?:北京|上海|天津|重庆)"

@@ -34,6 +34,8 @@ from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from concierge_rasa.text import HAN
+
 
 class HashedToken(Token):
     """A ``Token`` whose fingerprint is one md5 over its fields (Rasa's when it carries data)."""
@@ -71,7 +73,6 @@ class HashedWhitespaceTokenizer(WhitespaceTokenizer):
         return messages
 
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORDLESS = re.compile(r"^[\W_]+$")
 _JIEBA: list[Any] = []
 _JIEBA_LOCK = threading.Lock()
@@ -79,7 +80,7 @@ _JIEBA_LOCK = threading.Lock()
 
 def has_han(text: str) -> bool:
     """True when the text holds Chinese characters (the tokenizer and language choice use it)."""
-    return bool(_HAN.search(text or ""))
+    return bool(HAN.search(text or ""))
 
 
 def _jieba() -> Any:

@@ -29,10 +29,11 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from concierge_rasa.text import HAN
+
 logger = logging.getLogger(__name__)
 VOCAB_FILE = "vocabulary.json"
 WORD = re.compile(r"[^\W\d_]+")
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def words(text: str) -> list[str]:
