@@ -31,6 +31,7 @@ from bot.services import tickets as ticket_service
 from bot.services.errors import InvalidInput
 from bot.services.junk import is_junk
 from bot.services.orders import normalize_order_number
+from concierge_rasa.multi_request import FLOWS
 
 TASK_SLOTS = (
     "order_number",
@@ -168,16 +169,8 @@ def fallback_ran_this_turn(events: list[dict[str, Any]]) -> bool:
     return False
 
 
-#: what a misunderstood message may have meant, by intent -> the flow it starts (two intents of one flow
-#: are one choice: "return" and "refund" both open the refund form); each has utter_choice_<intent>
-CHOICE_FLOWS = {
-    "track_order": "tracking", "cancel_order": "cancel", "change_order": "change", "change_shipping_address": "address",
-    "delivery_period": "delivery", "delivery_options": "delivery", "get_refund": "refund", "return_item": "refund",
-    "track_refund": "refund_status", "check_refund_policy": "refund_policy", "check_payment_methods": "payment_info",
-    "payment_issue": "payment", "get_invoice": "invoice", "check_invoice": "invoice", "edit_account": "account",
-    "recover_password": "password", "contact_human_agent": "person", "contact_customer_service": "person",
-    "complaint": "complaint", "recommend_products": "recommend", "product_question": "product",
-}
+#: what a misunderstood message may have meant: an intent of FLOWS (concierge_rasa/multi_request.py; two
+#: intents of one flow are one choice: "return" and "refund" both open the refund form); each has utter_choice_<intent>
 #: intents whose flow takes the order number the message named
 ORDER_INTENTS = frozenset({"track_order", "cancel_order", "change_order", "change_shipping_address", "get_refund",
                            "return_item", "track_refund", "get_invoice", "check_invoice", "complaint"})
@@ -193,10 +186,10 @@ def clarification_choices(message: dict[str, Any]) -> list[tuple[str, float]]:
     flows: set[str] = set()
     for entry in ranking[:4]:
         name, confidence = entry.get("name"), float(entry.get("confidence") or 0.0)
-        if name not in CHOICE_FLOWS or confidence < CHOICE_MIN or CHOICE_FLOWS[name] in flows:
+        if name not in FLOWS or confidence < CHOICE_MIN or FLOWS[name] in flows:
             continue
         picked.append((name, confidence))
-        flows.add(CHOICE_FLOWS[name])
+        flows.add(FLOWS[name])
         if len(picked) == 2:
             break
     return picked if sum(c for _, c in picked) >= CHOICES_MIN_TOTAL else []

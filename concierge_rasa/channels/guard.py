@@ -23,6 +23,7 @@ from concierge_rasa.channel_security import (
     secure_metadata,
     strip_private_entities,
 )
+from concierge_rasa.channels.requests import pending_requests, running_agent, split_message
 from concierge_rasa.limits import POLITE_SLOW_DOWN
 from concierge_rasa.nlu.language import language_tag, written_language
 
@@ -98,10 +99,7 @@ class CountingOutputChannel(OutputChannel):
 
 def agent_tracker_store() -> Optional[TrackerStore]:
     """The tracker store of this process's Rasa agent (None before a model is loaded)."""
-    from sanic import Sanic
-
-    apps = list(Sanic._app_registry.values())  # the Rasa server's app (one per process)
-    agent = next((a.ctx.agent for a in apps if getattr(a.ctx, "agent", None) is not None), None)
+    agent = running_agent()
     return None if agent is None else agent.tracker_store
 
 
@@ -147,6 +145,27 @@ async def closing_message(
     return in_language(APOLOGY, language)
 
 
+async def handle_requests(
+    message: UserMessage,
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    store_of: Callable[[], Optional[TrackerStore]],
+) -> None:
+    """Hands the message to Rasa; a message of two requests as two turns (``channels/requests.py``):
+    the first now, the second once no form holds the conversation (now, or after a later turn). The
+    second goes with the metadata of the message that frees the conversation (its own session and
+    identity): only its text waits."""
+    pending = pending_requests()
+    parts = await split_message(message.text or "", running_agent())
+    if parts is not None:
+        message.text = parts[0]
+        pending.put(message.sender_id, parts[1])
+    await on_new_message(message)
+    waiting = await pending.take_ready(message.sender_id, store_of())
+    if waiting is not None:
+        await on_new_message(UserMessage(waiting, message.output_channel, message.sender_id,
+                                         input_channel=message.input_channel, metadata=dict(message.metadata or {})))
+
+
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
     trackers: Optional[Callable[[], Optional[TrackerStore]]] = None,
@@ -176,7 +195,7 @@ def guarded(
         message.output_channel = counter
         failed = False
         try:
-            await on_new_message(message)
+            await handle_requests(message, on_new_message, store_of)
         except Exception:  # noqa: BLE001 - the customer must still get an answer
             failed = True
             logger.exception("Handling a message failed (sender %s)", message.sender_id)
