@@ -46,7 +46,7 @@ import aiormq
 import sqlalchemy as sa
 from rasa.core.brokers.pika import PikaEventBroker as RasaPikaEventBroker
 from rasa.core.brokers.sql import SQLEventBroker
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import FailSafeTrackerStore, SQLTrackerStore, TrackerStore
 from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
@@ -64,6 +64,28 @@ OUTBOX = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 OUTBOX_LOCK_KEY = 0x436F6E63  # pg advisory lock: one relay at a time publishes, so messages keep their order
+
+
+UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)  # the link to the database failed
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def fail_loudly(store: Optional[TrackerStore]) -> None:
+    """Makes Rasa's ``FailSafeTrackerStore`` (every agent's wrapper) raise instead of hiding a failure.
+
+    Why (issue 23, the PostgreSQL restart under load): on an error it answered ``retrieve`` with None,
+    so Rasa began a brand-new conversation for the customer, and kept ``save`` in process memory, so
+    the turn never reached the database, while the customer saw a normal answer. Raised, the error
+    reaches the channels' guard, which apologises: the customer knows to say it again, and nothing
+    is stored that the database does not hold. Idempotent; other stores are left alone.
+    """
+    if isinstance(store, FailSafeTrackerStore) and getattr(store, "_concierge_loud", False) is False:
+        store.on_tracker_store_error = _raise  # type: ignore[method-assign]
+        store.on_tracker_store_retrieve_error = _raise  # type: ignore[method-assign]
+        store._concierge_loud = True  # type: ignore[attr-defined]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -303,9 +325,10 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
     it. (A writer thread as in ``SQLiteTrackerStore`` was measured: the hop to the thread and back
     cost more CPU than it saved, and a save took 10 ms instead of 1; ``bench/tracker_store.py``.)
 
-    A save that finds the database unreachable (a restart, a failover) tries again for ``write_retry_s``
-    seconds (endpoints.yml, default 15) instead of losing the turn, counting the stored events again
-    so a commit that reached the database before the link broke is not written twice.
+    A save or a read that finds the database unreachable (a restart, a failover) tries again for
+    ``write_retry_s`` seconds (endpoints.yml, default 15) instead of losing the turn, the save counting
+    the stored events again so a commit that reached the database before the link broke is not written
+    twice. Past that it raises, and ``fail_loudly`` keeps Rasa's wrapper from hiding it.
 
     With the project's ``PikaEventBroker`` the broker messages go into the outbox table in the same
     transaction as the events, and ``OutboxRelay`` publishes them (issue 23: Rasa's broker kept the
@@ -344,17 +367,35 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
         """Rasa's ``_retrieve``; for the latest session it also remembers how many rows it read."""
         if self._relay is not None:
             self._relay.start()  # a replica that only reads still sends what dead replicas left
-        with self.session_scope() as session:
-            rows = self._event_query(
-                session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions
-            ).all()
-            events = [json.loads(row.data) for row in rows]
+        events = await self._retrying(self._read, sender_id, fetch_events_from_all_sessions)
         if not (self.domain and events):
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         if not fetch_events_from_all_sessions:
             self._remember(tracker, len(events))
         return tracker
+
+    def _read(self, sender_id: str, fetch_events_from_all_sessions: bool) -> list[dict[str, Any]]:
+        with self.session_scope() as session:
+            rows = self._event_query(
+                session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions
+            ).all()
+            return [json.loads(row.data) for row in rows]
+
+    async def _retrying(self, read: Any, *args: Any) -> Any:
+        """``read(*args)``, tried again for ``write_retry_s`` while the database is unreachable: a turn
+        that begins during a restart waits for it instead of starting the conversation afresh."""
+        loop = asyncio.get_running_loop()
+        deadline, attempt = loop.time() + self.write_retry_s, 0
+        while True:
+            try:
+                return read(*args)
+            except UNREACHABLE as exc:
+                attempt += 1
+                if loop.time() >= deadline:
+                    raise
+                logger.warning("tracker store: database unreachable (%s), retrying a read", type(exc).__name__)
+                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
 
     # ------------------------------------------------------------ saving
     async def save(self, tracker: DialogueStateTracker) -> None:
@@ -369,7 +410,7 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
             try:
                 bodies, stored = self._write(tracker.sender_id, events, known)
                 break
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            except UNREACHABLE as exc:
                 # the connection to the database failed: the turn is kept and written when it is back.
                 # The commit may have reached the database before the link broke, so the stored events
                 # are counted again: nothing is written twice.

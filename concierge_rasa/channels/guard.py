@@ -26,6 +26,7 @@ from concierge_rasa.channel_security import (
 from concierge_rasa.channels.requests import pending_requests, running_agent, split_message
 from concierge_rasa.limits import POLITE_SLOW_DOWN
 from concierge_rasa.nlu.language import language_tag, written_language
+from concierge_rasa.stores import fail_loudly
 
 logger = logging.getLogger(__name__)
 
@@ -194,17 +195,18 @@ def guarded(
         counter = CountingOutputChannel(message.output_channel)
         message.output_channel = counter
         failed = False
+        fail_loudly(store_of())  # a tracker store failure ends in the apology, not in a silent loss
         try:
             await handle_requests(message, on_new_message, store_of)
         except Exception:  # noqa: BLE001 - the customer must still get an answer
             failed = True
             logger.exception("Handling a message failed (sender %s)", message.sender_id)
         try:
-            if counter.count == 0:
-                language = message_language(message.text, message.metadata)
+            language = message_language(message.text, message.metadata)
+            if failed:  # whatever was said before it broke, the turn is not stored: the customer must know
+                await counter.send_text_message(message.sender_id, in_language(APOLOGY, language))
+            elif counter.count == 0:
                 closing = await closing_message(message.sender_id, store_of(), language)
-                if failed and closing is not None:
-                    closing = in_language(APOLOGY, language)  # whatever the tracker says, the turn broke
                 if closing is not None:
                     await counter.send_text_message(message.sender_id, closing)
         except Exception:  # noqa: BLE001

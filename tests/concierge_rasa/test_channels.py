@@ -151,6 +151,20 @@ def test_a_failed_turn_is_apologised_for_whatever_the_tracker_says(monkeypatch) 
     assert [m["text"] for m in out.messages] == [guard.APOLOGY]
 
 
+def test_a_turn_that_fails_after_answering_still_ends_in_the_apology(monkeypatch) -> None:
+    """The bot answered, then the tracker store could not save the turn: the customer saw a normal
+    answer to a message the conversation does not hold (the PostgreSQL restart under load, issue 23)."""
+    monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
+
+    async def answered_then_failed(message: UserMessage) -> None:
+        await message.output_channel.send_text_message(message.sender_id, "Order #190001 is on its way.")
+        raise RuntimeError("the tracker store could not save the turn")
+
+    out = CollectingOutputChannel()
+    run(guard.guarded(answered_then_failed)(UserMessage("where is 190001", out, "s4")))
+    assert [m["text"] for m in out.messages] == ["Order #190001 is on its way.", guard.APOLOGY]
+
+
 def test_guarded_passes_replies_through_and_cleans_the_message(monkeypatch) -> None:
     monkeypatch.delenv("ACTION_ENDPOINT_URL", raising=False)
     seen = {}

@@ -520,3 +520,73 @@ def test_a_save_gives_up_with_an_error_when_the_database_stays_away(databases: A
     raised, count = asyncio.run(play())
     assert raised
     assert count == 6
+
+
+def test_a_turn_that_begins_while_the_database_is_unreachable_waits_for_it(databases: Any) -> None:
+    """The read at the start of a turn waits through a restart instead of failing: Rasa's wrapper would
+    have turned the failure into a brand-new conversation (and the turn into one never stored)."""
+    from tests.faults import TcpProxy
+
+    db = databases()
+
+    async def play() -> tuple[bool, list[str]]:
+        with TcpProxy(POSTGRES) as proxy:
+            store = PostgreSQLTrackerStore(DOMAIN, dialect="postgresql", host=POSTGRES[0], port=proxy.port, db=db,
+                                           username="root")
+            await turn(store, "c", [listen(), user("where is 190001?"), BotUttered("On its way"), listen()])
+            store.engine.dispose()  # the next read needs a new connection, as after a restart
+            proxy.cut()
+            reading = asyncio.ensure_future(store.retrieve("c"))
+            await asyncio.sleep(1.0)
+            waited = not reading.done()
+            proxy.restore()
+            tracker = await asyncio.wait_for(reading, timeout=30)
+            store.engine.dispose()
+            return waited, [e.text for e in tracker.events if isinstance(e, UserUttered)]
+
+    waited, texts = asyncio.run(play())
+    assert waited
+    assert texts == ["where is 190001?"]
+
+
+def test_rasas_wrapper_raises_instead_of_starting_over_or_keeping_the_turn_in_memory(databases: Any) -> None:
+    """``FailSafeTrackerStore`` (every Rasa agent's wrapper) answered a failed read with None and kept
+    a failed save in memory; ``fail_loudly`` lets both errors reach the channels' apology."""
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    from concierge_rasa.stores import fail_loudly
+    from tests.faults import TcpProxy
+
+    db = databases()
+
+    async def play() -> tuple[Any, bool, bool, int]:
+        with TcpProxy(POSTGRES) as proxy:
+            inner = PostgreSQLTrackerStore(DOMAIN, dialect="postgresql", host=POSTGRES[0], port=proxy.port, db=db,
+                                           username="root", write_retry_s=0.3)
+            await turn(inner, "d", [listen(), user("hello"), listen()])
+            tracker = await inner.retrieve("d")
+            tracker.update(user("anyone there?"))
+            wrapped = FailSafeTrackerStore(inner)
+            inner.engine.dispose()
+            proxy.cut()
+            rasa_says = await wrapped.retrieve("d")  # Rasa's own behaviour: the conversation is gone
+            fail_loudly(wrapped)
+            fail_loudly(wrapped)  # idempotent
+            read_raised = save_raised = False
+            try:
+                await wrapped.retrieve("d")
+            except sa.exc.OperationalError:
+                read_raised = True
+            try:
+                await wrapped.save(tracker)
+            except sa.exc.OperationalError:
+                save_raised = True
+            kept_in_memory = len(await wrapped.fallback_tracker_store.keys())
+            proxy.restore()
+            inner.engine.dispose()
+            return rasa_says, read_raised, save_raised, kept_in_memory
+
+    rasa_says, read_raised, save_raised, kept_in_memory = asyncio.run(play())
+    assert rasa_says is None
+    assert read_raised and save_raised
+    assert kept_in_memory == 0
