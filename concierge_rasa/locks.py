@@ -12,10 +12,15 @@ Here every change is one optimistic transaction (WATCH the key, read, change wit
 ticket semantics are kept exactly: numbers in order per conversation, served first in first out,
 each ticket expiring after its lifetime. The key also expires when its last ticket does, so a
 replica that died holding a ticket never blocks the conversation for longer than that.
+
+While Redis is unreachable (a restart, a failover) a turn waits for it, up to ``unreachable_retry_s``
+(endpoints.yml, default 15 s), instead of failing: Rasa's store raised at once and the customer got the
+apology for every turn in flight (issue 23's Redis restart under load).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -31,7 +36,14 @@ from rasa.utils.endpoints import EndpointConfig
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLL_S = 0.05  # Rasa polls every second: a queued message waited a second for nothing
+DEFAULT_UNREACHABLE_RETRY_S = 15.0
 T = TypeVar("T")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Redis could not be reached (refused, reset, timed out, still loading its data): worth a retry."""
+    cause = exc if isinstance(exc, redis.RedisError) else exc.__cause__
+    return isinstance(cause, (redis.ConnectionError, redis.TimeoutError))
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -44,14 +56,32 @@ class AtomicRedisLockStore(RedisLockStore):
 
     def __init__(
         self, endpoint_config: Optional[EndpointConfig] = None, *, poll_interval_s: float = DEFAULT_POLL_S,
-        **kwargs: Any,
+        unreachable_retry_s: float = DEFAULT_UNREACHABLE_RETRY_S, **kwargs: Any,
     ) -> None:
         if endpoint_config is not None:  # Rasa builds custom lock stores as cls(endpoint_config=...)
             options = dict(endpoint_config.kwargs)
             poll_interval_s = float(options.pop("poll_interval_s", poll_interval_s))
+            unreachable_retry_s = float(options.pop("unreachable_retry_s", unreachable_retry_s))
             kwargs = {"host": endpoint_config.url or "localhost", **options, **kwargs}
         super().__init__(**kwargs)
         self.poll_interval_s = poll_interval_s
+        self.unreachable_retry_s = unreachable_retry_s
+
+    async def _when_reachable(self, call: Callable[[], Any]) -> Any:
+        """``call()`` (sync or a coroutine function), tried again while Redis is unreachable, up to
+        ``unreachable_retry_s``; waits on the event loop, so other conversations go on meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline, attempt = loop.time() + self.unreachable_retry_s, 0
+        while True:
+            try:
+                result = call()
+                return await result if asyncio.iscoroutine(result) else result
+            except (LockError, redis.RedisError) as exc:
+                if not _unreachable(exc) or loop.time() >= deadline:
+                    raise
+                attempt += 1
+                logger.warning("lock store: Redis unreachable (%s), retrying", type(exc).__name__)
+                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
 
     def _key(self, conversation_id: str) -> str:
         return self.key_prefix + conversation_id
@@ -132,10 +162,14 @@ class AtomicRedisLockStore(RedisLockStore):
         self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: Optional[float] = None
     ) -> AsyncGenerator[TicketLock, None]:
         """Rasa's ticket lock; waits ``poll_interval_s`` between looks unless the caller says otherwise."""
-        ticket = self.issue_ticket(conversation_id, lock_lifetime)
+        ticket = await self._when_reachable(lambda: self.issue_ticket(conversation_id, lock_lifetime))
         try:
             wait = self.poll_interval_s if wait_time_in_seconds is None else wait_time_in_seconds
-            yield await self._acquire_lock(conversation_id, ticket, wait)
+            yield await self._when_reachable(lambda: self._acquire_lock(conversation_id, ticket, wait))
         finally:
-            self.cleanup(conversation_id, ticket)
+            try:
+                await self._when_reachable(lambda: self.cleanup(conversation_id, ticket))
+            except (LockError, redis.RedisError):  # the turn is done and stored: the ticket expires on its own
+                logger.exception("lock store: ticket %s of %s not removed; it expires after its lifetime",
+                                 ticket, conversation_id)
 

@@ -22,7 +22,7 @@ from rasa.core.lock_store import LockStore, RedisLockStore
 from rasa.core.utils import read_endpoints_from_path
 
 from concierge_rasa.locks import AtomicRedisLockStore
-from tests.requirements import require_redis
+from tests.requirements import REDIS, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = 0  # every run has its own key prefix, so runs sharing a DB never meet
@@ -190,3 +190,54 @@ def test_the_production_endpoints_load_this_store(prefix: str, monkeypatch: pyte
     assert type(store) is AtomicRedisLockStore
     assert store.key_prefix == "concierge:lock:"
     assert store.red.ping()
+
+
+# ------------------------------------------------------------------ Redis restarts
+def test_a_turn_waits_through_a_redis_restart_instead_of_failing(prefix: str) -> None:
+    """Redis goes away as a turn asks for its ticket (issue 23's restart under load): the turn waits,
+    gets its ticket when Redis is back, and its ticket is removed afterwards. Rasa's store raised."""
+    from tests.faults import TcpProxy
+
+    async def play() -> tuple[bool, bool, list[bytes]]:
+        with TcpProxy(REDIS) as proxy:
+            store = AtomicRedisLockStore(host="127.0.0.1", port=proxy.port, db=DB, key_prefix=prefix)
+            async with store.lock("c1"):
+                pass  # a first turn opens the connection
+            proxy.cut()
+
+            async def turn() -> bool:
+                async with store.lock("c1"):
+                    return True
+
+            task = asyncio.ensure_future(turn())
+            await asyncio.sleep(0.8)
+            waited = not task.done()
+            proxy.restore()
+            served = await asyncio.wait_for(task, timeout=30)
+            left = list(redis.Redis(db=DB).scan_iter(match=f"{prefix}*"))
+            store.red.close()
+            return waited, served, left
+
+    waited, served, left = asyncio.run(play())
+    assert waited and served
+    assert left == []  # the ticket went with the turn
+
+
+def test_a_turn_fails_when_redis_stays_away(prefix: str) -> None:
+    from rasa.core.lock_store import LockError
+
+    from tests.faults import TcpProxy
+
+    async def play() -> None:
+        with TcpProxy(REDIS) as proxy:
+            store = AtomicRedisLockStore(host="127.0.0.1", port=proxy.port, db=DB, key_prefix=prefix,
+                                         unreachable_retry_s=0.3)
+            proxy.cut()
+            try:
+                async with store.lock("c2"):
+                    pass
+            finally:
+                store.red.close()
+
+    with pytest.raises(LockError):
+        asyncio.run(play())
