@@ -89,3 +89,44 @@ def test_thanks_and_bye_stays_whole(servers: Servers) -> None:
     chat = Chat(servers)
     chat.say("thanks a lot and bye")
     assert customer_texts(servers, chat.sender, 1) == ["thanks a lot and bye"]
+
+
+def test_a_refused_cancellation_then_the_policy_question(servers: Servers, db) -> None:
+    """Typos, "pls", a comma: the customer says no to the cancellation, the policy comes after."""
+    n = own_order(db, "190002")
+    chat = Chat(servers, signed_in(ALICE))
+    first = chat.text(chat.say(f"cancle order {n} pls, and whats ur refund policy"))
+    assert "cancel it" in first.lower() and "30 days" not in first
+    after = chat.text(chat.say("no keep it"))
+    assert "30 days" in after
+    assert status_of(db, n) == "processing"
+
+
+def test_tracking_then_recommendations(servers: Servers) -> None:
+    chat = Chat(servers, signed_in(ALICE))
+    text = chat.text(chat.say("track 190001 then recommend me something"))
+    assert "#190001" in text
+    assert "you might like" in text.lower() or "popular picks" in text.lower()
+    assert text.index("#190001") < max(text.lower().find("you might like"), text.lower().find("popular picks"))
+
+
+def test_two_shop_questions_from_an_anonymous_customer(servers: Servers) -> None:
+    chat = Chat(servers)
+    text = chat.text(chat.say("how long does delivery take and can i pay with paypal?"))
+    assert "business days" in text.lower()
+    assert "paypal" in text.lower()
+
+
+def test_a_question_first_then_a_task(servers: Servers) -> None:
+    """In the order the customer asked: the payment methods first, then the tracking."""
+    chat = Chat(servers, signed_in(ALICE))
+    text = chat.text(chat.say("what payment methods do you accept? also where is my order 190003"))
+    assert "paypal" in text.lower() and "#190003" in text
+    assert text.lower().index("paypal") < text.index("#190003")
+
+
+def test_two_requests_in_chinese(servers: Servers) -> None:
+    chat = Chat(servers, signed_in(ALICE))
+    text = chat.text(chat.say("帮我查一下订单190003到哪了，另外你们支持哪些付款方式"))
+    assert "190003" in text
+    assert "PayPal" in text or "支付宝" in text or "付款" in text
