@@ -233,6 +233,48 @@ def request_figures(messages: Sequence[HeldOut], results: Sequence[dict[str, Any
     }
 
 
+def split_figures(
+    messages: Sequence[HeldOut], results: Sequence[dict[str, Any]], part_results: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What the channels make of a message (``concierge_rasa/channels/requests.py``): split into two
+    requests when ``multi_request`` says so. ``part_results``: the parse of every candidate part.
+
+    For a message of several requests: both of the turns it becomes name two of its requests, in its
+    order (the first part its first request). For a message of one request: it was not split, or the
+    first turn still names its request (a wrong split costs the second turn only)."""
+    from concierge_rasa.multi_request import separate_requests, split_points
+
+    both, single_ok, wrong_splits, first_turn = [], [], 0, []
+    for m, res in zip(messages, results, strict=True):
+        parts = next((pair for pair in split_points(m.text)
+                      if separate_requests(part_results[pair[0]], part_results[pair[1]])), None)
+        if parts is None:
+            answer = (res.get("intent") or {}).get("name")
+            if m.multi:
+                both.append(False)
+            else:
+                single_ok.append(answer == m.intent)
+            first_turn.append(answer == m.intent)
+            continue
+        first, second = ((part_results[p].get("intent") or {}).get("name") for p in parts)
+        first_turn.append(first == m.intent)
+        if m.multi:
+            both.append(first == m.intent and second in m.also)
+        else:
+            wrong_splits += 1
+            single_ok.append(first == m.intent)
+
+    def share(hits: list[bool]) -> Optional[float]:
+        return round(100.0 * sum(hits) / len(hits), 2) if hits else None
+
+    return {
+        "multi_both_requests_after_split": share(both),
+        "single_request_after_split": share(single_ok),
+        "single_requests_split": wrong_splits,
+        "first_turn_accuracy_after_split": share(first_turn),
+    }
+
+
 def model_intents(model: Path) -> set[str]:
     """The intents of the model's domain (read from the archive's metadata, without loading it)."""
     from rasa.engine.storage.local_model_storage import LocalModelStorage
@@ -304,9 +346,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"{len(baseline)} training examples as the baseline"
     )
 
-    texts = [m.text for m in heldout.messages] + [t for t, _ in baseline]
-    results, times = parse_all(str(model), texts, "held-out + baseline")
-    held_res, base_res = results[: len(heldout.messages)], results[len(heldout.messages) :]
+    from concierge_rasa.multi_request import split_points
+
+    parts = sorted({p for m in heldout.messages for pair in split_points(m.text) for p in pair})
+    texts = [m.text for m in heldout.messages] + [t for t, _ in baseline] + parts
+    results, times = parse_all(str(model), texts, "held-out + baseline + the parts the channels may split off")
+    n, b = len(heldout.messages), len(baseline)
+    held_res, base_res = results[:n], results[n : n + b]
+    part_results = dict(zip(parts, results[n + b :], strict=True))
 
     gold = [m.intent for m in heldout.messages]
     held = score(gold, held_res, heldout.same_flow)
@@ -353,6 +400,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"one request a message: {requests['accuracy_single_request']}%; several in one: first request "
         f"{requests['accuracy_multi_request']}%, one of its requests {requests['accuracy_multi_any_of_its_requests']}%"
     )
+    split = split_figures(heldout.messages, held_res, part_results)
+    say(
+        f"as the channels handle it (two requests split into two turns): both requests of a multi message "
+        f"{split['multi_both_requests_after_split']}%; single-request messages split by mistake "
+        f"{split['single_requests_split']}, still right {split['single_request_after_split']}%; the first turn "
+        f"names the message's (first) request {split['first_turn_accuracy_after_split']}%"
+    )
     known = [(m, r) for m, r in zip(heldout.messages, held_res, strict=True) if m.intent not in lacking]
     known_accuracy = round(
         100.0 * sum((r.get("intent") or {}).get("name") == m.intent for m, r in known) / len(known), 2
@@ -374,6 +428,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 for k in ("n", "accuracy", "accuracy_without_fallback", "accuracy_same_flow", "fallback_rate")
             },
             **requests,
+            "after_the_channels_split": split,
             "accuracy_on_intents_the_model_has": known_accuracy,
             **latency(times[: len(heldout.messages)]),
             "per_intent": held["per_intent"],
