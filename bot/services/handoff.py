@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.analytics.priority import priority_for
@@ -271,15 +271,26 @@ def escalate(session: Session, ctx: EscalationContext, cfg: HandoffConfig | None
         except SQLAlchemyError:
             score = 0.0
         score += TICKET_PRIORITIES.index(ticket.priority) if ticket.priority in TICKET_PRIORITIES else 1
-        handoff = repo.add(session, Handoff(
-            ticket_id=ticket.id, sender_id=ctx.sender_id[:128], conversation_id=ticket.conversation_id,
-            channel=(ctx.channel or None) and ctx.channel[:40],
-            customer_id=customer_id, reason=ctx.reason, status="open", priority_score=score,
-            summary=_plain(summary_of(ctx)), snapshot=snapshot_of(session, customer_id),
-            transcript=_transcript(ctx), after_hours=not is_open(cfg.hours, now), created_at=now, updated_at=now,
-        ))
-        repo.add_note(session, handoff.id, None, "event", f"escalated: {ctx.reason}")
-    else:
+        try:
+            with session.begin_nested():
+                handoff = repo.add(session, Handoff(
+                    ticket_id=ticket.id, sender_id=ctx.sender_id[:128], conversation_id=ticket.conversation_id,
+                    channel=(ctx.channel or None) and ctx.channel[:40],
+                    customer_id=customer_id, reason=ctx.reason, status="open", priority_score=score,
+                    summary=_plain(summary_of(ctx)), snapshot=snapshot_of(session, customer_id),
+                    transcript=_transcript(ctx), after_hours=not is_open(cfg.hours, now), created_at=now,
+                    updated_at=now,
+                ))
+        except IntegrityError:
+            # another call escalated the same ticket between our look and our insert (two requests of
+            # one conversation at once; the fuzz test found it): one ticket, one handoff, theirs
+            existing = repo.for_ticket(session, ticket.id)
+            if existing is None:
+                raise
+            created = False
+        else:
+            repo.add_note(session, handoff.id, None, "event", f"escalated: {ctx.reason}")
+    if existing is not None:
         handoff = existing
         if customer_id is not None and handoff.customer_id is None:
             handoff.customer_id = customer_id

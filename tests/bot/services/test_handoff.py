@@ -118,3 +118,30 @@ def test_the_life_of_a_handoff(fresh_db_url: str) -> None:
         kinds = [n.kind for n in s.scalars(select(m.HandoffNote).where(m.HandoffNote.handoff_id == row.id))]
         assert kinds == ["event", "event", "reply", "note", "event"]
         assert h.inbox(s) == []  # nothing left waiting
+
+
+def test_two_calls_escalating_one_ticket_at_once_share_one_handoff(fresh_db_url: str, monkeypatch) -> None:
+    """The race the fuzz test found: both calls look before either inserts, the second insert meets the
+    unique ticket. Forced here by hiding the first call's handoff from the second call's look."""
+    with session_scope() as s:
+        t = ticket_service.create_ticket(s, "race-1", "handoff", "Customer asked for a human agent", "", 1, "high")
+        number = t.number
+    with session_scope() as s:
+        first = h.escalate(s, h.EscalationContext("race-1", number, "asked_for_person"))
+    looks = {"n": 0}
+    real_for_ticket, real_for_sender = h.repo.for_ticket, h.repo.active_for_sender
+
+    def late_look(session, *args):  # noqa: ANN001, ANN202 - the look happened before the other commit
+        looks["n"] += 1
+        return None
+
+    monkeypatch.setattr(h.repo, "active_for_sender", late_look)
+    monkeypatch.setattr(h.repo, "for_ticket", lambda session, ticket_id: (
+        late_look(session) if looks["n"] < 2 else real_for_ticket(session, ticket_id)))
+    with session_scope() as s:
+        second = h.escalate(s, h.EscalationContext("race-1", number, "asked_for_person"))
+    monkeypatch.setattr(h.repo, "active_for_sender", real_for_sender)
+    assert first.created and not second.created
+    assert second.handoff_id == first.handoff_id
+    with session_scope() as s:
+        assert len(s.scalars(select(m.Handoff).where(m.Handoff.sender_id == "race-1")).all()) == 1
