@@ -212,6 +212,11 @@ def per_style(messages: Sequence[HeldOut], results: Sequence[dict[str, Any]]) ->
     return {k: {"n": v[0], "correct": v[1], "accuracy": pct(v[1] / v[0])} for k, v in sorted(rows.items())}
 
 
+def share(hits: list[bool]) -> Optional[float]:
+    """Percentage of True, two decimals; None for no messages."""
+    return round(100.0 * sum(hits) / len(hits), 2) if hits else None
+
+
 def request_figures(messages: Sequence[HeldOut], results: Sequence[dict[str, Any]]) -> dict[str, Optional[float]]:
     """Messages with one request vs several: the first request, or any of its requests (``also``)."""
     single, first, any_of = [], [], []
@@ -222,9 +227,6 @@ def request_figures(messages: Sequence[HeldOut], results: Sequence[dict[str, Any
             any_of.append(answer in (m.intent, *m.also))
         else:
             single.append(answer == m.intent)
-
-    def share(hits: list[bool]) -> Optional[float]:
-        return round(100.0 * sum(hits) / len(hits), 2) if hits else None
 
     return {
         "accuracy_single_request": share(single),
@@ -263,9 +265,6 @@ def split_figures(
         else:
             wrong_splits += 1
             single_ok.append(first == m.intent)
-
-    def share(hits: list[bool]) -> Optional[float]:
-        return round(100.0 * sum(hits) / len(hits), 2) if hits else None
 
     return {
         "multi_both_requests_after_split": share(both),

@@ -33,7 +33,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,10 @@ FAULT_LOAD_S = int(os.environ.get("SCALE_FAULT_LOAD_S", "40"))
 FAULT_AT_S = 10.0
 AGENT_TRIES = 15
 TURNS = ("rest turn", "socket.io turn")
+
+sys.path.insert(0, str(ROOT))
+from tests.stack import haproxy_command  # noqa: E402
+
 STARTED = time.monotonic()
 
 
@@ -87,22 +90,11 @@ def hosts(env: dict[str, str], *args: str) -> None:
     subprocess.run([str(HOSTS), *args], env=env, check=True, stdout=sys.stderr)
 
 
-def haproxy(command: str) -> str:
-    """One command on HAProxy's runtime API (the stats socket of the lb host, a file here)."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(str(HAPROXY_SOCK))
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while data := sock.recv(65536):
-            chunks.append(data)
-    return b"".join(chunks).decode()
-
-
 def app2_in_lb(enabled: bool) -> None:
     """Takes app2's Rasa and web app out of HAProxy (maintenance) or puts them back."""
     verb = "enable" if enabled else "disable"
     for server in ("rasa_socketio/rasa1", "rasa_webhooks/rasa1", "rasa_api/rasa1", "web/web1"):
-        haproxy(f"{verb} server {server}")
+        haproxy_command(HAPROXY_SOCK, f"{verb} server {server}")  # the lb host's stats socket, a file here
 
 
 # ------------------------------------------------------------------ load
