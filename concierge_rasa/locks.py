@@ -20,7 +20,6 @@ apology for every turn in flight (issue 23's Redis restart under load).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -33,6 +32,8 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
+from concierge_rasa.retry import while_unreachable
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLL_S = 0.05  # Rasa polls every second: a queued message waited a second for nothing
@@ -42,8 +43,9 @@ T = TypeVar("T")
 
 def _unreachable(exc: BaseException) -> bool:
     """Redis could not be reached (refused, reset, timed out, still loading its data): worth a retry."""
-    cause = exc if isinstance(exc, redis.RedisError) else exc.__cause__
-    return isinstance(cause, (redis.ConnectionError, redis.TimeoutError))
+    if isinstance(exc, LockError):  # issue_ticket wraps Redis's error
+        exc = exc.__cause__
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -70,18 +72,7 @@ class AtomicRedisLockStore(RedisLockStore):
     async def _when_reachable(self, call: Callable[[], Any]) -> Any:
         """``call()`` (sync or a coroutine function), tried again while Redis is unreachable, up to
         ``unreachable_retry_s``; waits on the event loop, so other conversations go on meanwhile."""
-        loop = asyncio.get_running_loop()
-        deadline, attempt = loop.time() + self.unreachable_retry_s, 0
-        while True:
-            try:
-                result = call()
-                return await result if asyncio.iscoroutine(result) else result
-            except (LockError, redis.RedisError) as exc:
-                if not _unreachable(exc) or loop.time() >= deadline:
-                    raise
-                attempt += 1
-                logger.warning("lock store: Redis unreachable (%s), retrying", type(exc).__name__)
-                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+        return await while_unreachable(call, _unreachable, self.unreachable_retry_s, "lock store")
 
     def _key(self, conversation_id: str) -> str:
         return self.key_prefix + conversation_id

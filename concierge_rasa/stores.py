@@ -53,6 +53,8 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy import event as sa_event
 from sqlalchemy.pool import SingletonThreadPool
 
+from concierge_rasa.retry import while_unreachable
+
 logger = logging.getLogger(__name__)
 
 # The production pair's outbox: the broker messages of stored events not yet confirmed by RabbitMQ.
@@ -382,20 +384,11 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
             ).all()
             return [json.loads(row.data) for row in rows]
 
-    async def _retrying(self, read: Any, *args: Any) -> Any:
-        """``read(*args)``, tried again for ``write_retry_s`` while the database is unreachable: a turn
-        that begins during a restart waits for it instead of starting the conversation afresh."""
-        loop = asyncio.get_running_loop()
-        deadline, attempt = loop.time() + self.write_retry_s, 0
-        while True:
-            try:
-                return read(*args)
-            except UNREACHABLE as exc:
-                attempt += 1
-                if loop.time() >= deadline:
-                    raise
-                logger.warning("tracker store: database unreachable (%s), retrying a read", type(exc).__name__)
-                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+    async def _retrying(self, call: Any, *args: Any, what: str = "a read") -> Any:
+        """``call(*args)``, tried again for ``write_retry_s`` while the database is unreachable: a turn
+        that begins or ends during a restart waits for it instead of starting afresh or being lost."""
+        return await while_unreachable(lambda: call(*args), lambda exc: isinstance(exc, UNREACHABLE),
+                                       self.write_retry_s, f"tracker store, {what}")
 
     # ------------------------------------------------------------ saving
     async def save(self, tracker: DialogueStateTracker) -> None:
@@ -404,27 +397,19 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
         events = list(tracker.events)
         if known is not None and known == len(events):
             return  # nothing new (Rasa would count and commit nothing)
-        loop = asyncio.get_running_loop()
-        deadline, attempt = loop.time() + self.write_retry_s, 0
-        while True:
+
+        def write() -> tuple[list[dict[str, Any]], Optional[int]]:
+            nonlocal known
             try:
-                bodies, stored = self._write(tracker.sender_id, events, known)
-                break
-            except UNREACHABLE as exc:
-                # the connection to the database failed: the turn is kept and written when it is back.
-                # The commit may have reached the database before the link broke, so the stored events
-                # are counted again: nothing is written twice.
+                return self._write(tracker.sender_id, events, known)
+            except Exception:
+                # unknown now: counted again. After a broken link the commit may have reached the
+                # database, so the retry counts the stored events again: nothing is written twice.
                 self._remember(tracker, None)
                 known = None
-                attempt += 1
-                if loop.time() >= deadline:
-                    raise
-                logger.warning("tracker store: database unreachable (%s), retrying the save of %s",
-                               type(exc).__name__, tracker.sender_id)
-                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
-            except Exception:
-                self._remember(tracker, None)  # unknown now: counted again next time
                 raise
+
+        bodies, stored = await self._retrying(write, what=f"the save of {tracker.sender_id}")
         self._remember(tracker, stored)
         if self._relay is not None:
             self._relay.wake()  # the messages were written with the events
