@@ -156,6 +156,17 @@ def cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of the process (MB), from /proc/<pid>/status; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def drive_interleaved(
     targets: dict[str, tuple[str, list[str]]],
     turns: int,
@@ -413,7 +424,7 @@ def main() -> None:
                 bare = tmp / "endpoints-no-broker.yml"
                 bare.write_text(
                     "action_endpoint:\n  url: ${ACTION_ENDPOINT_URL}\n  headers:\n"
-                    "    Authorization: Bearer ${CONCIERGE_ACTION_TOKEN}\n"
+                    "    Authorization: Bearer ${CONCIERGE_ACTION_TOKEN}\n  enable_selective_domain: true\n"
                 )
                 procs.append(concierge(np_, str(bare), stats_files["concierge_no_broker"]))
                 targets["concierge_no_broker"] = (f"http://127.0.0.1:{np_}/webhooks/rest/webhook", CONCIERGE_SCRIPT)
@@ -439,13 +450,22 @@ def main() -> None:
                 log(f"no py-spy at {args.py_spy} (pip install py-spy): no stage breakdown")
             calls_before: dict[str, dict] = {}
 
+            every_pid: dict[str, int] = {}  # each process once (the bots share the action server)
+            for bot, labels in pids.items():
+                for label, pid in labels.items():
+                    if pid not in every_pid.values():
+                        every_pid[f"{bot}.{label}"] = pid
+            rss: dict[str, dict[str, float | None]] = {}
+
             def started() -> None:
+                rss["after_warm_up"] = {name: rss_mb(pid) for name, pid in every_pid.items()}
                 for name, path in stats_files.items():
                     calls_before[name] = json.loads(path.read_text()) if path.exists() else {}
                 if profiler:
                     profiler.start()
 
             results = drive_interleaved(targets, args.turns, args.concurrency, processes=pids, on_start=started)
+            rss["at_the_end"] = {name: rss_mb(pid) for name, pid in every_pid.items()}
             shares = profiler.stop() if profiler else None
             for name, path in stats_files.items():
                 if name not in results:
@@ -509,6 +529,9 @@ def main() -> None:
               "stacks in var/bench/latency_py_spy.txt):")
         for stage, v in stages.items():
             print(f"  {stage:16}{v['cpu_ms_per_turn']:>8} ms/turn  {v['share'] * 100:5.1f}%")
+    print("Resident memory (MB) after the warm-up -> at the end:")
+    for name, mb in rss["after_warm_up"].items():
+        print(f"  {name:32}{mb} -> {rss['at_the_end'].get(name)}")
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work shares the machine)")
     ing = crm["ingestor"]
@@ -532,6 +555,7 @@ def main() -> None:
                 **({"no_verdict_reason": no_verdict} if no_verdict else {}),
                 "crm": crm,
                 "concierge_rasa_stages": stages,
+                "rss_mb": rss,
                 "load_average": [round(x, 2) for x in load],
                 "concurrency": args.concurrency,
             }

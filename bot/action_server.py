@@ -47,14 +47,31 @@ def warm_up_models() -> None:
         logger.exception("Could not load the embedded models; answering with fallbacks")
 
 
+class ShippedDomainExecutor(ActionExecutor):
+    """rasa_sdk's executor, answering a call without a domain with the shipped one.
+
+    Why (issue 24): Rasa sent its whole domain (73 KB of JSON) with every action call, encoded on
+    the Rasa side and parsed here each time. endpoints.yml now turns on Rasa's selective domain, so a
+    call carries none; rasa_sdk would then refuse it (449: it expects a digest that Rasa 3.6 never
+    sends). The Rasa server and the actions ship the same domain.yml. A call that carries a domain
+    still sets it, as in rasa_sdk.
+    """
+
+    def update_and_return_domain(self, payload: dict[str, Any], action_name: str) -> Any:
+        if payload.get("domain") is None and self.domain is not None:
+            return self.domain
+        return super().update_and_return_domain(payload, action_name)
+
+
 def build_executor(domain_file: Path = DOMAIN_FILE, actions: Iterable[type] | None = None) -> ActionExecutor:
     """The actions, with the shipped domain until Rasa sends its own.
 
     rasa_sdk keeps the last non-empty domain a call carried and hands ``None`` to the actions when the
     first call after a start carries none (a caller with the token sending ``"domain": {}``): every form
-    validator then crashes. The Rasa server ships the same domain.yml, so it is the right default.
+    validator then crashes. The Rasa server ships the same domain.yml, so it is the right default, and
+    the one every call gets now that Rasa sends none (``ShippedDomainExecutor``).
     """
-    executor = ActionExecutor()
+    executor = ShippedDomainExecutor()
     if actions is None:
         executor.register_package("actions")
     else:  # tests: register_package would also pick up every Action subclass a test module defined

@@ -126,10 +126,14 @@ class SQLiteEventBroker(SQLEventBroker):
         _tune(self)
 
     def publish_many(self, events: list[dict[str, Any]]) -> None:
+        """One multi-row insert (issue 24: the ORM's unit of work cost more than the rows)."""
         if not events:
             return
         with self.session_scope() as session:
-            session.add_all([self.SQLBrokerEvent(sender_id=e.get("sender_id"), data=json.dumps(e)) for e in events])
+            session.execute(
+                sa.insert(self.SQLBrokerEvent.__table__),
+                [{"sender_id": e.get("sender_id"), "data": json.dumps(e)} for e in events],
+            )
             session.commit()
 
 
@@ -149,11 +153,12 @@ class SQLiteTrackerStore(SQLTrackerStore):
     commits (``synchronous=NORMAL``).
 
     Cost (issue 24): the writer keeps its connection, takes every save queued when it wakes as one
-    batch (one commit for the tracker, one ``publish_many`` for the broker), and knows how many
-    events each conversation's current session has stored after its own write, so it runs Rasa's
-    COUNT query only when it does not know: the first save of a conversation in this process,
-    after a session starts (Rasa's count is of the events since the latest ``SessionStarted``),
-    after a failed write, or when a tracker is shorter than the count. The count is this
+    batch (one commit for the tracker, one ``publish_many`` for the broker, each a multi-row
+    insert), and knows how many events each conversation's current session has stored, from its
+    own writes and from the rows the turn's ``retrieve`` read, so it runs Rasa's COUNT query only
+    when it does not know: a conversation saved without a retrieve before (the HTTP API's), after a
+    session starts (Rasa's count is of the events since the latest ``SessionStarted``), after a
+    failed write, or when a tracker is shorter than the count. The count is this
     process's: the embedded profile runs one Rasa process on the file (several processes on one
     tracker file are not a supported set-up; production uses PostgreSQLTrackerStore).
     """
@@ -164,15 +169,19 @@ class SQLiteTrackerStore(SQLTrackerStore):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concierge-tracker-writer")
         self._pending: dict[str, Future[None]] = {}  # the last queued save of each conversation
         self._pending_lock = threading.Lock()
-        self._queue: deque[tuple[str, list[Any], Future[None]]] = deque()
+        # (sender id, the tracker's events, the save's future, the events a retrieve found stored)
+        self._queue: deque[tuple[str, list[Any], Future[None], Optional[int]]] = deque()
         self._stored: dict[str, int] = {}  # writer thread only: events stored in the current session
+        # events of the current session a retrieve read with nothing queued (handed to the writer with the next save)
+        self._read_counts: dict[str, int] = {}
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Queues the tracker's new events for the writer thread (a snapshot: later turns do not leak in)."""
         sender_id = tracker.sender_id
         future: Future[None] = Future()
         with self._pending_lock:
-            self._queue.append((sender_id, list(tracker.events), future))
+            read = self._read_counts.pop(sender_id, None)
+            self._queue.append((sender_id, list(tracker.events), future, read))
             self._pending[sender_id] = future
             self._writer.submit(self._drain)
         future.add_done_callback(functools.partial(self._saved, sender_id))
@@ -205,6 +214,21 @@ class SQLiteTrackerStore(SQLTrackerStore):
         await self._wait_saved(conversation_id)
         return await super().retrieve_full_tracker(conversation_id)
 
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> Optional[DialogueStateTracker]:
+        """Rasa's ``_retrieve`` (after the pending save); for the latest session it also tells the
+        writer how many events are stored, so the turn's save runs no COUNT: the rows just read are
+        what that COUNT would find, as nothing of the conversation is queued (checked after the read)."""
+        events = _read_events(self, sender_id, fetch_events_from_all_sessions)
+        if not fetch_events_from_all_sessions:
+            with self._pending_lock:
+                if sender_id not in self._pending:
+                    self._read_counts[sender_id] = len(events)
+        if not (self.domain and events):
+            return None
+        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+
     async def keys(self) -> Any:
         await self._wait_saved()
         return await super().keys()
@@ -217,47 +241,37 @@ class SQLiteTrackerStore(SQLTrackerStore):
         if not batch:
             return
         try:
-            published = self._write_batch([(sender_id, events) for sender_id, events, _ in batch])
+            published = self._write_batch([(sender_id, events, read) for sender_id, events, _, read in batch])
         except Exception as exc:  # noqa: BLE001 - every save of the batch hears it
-            for sender_id, _, future in batch:
+            for sender_id, _, future, _ in batch:
                 self._stored.pop(sender_id, None)  # unknown now: counted again next time
                 future.set_exception(exc)
             return
         try:
             self._publish(published)
         except Exception as exc:  # noqa: BLE001 - stored but not published: the saves' callers hear it
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 future.set_exception(exc)
             return
-        for _, _, future in batch:
+        for _, _, future, _ in batch:
             future.set_result(None)
 
-    def _write_batch(self, saves: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    def _write_batch(self, saves: list[tuple[str, list[Any], Optional[int]]]) -> list[dict[str, Any]]:
         """Stores, in one transaction, the events the database does not have yet; returns them as
         the broker's bodies, in order."""
         bodies: list[dict[str, Any]] = []
         counts: dict[str, Optional[int]] = {}
         with self.session_scope() as session:
-            for sender_id, events in saves:
-                stored = counts.get(sender_id, self._stored.get(sender_id))
+            for sender_id, events, read in saves:
+                if sender_id in counts:  # an earlier save of this batch
+                    stored = counts[sender_id]
+                else:
+                    stored = read if read is not None else self._stored.get(sender_id)
                 if stored is None or stored > len(events):
-                    # Rasa's count (autoflush: it sees this batch's earlier rows of the conversation)
+                    # Rasa's count (same transaction: it sees this batch's earlier rows of the conversation)
                     stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
                 new_events = events[stored:]
-                for event in new_events:
-                    data = event.as_dict()
-                    intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
-                    session.add(
-                        self.SQLEvent(
-                            sender_id=sender_id,
-                            type_name=event.type_name,
-                            timestamp=data.get("timestamp"),
-                            intent_name=intent,
-                            action_name=data.get("name"),
-                            data=json.dumps(data),
-                        )
-                    )
-                    bodies.append({"sender_id": sender_id, **data})
+                bodies += _add_events(self, session, sender_id, new_events)
                 # a new session changes what Rasa counts (events since its SessionStarted): ask again
                 counts[sender_id] = (
                     None if any(isinstance(e, SessionStarted) for e in new_events) else stored + len(new_events)
@@ -282,24 +296,34 @@ class SQLiteTrackerStore(SQLTrackerStore):
 
 
 def _add_events(store: SQLTrackerStore, session: Any, sender_id: str, events: list[Any]) -> list[dict[str, Any]]:
-    """Adds the events as Rasa's ``SQLTrackerStore.save`` does (same columns, same JSON); returns the
-    broker's bodies."""
-    bodies = []
+    """Adds the events as Rasa's ``SQLTrackerStore.save`` does (same columns, same JSON), as one
+    multi-row insert instead of an ORM object per event (issue 24: the unit of work was most of the
+    writer's CPU); returns the broker's bodies."""
+    rows, bodies = [], []
     for event in events:
         data = event.as_dict()
         intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
-        session.add(
-            store.SQLEvent(
-                sender_id=sender_id,
-                type_name=event.type_name,
-                timestamp=data.get("timestamp"),
-                intent_name=intent,
-                action_name=data.get("name"),
-                data=json.dumps(data),
-            )
+        rows.append(
+            {
+                "sender_id": sender_id,
+                "type_name": event.type_name,
+                "timestamp": data.get("timestamp"),
+                "intent_name": intent,
+                "action_name": data.get("name"),
+                "data": json.dumps(data),
+            }
         )
         bodies.append({"sender_id": sender_id, **data})
+    if rows:
+        session.execute(sa.insert(store.SQLEvent.__table__), rows)
     return bodies
+
+
+def _read_events(store: SQLTrackerStore, sender_id: str, fetch_events_from_all_sessions: bool) -> list[dict[str, Any]]:
+    """Rasa's ``_retrieve`` query, reading only the JSON column (no ORM object per row)."""
+    with store.session_scope() as session:
+        query = store._event_query(session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions)
+        return [json.loads(data) for (data,) in query.with_entities(store.SQLEvent.data)]
 
 
 class PostgreSQLTrackerStore(SQLTrackerStore):
@@ -378,11 +402,7 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
         return tracker
 
     def _read(self, sender_id: str, fetch_events_from_all_sessions: bool) -> list[dict[str, Any]]:
-        with self.session_scope() as session:
-            rows = self._event_query(
-                session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions
-            ).all()
-            return [json.loads(row.data) for row in rows]
+        return _read_events(self, sender_id, fetch_events_from_all_sessions)
 
     async def _retrying(self, call: Any, *args: Any, what: str = "a read") -> Any:
         """``call(*args)``, tried again for ``write_retry_s`` while the database is unreachable: a turn

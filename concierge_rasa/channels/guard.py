@@ -27,6 +27,7 @@ from concierge_rasa.channels.requests import pending_requests, running_agent, sp
 from concierge_rasa.limits import POLITE_SLOW_DOWN
 from concierge_rasa.nlu.language import language_tag, written_language
 from concierge_rasa.stores import fail_loudly
+from concierge_rasa.threads import serve_on_one_blas_thread
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def guarded(
         message.output_channel = counter
         failed = False
         fail_loudly(store_of())  # a tracker store failure ends in the apology, not in a silent loss
+        serve_on_one_blas_thread()  # small products of one message: a second BLAS thread costs more than it saves
         try:
             await handle_requests(message, on_new_message, store_of)
         except Exception:  # noqa: BLE001 - the customer must still get an answer

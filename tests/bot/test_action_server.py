@@ -41,3 +41,17 @@ def test_without_the_file_an_empty_domain_still_crashes_the_validators(db_url: s
     with caplog.at_level(logging.ERROR):
         asyncio.run(executor.run(CALL))
     assert [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], AttributeError)]
+
+
+def test_a_call_with_no_domain_key_as_rasa_sends_it_runs_the_form_with_the_shipped_domain(db_url: str) -> None:
+    """endpoints.yml's enable_selective_domain: Rasa 3.6 sends neither a domain nor a digest; rasa_sdk
+    alone refuses such a call (ActionMissingDomainException, HTTP 449). The validator still reads the
+    form's required slots from the shipped domain: an order number is checked, not just accepted."""
+    call = {k: v for k, v in CALL.items() if k != "domain"}
+    events = [*CALL["tracker"]["events"], {"event": "slot", "name": "order_number", "value": "abc"}]
+    call["tracker"] = {**CALL["tracker"], "events": events, "slots": {"order_number": "abc"}}
+    executor = build_executor(actions=[ValidateTrackOrderForm])
+    result = asyncio.run(executor.run(call))
+    assert result is not None
+    assert [e.get("value") for e in result.events if e.get("name") == "order_number"] == [None]
+    assert result.responses  # and the customer hears why

@@ -90,3 +90,51 @@ def test_save_does_not_wait_for_the_database_and_the_next_turn_sees_the_save(tmp
             "user",
             "slot",
         ]
+
+
+def test_a_turn_after_a_retrieve_counts_nothing_and_stores_each_event_once(tmp_path: Path) -> None:
+    """Issue 24: the rows a turn's retrieve read are what Rasa's COUNT would find at that turn's save,
+    so the writer runs none; the events stored are still exactly the tracker's, in order. A retrieve of
+    the API (all sessions) tells the writer nothing, so a save after it, when the store knows nothing
+    else (as after a restart), counts."""
+    import sqlalchemy as sa
+
+    domain = Domain.from_yaml("slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n")
+    store = SQLiteTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql.lower()))
+
+    async def turns() -> list[str]:
+        assert await store.retrieve("s3") is None  # a new conversation: 0 stored
+        tracker = DialogueStateTracker.from_events("s3", [ActionExecuted("action_listen")], domain.slots)
+        tracker.update(UserUttered("hi", {"name": "greet", "confidence": 0.9}))
+        await store.save(tracker)
+        for number in ("190001", "190002"):
+            tracker = await store.retrieve("s3")
+            tracker.update(UserUttered(f"where is {number}?", {"name": "track_order", "confidence": 0.9}))
+            tracker.update(SlotSet("order_number", number))
+            tracker.update(BotUttered("On its way"))
+            await store.save(tracker)
+        store.flush(timeout=30)
+        return [e.type_name for e in (await store.retrieve("s3")).events]
+
+    kinds = asyncio.run(turns())
+    assert kinds == ["action", "user", "user", "slot", "bot", "user", "slot", "bot"]
+    assert not [s for s in statements if "count(" in s]
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM events WHERE sender_id = 's3'").fetchone()[0] == 8
+
+    async def api_turn() -> None:
+        tracker = await store.retrieve_full_tracker("s3")  # the HTTP API's read: no count handed over
+        tracker.update(BotUttered("an agent's note"))
+        await store.save(tracker)
+        store.flush(timeout=30)
+
+    store._stored.clear()  # as after a restart: only a COUNT can tell
+    store._read_counts.clear()
+    asyncio.run(api_turn())
+    assert [s for s in statements if "count(" in s]
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        assert [json.loads(d)["event"] for (d,) in conn.execute("SELECT data FROM events ORDER BY id")][-2:] == [
+            "bot", "bot"]
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 9
