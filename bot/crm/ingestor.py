@@ -70,9 +70,13 @@ class Stats:
 class Ingestor:
     """Applies batches of raw events to the CRM; one transaction per batch.
 
-    ``batch_lookups`` (issue 24): which events are stored already is read once per batch, and each
-    sender's open conversation is looked up once per batch and then followed; False: both looked up
-    per event, as before (the benchmark's baseline, ``bench/crm_ingest.py``).
+    ``batch_lookups`` (issue 24): which events are stored already is read once per batch, each
+    sender's open conversation is looked up once per batch and then followed, and the rows actions
+    wrote before the ingestor saw their conversation are linked once per sender and batch, after
+    its events (an action writes its row before Rasa publishes the action's event, so every row of
+    the batch's actions exists when the batch begins; linked at the end, a row goes to the latest
+    conversation started before it, even one this batch started after the action's event); False:
+    all of it per event, as before (the benchmark's baseline, ``bench/crm_ingest.py``).
     """
 
     batch_lookups = True
@@ -189,28 +193,37 @@ class Ingestor:
         else:
             is_seen = functools.partial(crm_ingest.seen, session)
         open_convs: dict[str, Conversation] = {}  # each sender's open conversation, as this batch left it
+        to_link: dict[str, None] = {}  # senders whose actions ran in this batch, in order
         for ev in events:
             if ev.key in fresh or is_seen(ev.key):
                 self.stats.duplicates += 1
                 continue
             fresh.add(ev.key)
             crm_ingest.mark(session, ev.key, ev.sender_id, ev.type, ev.at)
-            conv = self._apply(session, ev, redacted.get(ev.key), open_convs.get(ev.sender_id))
+            conv = self._apply(session, ev, redacted.get(ev.key), open_convs.get(ev.sender_id), to_link)
             if self.batch_lookups and conv.ended_at is None:
                 open_convs[ev.sender_id] = conv
             else:
                 open_convs.pop(ev.sender_id, None)  # closed: looked up again
             stored += 1
+        for sender_id in to_link:
+            repo.link_unlinked(session, sender_id)
         return stored
 
     def _apply(
-        self, session: Session, ev: RasaEvent, found: Redacted | None, known_open: Conversation | None = None
+        self,
+        session: Session,
+        ev: RasaEvent,
+        found: Redacted | None,
+        known_open: Conversation | None = None,
+        to_link: dict[str, None] | None = None,
     ) -> Conversation:
         """Applies one event; returns the sender's conversation it went to.
 
         ``known_open``: the sender's open conversation as an earlier event of this batch left it. Only
         this process creates, closes and reopens conversations, one open per sender at most (a start or
-        a reopen happens only when none is open), so it is what the query would return."""
+        a reopen happens only when none is open), so it is what the query would return. ``to_link``:
+        where an action's sender goes to have its rows linked after the batch (``batch_lookups``)."""
         fx = records.effects_of(ev)
         starts = fx.starts or (ev.type == "action" and ev.data.get("name") == "action_session_start")
         conv = known_open if known_open is not None else repo.open_for_sender(session, ev.sender_id)
@@ -251,7 +264,10 @@ class Ingestor:
         if turn is not None and turn.role == "action":
             # an action's rows (ticket, feedback, handoff...) are written before its event arrives:
             # link those written before this conversation existed (the hub's conversation_id)
-            repo.link_unlinked(session, ev.sender_id)
+            if self.batch_lookups and to_link is not None:
+                to_link[ev.sender_id] = None
+            else:
+                repo.link_unlinked(session, ev.sender_id)
         if turn is not None:
             text = found.text if found is not None else ""
             # entity values repeat the customer's words: redacted as the text was (raw ones stay
