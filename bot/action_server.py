@@ -54,32 +54,41 @@ class ShippedDomainExecutor(ActionExecutor):
     the Rasa side and parsed here each time. endpoints.yml now turns on Rasa's selective domain, so a
     call carries none; rasa_sdk would then refuse it (449: it expects a digest that Rasa 3.6 never
     sends). The Rasa server and the actions ship the same domain.yml. A call that carries a domain
-    still sets it, as in rasa_sdk.
+    gets it for that call only: rasa_sdk would keep it for every later call without one, so one
+    stray caller (an old replica during a rolling update, a caller with the token) would change the
+    replies of every conversation until a restart.
     """
 
+    def __init__(self, shipped: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.shipped = shipped
+        self.domain = shipped
+
     def update_and_return_domain(self, payload: dict[str, Any], action_name: str) -> Any:
-        if payload.get("domain") is None and self.domain is not None:
-            return self.domain
+        own = payload.get("domain")
+        if isinstance(own, dict) and own:
+            return own
+        if self.shipped is not None:
+            return self.shipped
         return super().update_and_return_domain(payload, action_name)
 
 
 def build_executor(domain_file: Path = DOMAIN_FILE, actions: Iterable[type] | None = None) -> ActionExecutor:
-    """The actions, with the shipped domain until Rasa sends its own.
+    """The actions, with the shipped domain for every call that carries none.
 
-    rasa_sdk keeps the last non-empty domain a call carried and hands ``None`` to the actions when the
-    first call after a start carries none (a caller with the token sending ``"domain": {}``): every form
-    validator then crashes. The Rasa server ships the same domain.yml, so it is the right default, and
-    the one every call gets now that Rasa sends none (``ShippedDomainExecutor``).
+    rasa_sdk alone hands ``None`` to the actions when the first call after a start carries no domain
+    (a caller with the token sending ``"domain": {}``): every form validator then crashes. The Rasa
+    server ships the same domain.yml, so it is the right default, and the one every call gets now
+    that Rasa sends none (``ShippedDomainExecutor``).
     """
-    executor = ShippedDomainExecutor()
+    shipped = yaml.safe_load(domain_file.read_text(encoding="utf-8")) if domain_file.is_file() else None
+    executor = ShippedDomainExecutor(shipped)
     if actions is None:
         executor.register_package("actions")
     else:  # tests: register_package would also pick up every Action subclass a test module defined
         for action in actions:
             executor.register_action(action)
-    if domain_file.is_file():
-        executor.domain = yaml.safe_load(domain_file.read_text(encoding="utf-8"))
-    else:
+    if shipped is None:
         logger.warning("No %s beside the actions: calls without a domain will fail", domain_file)
     return executor
 

@@ -68,6 +68,8 @@ OUTBOX = sa.Table(
 OUTBOX_LOCK_KEY = 0x436F6E63  # pg advisory lock: one relay at a time publishes, so messages keep their order
 
 
+MAX_KNOWN_COUNTS = 10_000  # conversations whose stored-event count a store keeps (a saving, not a record)
+
 UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)  # the link to the database failed
 
 
@@ -224,6 +226,8 @@ class SQLiteTrackerStore(SQLTrackerStore):
         if not fetch_events_from_all_sessions:
             with self._pending_lock:
                 if sender_id not in self._pending:
+                    if len(self._read_counts) >= MAX_KNOWN_COUNTS:  # read, never saved (API reads, closed chats)
+                        self._read_counts.clear()  # only a saving: their saves count again
                     self._read_counts[sender_id] = len(events)
         if not (self.domain and events):
             return None
@@ -277,6 +281,8 @@ class SQLiteTrackerStore(SQLTrackerStore):
                     None if any(isinstance(e, SessionStarted) for e in new_events) else stored + len(new_events)
                 )
             session.commit()
+        if len(self._stored) >= MAX_KNOWN_COUNTS:  # conversations long over: counted again if they go on
+            self._stored.clear()
         for sender_id, count in counts.items():
             if count is None:
                 self._stored.pop(sender_id, None)
@@ -378,7 +384,7 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
             self._known.pop(tracker.sender_id, None)
         else:
             self._known[tracker.sender_id] = (weakref.ref(tracker), stored)
-        if len(self._known) > 10_000:  # trackers read and never saved (API reads): drop the dead ones
+        if len(self._known) > MAX_KNOWN_COUNTS:  # trackers read and never saved (API reads): drop the dead ones
             self._known = {k: v for k, v in self._known.items() if v[0]() is not None}
 
     def _known_count(self, tracker: DialogueStateTracker) -> Optional[int]:

@@ -55,3 +55,23 @@ def test_a_call_with_no_domain_key_as_rasa_sends_it_runs_the_form_with_the_shipp
     assert result is not None
     assert [e.get("value") for e in result.events if e.get("name") == "order_number"] == [None]
     assert result.responses  # and the customer hears why
+
+
+def test_a_domain_one_call_carries_is_that_calls_only() -> None:
+    """rasa_sdk keeps a call's domain for every later call without one: an old Rasa replica during a
+    rolling update (or any caller with the token) would change the replies of every conversation."""
+    from rasa_sdk import Action
+
+    class WhichDomain(Action):
+        def name(self) -> str:
+            return "action_which_domain"
+
+        def run(self, dispatcher, tracker, domain):  # noqa: ANN001, ANN201
+            dispatcher.utter_message(text="custom" if "utter_only_in_the_call" in domain["responses"] else "shipped")
+            return []
+
+    executor = build_executor(actions=[WhichDomain])
+    call = {"next_action": "action_which_domain", "sender_id": "s", "tracker": {**CALL["tracker"], "events": []}}
+    custom = {"responses": {"utter_only_in_the_call": [{"text": "x"}]}}
+    texts = [asyncio.run(executor.run(c)).responses[0]["text"] for c in (call, {**call, "domain": custom}, call)]
+    assert texts == ["shipped", "custom", "shipped"]
