@@ -18,8 +18,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SafeAction, in_transaction, resolve_identity, sender_id
+from actions.common import SafeAction, in_transaction, latest_user_metadata, resolve_identity, sender_id
 from bot.services import feedback as feedback_service
+from concierge_rasa.multi_request import REQUESTS_WAITING
 
 FORM = "csat_form"
 MAX_COMMENT = 1000
@@ -29,9 +30,12 @@ def csat_offer(tracker: Tracker) -> list[EventType]:
     """Events a resolving action returns on success: CSAT is due unless asked or escalated.
 
     Always an explicit ``csat_due`` (true or false): the rules after each resolving action
-    (nlu_data/rules/csat.yml) branch on it, so the next step never depends on a guess.
+    (nlu_data/rules/csat.yml) branch on it, so the next step never depends on a guess. Not due while
+    another request of the customer's message waits (the channels' ``REQUESTS_WAITING``): the rating
+    question would come between the two answers.
     """
-    due = not (tracker.get_slot("csat_asked") or tracker.get_slot("escalated"))
+    waiting = bool(latest_user_metadata(tracker).get(REQUESTS_WAITING))  # asked after the customer's last request
+    due = not (tracker.get_slot("csat_asked") or tracker.get_slot("escalated") or waiting)
     return [SlotSet("csat_due", due)]
 
 

@@ -19,6 +19,11 @@ from typing import Any
 
 from concierge_rasa.text import HAN
 
+#: metadata the channels add to a customer message while another request of theirs waits for its turn:
+#: the action that resolves this one does not ask for a rating yet (it would come before the other
+#: answer); the rating is asked after the last one. Clients cannot set it (channel_security drops it).
+REQUESTS_WAITING = "requests_waiting"
+
 #: intent -> the flow that handles it: two intents of one flow are one request
 FLOWS = {
     "track_order": "tracking", "cancel_order": "cancel", "change_order": "change", "change_shipping_address": "address",

@@ -25,6 +25,7 @@ from concierge_rasa.channel_security import (
 )
 from concierge_rasa.channels.requests import pending_requests, running_agent, split_message
 from concierge_rasa.limits import POLITE_SLOW_DOWN
+from concierge_rasa.multi_request import REQUESTS_WAITING
 from concierge_rasa.nlu.language import language_tag, written_language
 from concierge_rasa.stores import fail_loudly
 from concierge_rasa.threads import serve_on_one_blas_thread
@@ -161,11 +162,13 @@ async def handle_requests(
     if parts is not None:
         message.text = parts[0]
         pending.put(message.sender_id, parts[1])
+    own = {k: v for k, v in (message.metadata or {}).items() if k != REQUESTS_WAITING}
+    message.metadata = {**own, REQUESTS_WAITING: True} if pending.peek(message.sender_id) else own
     await on_new_message(message)
     waiting = await pending.take_ready(message.sender_id, store_of())
     if waiting is not None:
         await on_new_message(UserMessage(waiting, message.output_channel, message.sender_id,
-                                         input_channel=message.input_channel, metadata=dict(message.metadata or {})))
+                                         input_channel=message.input_channel, metadata=dict(own)))
 
 
 def guarded(

@@ -55,6 +55,13 @@ def test_csat_is_due_once_and_never_after_an_escalation(domain):
     assert csat_offer(make_tracker(domain)) == [SlotSet("csat_due", True)]
     assert csat_offer(make_tracker(domain, slots={"csat_asked": True})) == [SlotSet("csat_due", False)]
     assert csat_offer(make_tracker(domain, slots={"escalated": True})) == [SlotSet("csat_due", False)]
+
+
+def test_no_csat_while_another_request_of_the_message_waits(domain):
+    """The channels mark a message while another request of the customer waits its turn: the rating is
+    asked after the last answer, not between two (concierge_rasa/multi_request.REQUESTS_WAITING)."""
+    assert csat_offer(make_tracker(domain, metadata={"requests_waiting": True})) == [SlotSet("csat_due", False)]
+    assert csat_offer(make_tracker(domain, metadata={"requests_waiting": False})) == [SlotSet("csat_due", True)]
     assert escalation_events() == [SlotSet("escalated", True), SlotSet("csat_due", False)]
 
 

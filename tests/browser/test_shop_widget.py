@@ -13,9 +13,10 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from bot.db import models as m
-from bot.db.session import session_scope
+from bot.db.session import get_engine, session_scope
 from bot.services.types import format_money
 from tests.browser.conftest import Visit
+from tests.e2e.chat import own_order
 from tests.stack import tracker_events, turn_end
 
 REPLY_TIMEOUT_MS = 45_000
@@ -131,6 +132,33 @@ def test_clicking_a_quick_reply_cancels_the_order(visit):
     expect(visit.page.locator(".rw-client").last).to_have_text("Yes, cancel it")
     expect(visit.page.locator(".rw-messages-container")).to_contain_text("cancelled", timeout=REPLY_TIMEOUT_MS)
     assert order_facts(db, "190002")[0] == "cancelled"  # the click changed the real order
+
+
+def test_two_requests_in_one_message_are_handled_in_turn_in_the_widget(visit):
+    """Issue 25's multi-request through the widget (socket.io): the cancellation asks first, the
+    customer clicks the button, then the other order's status arrives without being asked again;
+    the order is cancelled in the database. (A copy of 190002 kept processing: another test of this
+    module cancels the demo order, and a copy takes its status.)"""
+    db = visit.shop.servers.db_url
+    number = own_order(get_engine(db), "190002")
+    with session_scope(db) as s:
+        s.scalar(select(m.Order).where(m.Order.number == number)).status = "processing"
+    assert order_facts(db, number)[0] == "processing"
+    log_in(visit, 1)
+    open_chat(visit)
+    first = say(visit, f"cancel order {number} and tell me where 190003 is", "Shall I cancel it?")
+    assert "#190003" not in first  # the second request waits for the first one's answer
+    replies = visit.page.locator(".rw-replies .rw-reply")
+    expect(replies.nth(0)).to_have_text("Yes, cancel it")
+    replies.nth(0).click()
+    messages = visit.page.locator(".rw-messages-container")
+    expect(messages).to_contain_text("cancelled", timeout=REPLY_TIMEOUT_MS)
+    expect(messages).to_contain_text("#190003", timeout=REPLY_TIMEOUT_MS)
+    expect(messages).to_contain_text("How would you rate", timeout=REPLY_TIMEOUT_MS)
+    shown = messages.inner_text()
+    assert shown.index("cancelled") < shown.index("#190003") < shown.index("How would you rate")  # the rating last
+    assert order_status_and_total(db, number)[0] == "cancelled"
+    visit.screenshot("multi-request")
 
 
 def test_recommendations_come_as_product_cards(visit):

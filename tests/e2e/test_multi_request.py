@@ -42,6 +42,8 @@ def test_cancel_one_order_and_track_another(servers: Servers, db) -> None:
     done = chat.text(chat.say("yes"))
     assert "cancelled" in done.lower()
     assert "#190003" in done and "delivered" in done.lower()  # then the second request, unasked
+    # the rating question once both are answered, not between them
+    assert "how would you rate" in done.lower() and done.lower().index("how would you rate") > done.index("#190003")
     assert status_of(db, n) == "cancelled"
     assert customer_texts(servers, chat.sender, 3) == [f"cancel {n}", "yes", "tell me where 190003 is"]
 
