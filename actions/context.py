@@ -14,18 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
+from sqlalchemy.exc import OperationalError
 
 from bot.db.session import session_scope
 from bot.services import identity as identity_service
 from bot.services.identity import CustomerIdentity, IdentityRequest, UserMessage
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 #: the identity resolved in the current action run, by tracker (None outside a run: no memo)
 _resolved: contextvars.ContextVar[dict[int, tuple[Tracker, CustomerIdentity]] | None] = contextvars.ContextVar(
@@ -33,12 +37,33 @@ _resolved: contextvars.ContextVar[dict[int, tuple[Tracker, CustomerIdentity]] | 
 )
 
 
+#: tries of a transaction that SQLite refused at once with "database is locked"
+SQLITE_LOCKED_TRIES = 4
+
+
+def _sqlite_locked(exc: OperationalError) -> bool:
+    return "database is locked" in str(getattr(exc, "orig", exc))
+
+
 async def in_transaction(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Runs `fn(session, ...)` in one transaction on a worker thread (commit or roll back)."""
+    """Runs `fn(session, ...)` in one transaction on a worker thread (commit or roll back).
+
+    On SQLite, a transaction that read and then writes while another process (the CRM ingestor)
+    committed in between is refused at once ("database is locked": its snapshot is stale, and the
+    busy timeout does not apply). It was rolled back whole, so it runs again on a fresh snapshot; a
+    customer saw a technical error for a handover right after a tracking answer."""
 
     def work() -> T:
-        with session_scope() as session:
-            return fn(session, *args, **kwargs)
+        for attempt in range(SQLITE_LOCKED_TRIES):
+            try:
+                with session_scope() as session:
+                    return fn(session, *args, **kwargs)
+            except OperationalError as exc:
+                if not _sqlite_locked(exc) or attempt == SQLITE_LOCKED_TRIES - 1:
+                    raise
+                logger.warning("SQLite refused a transaction (database is locked); trying it again")
+                time.sleep(0.02 * 2**attempt)
+        raise AssertionError("unreachable")
 
     return await asyncio.to_thread(work)
 
