@@ -291,14 +291,18 @@ class SQLiteTrackerStore(SQLTrackerStore):
         return bodies
 
     def _publish(self, bodies: list[dict[str, Any]]) -> None:
-        broker: Optional[Any] = self.event_broker
-        if broker is None or not bodies:
-            return
-        if hasattr(broker, "publish_many"):
-            broker.publish_many(bodies)
-        else:
-            for body in bodies:
-                broker.publish(body)
+        publish(self.event_broker, bodies)
+
+
+def publish(broker: Optional[Any], bodies: list[dict[str, Any]]) -> None:
+    """The events to the broker, in one call where it takes several (the SQL broker's one insert)."""
+    if broker is None or not bodies:
+        return
+    if hasattr(broker, "publish_many"):
+        broker.publish_many(bodies)
+    else:
+        for body in bodies:
+            broker.publish(body)
 
 
 def _add_events(store: SQLTrackerStore, session: Any, sender_id: str, events: list[Any]) -> list[dict[str, Any]]:
@@ -461,14 +465,7 @@ class PostgreSQLTrackerStore(SQLTrackerStore):
 
     def _publish(self, bodies: list[dict[str, Any]]) -> None:
         """On the event loop (Rasa's Pika broker schedules its work there)."""
-        broker: Optional[Any] = self.event_broker
-        if broker is None or not bodies:
-            return
-        if hasattr(broker, "publish_many"):
-            broker.publish_many(bodies)
-        else:
-            for body in bodies:
-                broker.publish(body)
+        publish(self.event_broker, bodies)
 
 
 def _create_outbox(engine: sa.engine.Engine) -> None:

@@ -193,7 +193,8 @@ class Ingestor:
         else:
             is_seen = functools.partial(crm_ingest.seen, session)
         open_convs: dict[str, Conversation] = {}  # each sender's open conversation, as this batch left it
-        to_link: dict[str, None] = {}  # senders whose actions ran in this batch, in order
+        # senders whose actions ran in this batch, in order (linked after it; one at a time without batch_lookups)
+        to_link: dict[str, None] | None = {} if self.batch_lookups else None
         for ev in events:
             if ev.key in fresh or is_seen(ev.key):
                 self.stats.duplicates += 1
@@ -206,7 +207,7 @@ class Ingestor:
             else:
                 open_convs.pop(ev.sender_id, None)  # closed: looked up again
             stored += 1
-        for sender_id in to_link:
+        for sender_id in to_link or ():
             repo.link_unlinked(session, sender_id)
         return stored
 
@@ -223,7 +224,7 @@ class Ingestor:
         ``known_open``: the sender's open conversation as an earlier event of this batch left it. Only
         this process creates, closes and reopens conversations, one open per sender at most (a start or
         a reopen happens only when none is open), so it is what the query would return. ``to_link``:
-        where an action's sender goes to have its rows linked after the batch (``batch_lookups``)."""
+        where an action's sender goes to have its rows linked after the batch (given with ``batch_lookups``)."""
         fx = records.effects_of(ev)
         starts = fx.starts or (ev.type == "action" and ev.data.get("name") == "action_session_start")
         conv = known_open if known_open is not None else repo.open_for_sender(session, ev.sender_id)
@@ -264,7 +265,7 @@ class Ingestor:
         if turn is not None and turn.role == "action":
             # an action's rows (ticket, feedback, handoff...) are written before its event arrives:
             # link those written before this conversation existed (the hub's conversation_id)
-            if self.batch_lookups and to_link is not None:
+            if to_link is not None:
                 to_link[ev.sender_id] = None
             else:
                 repo.link_unlinked(session, ev.sender_id)
