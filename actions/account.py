@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from actions.common import OrderFormValidator, SafeAction, confirm_value, in_transaction, latest_text, resolve_identity
 from actions.csat import csat_offer
 from actions.replies import language, reply_error
 from bot.services import accounts as account_service
@@ -33,6 +33,23 @@ class ValidateEmailChangeForm(OrderFormValidator):
     def name(self) -> str:
         return "validate_email_change_form"
 
+    async def extract_new_email(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Carry-over and correction: the new email in the request ("change my email to ...") or a
+        retyped one where the change is confirmed ("oops typo, ..."). Only once the customer is
+        known: before that, an email in the message is the one that proves who they are."""
+        requested = tracker.get_slot("requested_slot")
+        if requested not in (None, "email_change_confirm") or resolve_identity(tracker).customer_id is None:
+            return {}
+        match = EMAIL_RE.search(latest_text(tracker)[:500])
+        email = account_service.normalize_email(match.group(0)) if match else None
+        if not email or email == tracker.get_slot("new_email"):
+            return {}
+        if requested is None:
+            return {"new_email": email}
+        return {"new_email": email, "email_change_confirm": None}
+
     async def validate_new_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -46,7 +63,7 @@ class ValidateEmailChangeForm(OrderFormValidator):
     async def validate_email_change_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {"email_change_confirm": bool(value)}
+        return {"email_change_confirm": confirm_value(value)}
 
 
 class ActionAskNewEmail(SafeAction):

@@ -80,6 +80,34 @@ def previous_slot_value(tracker: Tracker, name: str) -> Any:
     return None
 
 
+#: requests that are no free-text answer either (a refund reason, a feedback comment may say "it never
+#: arrived", which reads as tracking; "recommend me something instead" is no reason)
+NEVER_AN_ANSWER = ("recommend_products", "get_invoice", "check_invoice")
+
+
+def latest_text(tracker: Tracker) -> str:
+    """The text of the customer's latest message ("" when there is none)."""
+    return str((tracker.latest_message or {}).get("text") or "")
+
+
+def confirm_value(value: Any) -> bool | None:
+    """A yes/no answer; None (cleared by a correction of what it confirmed) asks it again."""
+    return None if value is None else bool(value)
+
+
+#: at most this many words besides the order number, and the message is a correction, not a request
+_CORRECTION_WORDS = 6
+
+
+def is_plain_correction(text: str) -> bool:
+    """"no wait, I meant 190003" corrects an answer; "actually can I change the address of 190003
+    instead" asks for another task, although it says "instead"."""
+    if not CORRECTION_RE.search(text):
+        return False
+    words = re.findall(r"[^\W\d_]+", re.sub(r"#?\d{6}", " ", text))
+    return len(words) <= _CORRECTION_WORDS
+
+
 def latest_intent(tracker: Tracker) -> str:
     """The intent of the customer's latest message ("" when there is none)."""
     return str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "")
@@ -129,6 +157,9 @@ class SafeAction(Action, metaclass=ABCMeta):
 
 # ---------------------------------------------------------------- forms about one order
 _stop_form: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("stop_form", default=None)
+#: (order number, email) -> the slots its check gave, in this validation run: an order number and an
+#: email in one message are both validated, and the pair must be checked (and counted) once
+_checked: contextvars.ContextVar[dict | None] = contextvars.ContextVar("checked", default=None)
 
 
 def stop_form() -> None:
@@ -168,6 +199,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
             return [ActionExecutionRejected(self.form_name())]
         flags: list[bool] = []
         token = _stop_form.set(flags)
+        checked_token = _checked.set({})
         requested = tracker.get_slot("requested_slot")
         try:
             with action_run():  # the identity service is asked once in this run (again after a verification)
@@ -182,6 +214,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
             events = []
         finally:
             _stop_form.reset(token)
+            _checked.reset(checked_token)
         if flags:
             events.append(SlotSet("requested_slot", None))
         return events
@@ -196,12 +229,14 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         started the form. A new order number given as a correction never switches.
         """
         requested = tracker.get_slot("requested_slot")
-        if not requested or requested in self.no_switch_slots or tracker.active_loop_name != self.form_name():
+        if not requested or tracker.active_loop_name != self.form_name():
             return False
         intent = latest_intent(tracker)
         if intent not in TASK_SWITCH_INTENTS or intent in self.own_intents:
             return False
-        return not CORRECTION_RE.search(str((tracker.latest_message or {}).get("text") or ""))
+        if requested in self.no_switch_slots and intent not in NEVER_AN_ANSWER:
+            return False
+        return not is_plain_correction(latest_text(tracker))
 
     def _count_misses(
         self, requested: Any, events: list[EventType], dispatcher: CollectingDispatcher, tracker: Tracker
@@ -210,7 +245,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
 
         The email has its own limit (MAX_VERIFICATION_ATTEMPTS); yes/no questions cannot be missed.
         """
-        if not requested or requested == "email":
+        if not requested or requested == "email" or str(requested).endswith("_confirm"):
             return []
         previous = previous_slot_value(tracker, "order_number")
         if any(e.get("name") == "order_number" and e.get("value") not in (None, previous) for e in events):
@@ -303,6 +338,17 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         self, number: str, email: str, tracker: Tracker, dispatcher: CollectingDispatcher
     ) -> dict[str, Any]:
         email = email.strip()[:254]
+        checked = _checked.get()
+        if checked is not None and (number, email) in checked:
+            return dict(checked[(number, email)])
+        result = await self._verify_once(number, email, tracker, dispatcher)
+        if checked is not None:
+            checked[(number, email)] = dict(result)
+        return result
+
+    async def _verify_once(
+        self, number: str, email: str, tracker: Tracker, dispatcher: CollectingDispatcher
+    ) -> dict[str, Any]:
         try:
             attempts = int(tracker.get_slot("verification_attempts") or 0)
         except (TypeError, ValueError):
@@ -328,7 +374,9 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
                 stop_form()
             else:
                 dispatcher.utter_message(response="utter_verify_failed")
-            return {"order_number": None, "email": None, "verification_attempts": attempts}
+            # the number stays: the email is asked again (or the number corrected, "I meant 190003")
+            return {"order_number": number if attempts < MAX_VERIFICATION_ATTEMPTS else None, "email": None,
+                    "verification_attempts": attempts}
         forget_identity(tracker)  # verified now: a later question in this run asks the service again
         result = await self._check(number, customer_id, dispatcher)
         slots: dict[str, Any] = {"email": email, **result}

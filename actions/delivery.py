@@ -9,7 +9,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from actions.common import (
+    OrderFormValidator,
+    SafeAction,
+    confirm_value,
+    in_transaction,
+    latest_text,
+    resolve_identity,
+)
 from actions.csat import csat_offer
 from actions.replies import reply_error
 from bot.analytics.topics_zh import is_chinese
@@ -37,6 +44,21 @@ class ValidateAddressForm(OrderFormValidator):
     def check_order(self, session: Any, customer_id: int, order_number: str) -> Any:
         return order_service.check_address_changeable(session, customer_id, order_number)
 
+    async def extract_new_address(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Carry-over and correction: an address in the request ("ship 190011 to 77 Pine Road,
+        Denver, 80203") or a new one where the change is confirmed ("no, it's 21 Oak Street, ...")."""
+        requested = tracker.get_slot("requested_slot")
+        if requested not in (None, "address_confirm"):
+            return {}
+        parts = order_service.address_in_text(latest_text(tracker))
+        if parts is None or format_parts(parts) == tracker.get_slot("new_address"):
+            return {}
+        if requested is None:
+            return {"new_address": format_parts(parts)}
+        return {"new_address": format_parts(parts), "address_confirm": None}
+
     async def validate_new_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -50,7 +72,7 @@ class ValidateAddressForm(OrderFormValidator):
     async def validate_address_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {"address_confirm": bool(value)}
+        return {"address_confirm": confirm_value(value)}
 
 
 class ActionAskNewAddress(SafeAction):

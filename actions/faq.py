@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 from rasa_sdk import Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SafeAction
+from actions.common import SafeAction, latest_text
 from actions.replies import language
 from bot.services import faq
+
+#: an account change that names the email: the email change itself, no explanation first
+EMAIL_CHANGE_RE = re.compile(
+    r"\b(change|chnage|update|new|different|switch|replace|correct|fix|edit)\b.{0,40}\be-?mail\b|"
+    r"\be-?mail\b.{0,30}\b(change|update|wrong|outdated|old)\b|邮箱|电子邮件",
+    re.I,
+)
 
 # intent -> FAQ topic (faq.yml keys)
 INTENT_TOPICS = {
@@ -40,5 +49,9 @@ class ActionAnswerFaq(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        if intent == "edit_account" and EMAIL_CHANGE_RE.search(latest_text(tracker)):
+            # "change my email (to ...)": the customer said which change, so it starts (the
+            # explanation and the offer are for "change my account details")
+            return [FollowupAction("email_change_form")]
         dispatcher.utter_message(text=faq.answer(INTENT_TOPICS.get(intent or "", intent), language(tracker)))
         return []

@@ -9,11 +9,12 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, in_transaction, resolve_identity
+from actions.common import OrderFormValidator, SafeAction, confirm_value, in_transaction, resolve_identity
 from actions.csat import csat_offer
 from actions.replies import fmt_date, language, render, reply_error
 from bot.services import orders as order_service
-from bot.services.errors import ServiceError
+from bot.services.errors import NotFound, ServiceError
+from bot.services.orders import normalize_order_number
 from bot.services.types import OrderSummary, format_money
 
 
@@ -64,6 +65,21 @@ class ValidateTrackOrderForm(OrderFormValidator):
         return "validate_track_order_form"
 
 
+def numbers_asked(tracker: Tracker) -> list[str]:
+    """Every order number of the customer's latest message that named any ("where are my orders
+    190009 and 190010?"), in order, at most three."""
+    for event in reversed(tracker.events or []):
+        if event.get("event") != "user":
+            continue
+        entities = (event.get("parse_data") or {}).get("entities") or []
+        numbers = [normalize_order_number(str(e.get("value") or "")) for e in entities
+                   if e.get("entity") == "order_number"]
+        numbers = list(dict.fromkeys(n for n in numbers if n))
+        if numbers:
+            return numbers[:3]
+    return []
+
+
 class ActionTrackOrder(SafeAction):
     def name(self) -> str:
         return "action_track_order"
@@ -76,6 +92,13 @@ class ActionTrackOrder(SafeAction):
         if number:
             order = await in_transaction(order_service.get_order, ident.customer_id, number)
             dispatcher.utter_message(text=describe_order(order, domain, language(tracker)))
+            for other in (n for n in numbers_asked(tracker) if n != number):
+                try:
+                    order = await in_transaction(order_service.get_order, ident.customer_id, other)
+                except NotFound:  # another number of "where are 190001 and 190002?" that isn't theirs
+                    dispatcher.utter_message(response="utter_order_not_found", number=other)
+                    continue
+                dispatcher.utter_message(text=describe_order(order, domain, language(tracker)))
             return ident.events + csat_offer(tracker)
         orders = await in_transaction(order_service.recent_orders, ident.customer_id, 3)
         if not orders:
@@ -101,7 +124,7 @@ class ValidateCancelOrderForm(OrderFormValidator):
     async def validate_cancel_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {"cancel_confirm": bool(value)}
+        return {"cancel_confirm": confirm_value(value)}
 
 
 class ActionAskCancelConfirm(SafeAction):

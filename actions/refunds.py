@@ -11,9 +11,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    CORRECTION_RE,
     OrderFormValidator,
     SafeAction,
+    confirm_value,
     in_transaction,
+    latest_text,
     previous_slot_value,
     resolve_identity,
 )
@@ -51,9 +54,31 @@ def _check_eligible(session: Any, customer_id: int, order_number: str, item: str
 
 def _matched_item(session: Any, customer_id: int, order_number: str, item: str) -> str:
     """Name of the order line the refund policy matched for `item`, so the confirmation shows it."""
+    order = order_service.load_order(session, customer_id, order_number)
+    line = refund_service.match_item(order, item) or refund_service.mentioned_item(order, item)
+    item = line.product.name if line is not None else item
     _check_eligible(session, customer_id, order_number, item)
-    line = refund_service.match_item(order_service.load_order(session, customer_id, order_number), item)
-    return line.product.name if line is not None else item
+    return item
+
+
+def _mentioned_item(session: Any, customer_id: int, order_number: str, text: str) -> str | None:
+    """The customer's order line a longer message names, or None (also for an order not theirs)."""
+    try:
+        order = order_service.load_order(session, customer_id, order_number)
+    except ServiceError:
+        return None
+    line = refund_service.mentioned_item(order, text)
+    return line.product.name if line is not None else None
+
+
+#: "not sure" where the item is asked: the items are offered, no "I couldn't find that item"
+_UNSURE = re.compile(
+    r"^\W*(?:i'?m |im )?(?:not sure|no idea|dunno|idk|don'?t know|do not know|no clue|can'?t remember|"
+    r"which one\??|what do you mean)\b|不知道|不确定|不清楚",
+    re.I,
+)
+_NOT_THE = re.compile(r"\bnot (?:the|that|my)\b", re.I)
+_NEW_REASON = re.compile(r"\breason\b[^:]{0,30}?(?:\bis\b|\bshould be\b|\bwas\b|:)\s*:?\s*(?P<reason>.{2,})", re.I)
 
 
 class ValidateRefundForm(OrderFormValidator):
@@ -75,6 +100,46 @@ class ValidateRefundForm(OrderFormValidator):
                 result["refund_item"] = order.items[0].name
         return result
 
+    async def extract_refund_item(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Carry-over and correction: the item the request already names ("return the cookbook
+        from 190009"), or another item named later ("the knife, not the board")."""
+        requested = tracker.get_slot("requested_slot")
+        if requested == "refund_item":
+            return {}  # the answer itself: the slot mapping hands it to validate_refund_item
+        text = latest_text(tracker)
+        if requested is not None and not (CORRECTION_RE.search(text) or _NOT_THE.search(text)):
+            return {}
+        ident = resolve_identity(tracker)
+        number = tracker.get_slot("order_number")
+        if ident.customer_id is None or not number:
+            return {}  # not verified yet: the item is asked once the order is theirs
+        name = await in_transaction(_mentioned_item, ident.customer_id, number, text)
+        previous = tracker.get_slot("refund_item")
+        if not name or name == previous:
+            return {}
+        if requested is None:
+            return {"refund_item": name}
+        dispatcher.utter_message(response="utter_item_corrected", item=name)
+        return {"refund_item": name, "refund_reason": None, "refund_confirm": None}  # a new item, a new reason
+
+    async def extract_refund_reason(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Carry-over and correction: a reason the request already gives ("..., it arrived
+        damaged"), or a new one at the confirmation ("the reason should be: screen cracked")."""
+        requested = tracker.get_slot("requested_slot")
+        text = latest_text(tracker)
+        if requested is None and not tracker.get_slot("refund_reason"):
+            reason = refund_service.reason_in_text(text)
+            return {"refund_reason": reason} if reason else {}
+        if requested == "refund_confirm":
+            found = _NEW_REASON.search(text)
+            if found:
+                return {"refund_reason": found.group("reason"), "refund_confirm": None}
+        return {}
+
     async def validate_refund_item(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -87,6 +152,9 @@ class ValidateRefundForm(OrderFormValidator):
         if previous and previous != number:  # the order was corrected in this message: ask for its item
             return {"refund_item": None}
         if not text:
+            return {"refund_item": None}
+        if _UNSURE.search(text) and not _WHOLE.search(text):
+            dispatcher.utter_message(response="utter_help_pick_item")  # the question's buttons follow
             return {"refund_item": None}
         if _WHOLE.search(text):
             return {"refund_item": WHOLE_ORDER}
@@ -106,6 +174,8 @@ class ValidateRefundForm(OrderFormValidator):
     async def validate_refund_reason(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:
+            return {"refund_reason": None}  # cleared by a correction: asked again
         text = " ".join(str(value or "").split())[:500]
         if len(text) < 2:
             dispatcher.utter_message(response="utter_refund_reason_too_short")
@@ -115,7 +185,7 @@ class ValidateRefundForm(OrderFormValidator):
     async def validate_refund_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {"refund_confirm": bool(value)}
+        return {"refund_confirm": confirm_value(value)}
 
 
 class ActionAskRefundItem(SafeAction):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
@@ -16,6 +17,7 @@ from actions.common import (
     MISSES_BEFORE_WAY_OUT,
     SafeAction,
     in_transaction,
+    latest_text,
     misses_of,
     resolve_identity,
     sender_id,
@@ -47,10 +49,6 @@ TASK_SLOTS = (
     "feedback_comment",
     "repair_misses",
 )
-
-
-def latest_text(tracker: Tracker) -> str:
-    return str((tracker.latest_message or {}).get("text") or "")
 
 
 def order_in_message(tracker: Tracker) -> str | None:
@@ -326,9 +324,32 @@ def unfit_answer(dispatcher: CollectingDispatcher, tracker: Tracker, form: str, 
     return [SlotSet("repair_misses", f"{requested}:{misses}")]
 
 
+_RATING_CORRECTION = re.compile(
+    r"\b(?:make (?:that|it)|change (?:that|it|my rating) to|(?:i )?meant|rather|actually)\b[^0-9]{0,12}"
+    r"(?P<rating>[1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\b",
+    re.I,
+)
+
+
 class ValidateFeedbackForm(FormValidationAction):
     def name(self) -> str:
         return "validate_feedback_form"
+
+    async def extract_feedback_rating(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Correction: "no actually make that a 5" where the comment is asked changes the rating
+        (and the comment is asked again, not taken from the correction)."""
+        if tracker.get_slot("requested_slot") != "feedback_comment":
+            return {}
+        text = latest_text(tracker)
+        found = _RATING_CORRECTION.search(text)
+        if not found:
+            return {}
+        rating = feedback_service.parse_rating(found.group("rating"))
+        if rating is None or str(rating) == str(tracker.get_slot("feedback_rating")):
+            return {}
+        return {"feedback_rating": str(rating), "feedback_comment": None}
 
     async def validate_feedback_rating(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -343,6 +364,8 @@ class ValidateFeedbackForm(FormValidationAction):
     async def validate_feedback_comment(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:
+            return {"feedback_comment": None}  # cleared by a corrected rating: asked again
         text = " ".join(str(value or "").split())[:2000]
         return {"feedback_comment": "" if feedback_service.is_skip(text) else text}
 

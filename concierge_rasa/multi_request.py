@@ -33,8 +33,10 @@ FLOWS = {
     "recover_password": "password", "contact_human_agent": "person", "contact_customer_service": "person",
     "complaint": "complaint", "recommend_products": "recommend", "product_question": "product",
 }
-#: flows that never split a message: a person takes everything over, a complaint carries the request
+#: flows that never split a message: a complaint carries the request beside it; a person asked for first
+#: takes everything over (asked for after a request, the request is answered first, then the handover)
 WHOLE_FLOWS = frozenset({"person", "complaint"})
+LAST_FLOWS = frozenset({"person"})
 MIN_CONFIDENCE = 0.4  # each side's intent, parsed alone (Chinese requests score lower than English ones)
 MAX_SPLITS = 3  # joints tried, left to right (each costs two parses)
 MAX_CHARS = 400  # longer messages are not split (and are rare)
@@ -70,17 +72,18 @@ def split_points(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def task_flow(parse: dict[str, Any]) -> str | None:
-    """The flow a parsed part confidently asks for, None when it asks for none that can stand alone."""
+def task_flow(parse: dict[str, Any], allowed: frozenset[str] = frozenset()) -> str | None:
+    """The flow a parsed part confidently asks for, None when it asks for none that can stand alone
+    (the whole flows stand alone where ``allowed``)."""
     intent = parse.get("intent") or {}
     name = intent.get("name")
     flow = FLOWS.get(str(name))
-    if flow is None or flow in WHOLE_FLOWS or float(intent.get("confidence") or 0.0) < MIN_CONFIDENCE:
+    if flow is None or float(intent.get("confidence") or 0.0) < MIN_CONFIDENCE:
         return None
-    return flow
+    return None if flow in WHOLE_FLOWS - allowed else flow
 
 
 def separate_requests(first: dict[str, Any], second: dict[str, Any]) -> bool:
     """Whether two parsed parts are two requests: each a confident task, of different flows."""
-    a, b = task_flow(first), task_flow(second)
+    a, b = task_flow(first), task_flow(second, LAST_FLOWS)
     return a is not None and b is not None and a != b

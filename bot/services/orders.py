@@ -171,6 +171,29 @@ def _invalid_address(detail: str) -> InvalidInput:
     )
 
 
+_STREET_START = re.compile(r"(?<![\d.])\b\d{1,5}[A-Za-z]?\s+(?=[^\W\d_]{2,})")
+_TRAILING = re.compile(r"[\s,.!]*\b(?:instead|please|pls|plz|thanks|thank you|thx|now|asap|then)\b[\s.!]*$", re.I)
+
+
+def address_in_text(text: str) -> dict | None:
+    """The address inside a longer message ("ship 190011 to 77 Pine Road, Denver, 80203 instead"),
+    parsed, or None: from the first house number to the end, less polite words at the end."""
+    if not isinstance(text, str) or len(text) > MAX_ADDRESS_TEXT or is_chinese(text):
+        return None
+    for start in _STREET_START.finditer(text):
+        candidate = text[start.start():]
+        while True:
+            shorter = _TRAILING.sub("", candidate)
+            if shorter == candidate:
+                break
+            candidate = shorter
+        try:
+            return parse_address(candidate)
+        except InvalidInput:
+            continue
+    return None
+
+
 def parse_address(text: object) -> dict:
     """Split free text into line1/line2/city/postcode/country; InvalidInput when implausible.
 

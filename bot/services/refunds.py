@@ -57,6 +57,73 @@ def match_item(order: Order, item: str) -> OrderItem | None:
     return best if best_score >= 0.5 else None
 
 
+# words of product names that tell no item apart ("Neo", "Pro") or are no item at all
+_NOT_AN_ITEM = frozenset(
+    ["the", "and", "with", "for", "one", "pro", "max", "neo", "air", "mini", "lite", "plus", "edge", "set", "new"]
+)
+_NEGATED = re.compile(r"\b(?:not|no|never|isn'?t|wasn'?t|instead of)\s+(?:the\s+|my\s+|a\s+|that\s+)?$")
+
+
+def _item_words(name: str) -> tuple[str, set[str]]:
+    """(the product type's head word, the other words) of a product name: "Nimbus Lite Phone Case"
+    is a case; "Salt, Fire & Time Cookbook by Theo Barnes" is a cookbook."""
+    words = [w for w in _tokens(name.lower().split(" by ")[0]) if len(w) > 2 and w not in _NOT_AN_ITEM]
+    return (words[-1], set(words[:-1])) if words else ("", set())
+
+
+def mentioned_item(order: Order, text: str) -> OrderItem | None:
+    """The one order line a free-text message names ("return the cookbook from 190009, it's
+    damaged"; "the chef's knife, not the board"), or None when it names none or several.
+
+    Unlike ``match_item`` (an answer to "which item?", compared whole), this looks for the product's
+    own words inside a longer message. The type counts most: "the phone" is the smartphone, "the
+    phone case" the case; a line named after "not" is ruled out."""
+    low = text.lower()[:500]
+    said = [(m.group(0), m.start()) for m in re.finditer(r"[^\W_]+", low)]
+    scores: dict[int, int] = {}
+    for i, line in enumerate(order.items):
+        head, others = _item_words(line.product.name)
+        score = 0
+        for word, at in said:
+            stem = word[:-1] if word.endswith("s") and len(word) > 4 else word
+            if head and (stem == head or (len(stem) >= 4 and head.endswith(stem))):
+                points = 2
+            elif stem in others:
+                points = 1
+            else:
+                continue
+            if _NEGATED.search(low[max(0, at - 24):at]):
+                score = -1000
+            score += points
+        if score > 0:
+            scores[i] = score
+    if not scores:
+        return None
+    best = max(scores.values())
+    top = [i for i, score in scores.items() if score == best]
+    return order.items[top[0]] if len(top) == 1 else None
+
+
+_REASON_WORDS = re.compile(
+    r"\b(damaged|broken|broke|cracked|scratched|dented|defective|faulty|ripped|torn|leak\w*|"
+    r"wrong (?:size|colou?r|item|model|one)|too (?:small|big|large|tight|loose)|(?:does ?n[o']?t|didn'?t) (?:fit|work)|"
+    r"not as described|not what i (?:ordered|expected)|changed my mind|stopped working|not working|"
+    r"never (?:arrived|came)|arrived late|missing|poor quality|bad quality|don'?t (?:need|want|like) it|"
+    r"no longer need)\b", re.I)
+_CLAUSES = re.compile(r"\s*(?:[,.;!?]+|\s-\s|\b(?:because|cause|coz|cuz|since|as|and|but)\b)\s*", re.I)
+_THE_REQUEST = re.compile(r"\b(refund|return|money back|send (?:it )?back|exchange)\b", re.I)
+
+
+def reason_in_text(text: str) -> str | None:
+    """The reason a refund or return request gives besides the request itself ("..., it arrived
+    damaged"; "... because it doesn't fit"), so the form does not ask for it again."""
+    clauses = [c.strip() for c in _CLAUSES.split(text[:MAX_REASON]) if c and c.strip()]
+    for clause in clauses:  # not the request itself ("I want to return my broken phone")
+        if _REASON_WORDS.search(clause) and not _THE_REQUEST.search(clause) and len(clause) >= 4:
+            return clause.rstrip(" .!")
+    return None
+
+
 def _day(moment: datetime) -> str:
     return f"{moment:%B} {moment.day}, {moment.year}"
 

@@ -62,7 +62,7 @@ async def test_unverified_customer_with_wrong_email_is_refused(db_url, domain, d
     events = await ValidateEmailChangeForm().run(dispatcher, tracker, domain)
     slots = slot_values(events)
     assert "verified_customer_id" not in slots
-    assert slots["email"] is None and slots["order_number"] is None
+    assert slots["email"] is None and slots["order_number"] == "190006"  # the email is asked again
     assert "couldn't match" in one_text(dispatcher)
 
 
@@ -226,3 +226,21 @@ async def test_newsletter_bad_input_is_polite(fresh_db_url, domain, dispatcher, 
     await ActionNewsletter().run(dispatcher, tracker, domain)
     assert_polite(one_text(dispatcher))
     assert customer(ALICE).newsletter is True  # nothing in there asks to unsubscribe
+
+
+# ---------------------------------------------------------------- carry-over and corrections (issue 25)
+async def test_the_new_email_in_the_request_is_used_once_the_customer_is_known(db_url, domain, dispatcher):
+    text = "change my email to alice.new@example.com"
+    tracker = email_form(domain, None, {}, token=token_for(ALICE), text=text)
+    slots = slot_values(await ValidateEmailChangeForm().run(dispatcher, tracker, domain))
+    assert slots["new_email"] == "alice.new@example.com" and slots["requested_slot"] == "email_change_confirm"
+    anonymous = email_form(domain, None, {}, text=text)  # before verification an email proves who they are
+    assert "new_email" not in slot_values(await ValidateEmailChangeForm().run(dispatcher, anonymous, domain))
+
+
+async def test_a_retyped_email_at_the_confirmation_is_confirmed_instead(db_url, domain, dispatcher):
+    text = "oops typo, alice.new@example.com"
+    tracker = email_form(domain, "email_change_confirm", {}, token=token_for(ALICE), text=text,
+                         slots={"new_email": "alice.new@exmaple.com"})
+    slots = slot_values(await ValidateEmailChangeForm().run(dispatcher, tracker, domain))
+    assert slots["new_email"] == "alice.new@example.com" and slots["email_change_confirm"] is None

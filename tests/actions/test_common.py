@@ -251,7 +251,7 @@ async def test_mismatched_email_is_refused_and_counted(db_url, domain, dispatche
     tracker = form_tracker(domain, "email", {"email": EMAILS[BOB]}, slots={"order_number": "190001"})
     events = await ValidateTrackOrderForm().run(dispatcher, tracker, domain)
     slots = slot_values(events)
-    assert slots["order_number"] is None and slots["email"] is None
+    assert slots["order_number"] == "190001" and slots["email"] is None  # the email is asked again
     assert slots["verification_attempts"] == 1
     assert "verified_customer_id" not in slots
     assert "couldn't match that order number with that email" in one_text(dispatcher)
@@ -267,7 +267,7 @@ async def test_guessed_number_gets_the_same_answer_as_a_wrong_email(db_url, doma
         dispatcher = CollectingDispatcher()
         tracker = form_tracker(domain, "email", {"email": EMAILS[ALICE]}, slots={"order_number": number})
         events = await ValidateTrackOrderForm().run(dispatcher, tracker, domain)
-        assert slot_values(events)["order_number"] is None
+        assert slot_values(events)["order_number"] == number and slot_values(events)["email"] is None
         answers.append(one_text(dispatcher))
     assert answers[0] == answers[1]
 
@@ -407,7 +407,7 @@ async def test_wrong_pair_in_one_message_counts_one_attempt(db_url, domain, disp
     events = await ValidateTrackOrderForm().run(dispatcher, tracker, domain)
     slots = slot_values(events)
     assert "verified_customer_id" not in slots
-    assert slots["order_number"] is None
+    assert slots["order_number"] == "190010" and slots["email"] is None  # the email is asked again
     assert slots["verification_attempts"] == 1
     assert "couldn't match" in one_text(dispatcher)
 
@@ -494,3 +494,15 @@ async def test_one_action_run_asks_the_identity_service_once(db_url, domain, dis
     assert calls == ["conv-once"]
     resolve_identity(tracker)  # outside an action run nothing is remembered
     assert calls == ["conv-once", "conv-once"]
+
+
+@pytest.mark.parametrize(("text", "plain"), [
+    ("no wait i meant 190003", True),
+    ("sorry wrong number, I meant 190003", True),
+    ("actually can i change the delivery address of 190003 instead", False),  # another task
+    ("where is 190003", False),
+])
+def test_a_correction_is_short(text: str, plain: bool) -> None:
+    from actions.common import is_plain_correction
+
+    assert is_plain_correction(text) is plain

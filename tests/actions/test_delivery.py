@@ -260,3 +260,22 @@ async def test_postcode_that_looks_like_an_order_number_does_not_switch_orders(d
     )
     events = await ValidateAddressForm().run(dispatcher, tracker, domain)
     assert slot_values(events)["order_number"] == "190011"
+
+
+# ---------------------------------------------------------------- carry-over and corrections (issue 25)
+async def test_the_address_in_the_request_is_not_asked_again(db_url, domain, dispatcher):
+    text = "please ship 190002 to 77 Pine Road, Denver, 80203 instead"
+    tracker = address_form(domain, None, {"order_number": "190002"}, token=token_for(ALICE), text=text)
+    slots = slot_values(await ValidateAddressForm().run(dispatcher, tracker, domain))
+    assert slots["new_address"].startswith("77 Pine Road, Denver, 80203")
+    assert slots["requested_slot"] == "address_confirm"
+
+
+async def test_a_new_address_at_the_confirmation_is_confirmed_instead(db_url, domain, dispatcher):
+    text = "no sorry, it's 21 Oak Street, Springfield, 62704"
+    tracker = address_form(domain, "address_confirm", {"address_confirm": False}, token=token_for(ALICE), text=text,
+                           slots={"order_number": "190002", "new_address": "12 Oak Street, Springfield, 62704"})
+    slots = slot_values(await ValidateAddressForm().run(dispatcher, tracker, domain))
+    assert slots["new_address"].startswith("21 Oak Street")
+    assert slots["address_confirm"] is None  # the "no" was about the old address: asked again
+    assert slots["requested_slot"] == "address_confirm"

@@ -61,3 +61,14 @@ async def test_unknown_intent_gets_the_generic_answer(db_url, domain, dispatcher
 async def test_bad_text_still_gets_an_answer(db_url, domain, dispatcher, text):
     await ActionAnswerFaq().run(dispatcher, make_tracker(domain, text=text, intent="delivery_options"), domain)
     assert_polite(one_text(dispatcher))
+
+
+async def test_an_email_change_request_starts_the_change_not_the_explanation(dispatcher, domain):
+    from rasa_sdk.events import FollowupAction
+
+    tracker = make_tracker(domain, text="i want to change my email address", intent="edit_account")
+    assert await ActionAnswerFaq().run(dispatcher, tracker, domain) == [FollowupAction("email_change_form")]
+    assert dispatcher.messages == []
+    other = make_tracker(domain, text="how do i change my account details", intent="edit_account")
+    assert await ActionAnswerFaq().run(dispatcher, other, domain) == []
+    assert "My account" in one_text(dispatcher)

@@ -258,3 +258,14 @@ async def test_cancel_form_bad_input_is_polite(db_url, domain, dispatcher, value
     events = await ValidateCancelOrderForm().run(dispatcher, tracker, domain)
     assert slot_values(events)["order_number"] is None
     assert_polite(one_text(dispatcher))
+
+
+async def test_every_order_number_of_the_message_is_tracked(db_url, domain, dispatcher):
+    entities = [{"entity": "order_number", "value": n} for n in ("190010", "190009", "190001")]
+    tracker = make_tracker(domain, text="where are 190010, 190009 and 190001?", intent="track_order",
+                           entities=entities, token=token_for(CARLA), slots={"order_number": "190010"})
+    await ActionTrackOrder().run(dispatcher, tracker, domain)
+    sent = dispatcher.messages
+    assert sent[0]["text"].startswith("Order #190010") and sent[1]["text"].startswith("Order #190009")
+    # Alice's order: not shown to Carla, answered as an unknown number
+    assert sent[2]["response"] == "utter_order_not_found" and sent[2]["number"] == "190001"

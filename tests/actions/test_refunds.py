@@ -210,7 +210,7 @@ async def test_refund_reason_is_normalised(db_url, domain, dispatcher, value, ex
     assert slots["requested_slot"] == "refund_confirm"
 
 
-@pytest.mark.parametrize("value", ["", " ", "x", None])
+@pytest.mark.parametrize("value", ["", " ", "x"])  # None is a reason a correction cleared: asked silently
 async def test_refund_reason_too_short_is_asked_again(db_url, domain, dispatcher, value):
     tracker = refund_form(
         domain,
@@ -448,3 +448,46 @@ async def test_track_refund_bad_text_is_polite(db_url, domain, dispatcher, value
     tracker = make_tracker(domain, text=value, token=token_for(BOB))
     await ActionTrackRefund().run(dispatcher, tracker, domain)
     assert_polite(one_text(dispatcher))
+
+
+# ---------------------------------------------------------------- carry-over and corrections (issue 25)
+def line_names(number: str) -> list[str]:
+    with session_scope() as s:
+        order = s.scalars(select(m.Order).where(m.Order.number == number)).one()
+        return [line.product.name for line in order.items]
+
+
+async def test_the_item_and_reason_of_the_request_are_not_asked_again(db_url, domain, dispatcher):
+    text = "I want to return the cookbook from 190009, it arrived damaged"
+    tracker = refund_form(domain, None, {"order_number": "190009"}, token=token_for(CARLA), text=text)
+    slots = slot_values(await ValidateRefundForm().run(dispatcher, tracker, domain))
+    assert "Cookbook" in slots["refund_item"] and slots["refund_reason"] == "it arrived damaged"
+    assert slots["requested_slot"] == "refund_confirm"
+
+
+async def test_another_item_named_at_the_reason_question_replaces_the_item(db_url, domain, dispatcher):
+    knife, board = (n for n in line_names("190009") if "Knife" in n or "Board" in n)
+    text = "actually no, the chef's knife, not the board"
+    tracker = refund_form(domain, "refund_reason", {"refund_reason": text}, token=token_for(CARLA), text=text,
+                          slots={"order_number": "190009", "refund_item": board})
+    slots = slot_values(await ValidateRefundForm().run(dispatcher, tracker, domain))
+    assert slots["refund_item"] == knife and slots["refund_reason"] is None  # the reason is asked for the knife
+    assert slots["requested_slot"] == "refund_reason"
+    assert one_text(dispatcher) == f"Got it: the {knife} instead."
+
+
+async def test_a_new_reason_at_the_confirmation_replaces_the_old(db_url, domain, dispatcher):
+    text = "wait the reason should be: screen arrived cracked"
+    tracker = refund_form(domain, "refund_confirm", {}, token=token_for(ALICE), text=text,
+                          slots={"order_number": "190003", "refund_item": WHOLE_ORDER, "refund_reason": "broken"})
+    slots = slot_values(await ValidateRefundForm().run(dispatcher, tracker, domain))
+    assert slots["refund_reason"] == "screen arrived cracked" and slots["refund_confirm"] is None
+    assert slots["requested_slot"] == "refund_confirm"  # confirmed again, with the new reason
+
+
+async def test_not_sure_which_item_offers_the_items_not_a_miss_message(db_url, domain, dispatcher):
+    tracker = refund_form(domain, "refund_item", {"refund_item": "not sure"}, token=token_for(CARLA),
+                          text="not sure", slots={"order_number": "190009"})
+    slots = slot_values(await ValidateRefundForm().run(dispatcher, tracker, domain))
+    assert slots["refund_item"] is None
+    assert "tap the item" in one_text(dispatcher) and "couldn't find" not in one_text(dispatcher)

@@ -422,3 +422,10 @@ async def test_a_second_fallback_in_the_same_turn_hands_back_to_the_form_or_list
     outside.events.extend(ran[1:])
     assert await ActionFallback().run(dispatcher, outside, domain) == [FollowupAction("action_listen")]
     assert dispatcher.messages == [] and tickets() == []
+
+
+async def test_a_corrected_rating_where_the_comment_is_asked(db_url, domain, dispatcher):
+    text = "no actually make that a 5"
+    tracker = feedback_form(domain, "feedback_comment", text, text=text, slots={"feedback_rating": "3"})
+    slots = slot_values(await ValidateFeedbackForm().run(dispatcher, tracker, domain))
+    assert slots["feedback_rating"] == "5" and slots["feedback_comment"] is None  # the comment is asked again

@@ -45,13 +45,14 @@ def test_at_most_three_joints_are_tried() -> None:
 def test_two_tasks_of_different_flows_are_two_requests() -> None:
     assert separate_requests(parse("cancel_order"), parse("track_order"))
     assert separate_requests(parse("get_invoice", 0.45), parse("edit_account"))
+    assert separate_requests(parse("track_order"), parse("contact_human_agent"))  # answered, then a person
 
 
 @pytest.mark.parametrize(("first", "second"), [
     (parse("return_item"), parse("get_refund")),  # one flow: "return it and give me my money back"
     (parse("inform"), parse("get_refund")),  # "my order arrived broken and I want a refund": one request
     (parse("track_order"), parse("complaint")),  # anger beside a request: the complaint flow carries it
-    (parse("cancel_order"), parse("contact_human_agent")),  # a person takes the whole message
+    (parse("contact_human_agent"), parse("track_order")),  # a person asked for first takes the whole message
     (parse("cancel_order"), parse("track_order", 0.3)),  # the NLU is unsure of a side
     (parse("thanks"), parse("goodbye")),
     ({"intent": None}, parse("track_order")),

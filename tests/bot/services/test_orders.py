@@ -281,3 +281,15 @@ def test_cancel_uses_given_time(session):
     result = orders.cancel_order(session, DAVID, "190011", now=when)
     assert result.refund.created_at == when
     assert result.refund.amount == Decimal(result.order.total)
+
+
+@pytest.mark.parametrize(("text", "line1"), [
+    ("please ship 190011 to 77 Pine Road, Denver, 80203 instead", "77 Pine Road"),
+    ("change delivery address for 190002 to 40 Lake Road, Springfield, 62704 pls", "40 Lake Road"),
+    ("no sorry, it's 21 Oak Street, Springfield, 62704", "21 Oak Street"),
+    ("where is 190003", None),
+    ("i live at 5 elm st", None),  # no city or postcode: not an address to use
+])
+def test_address_in_text(text: str, line1: str | None) -> None:
+    found = orders.address_in_text(text)
+    assert (found or {}).get("line1") == line1

@@ -137,3 +137,38 @@ def test_recent_refunds(session):
     assert recent[0].kind == "return" and recent[0].amount > Decimal(0)
     new = refunds.request_refund(session, ALICE, "190003", now=utcnow())
     assert refunds.recent_refunds(session, ALICE, limit=1)[0].number == new.number
+
+
+# ---------------------------------------------------------------- what a longer message says (issue 25)
+def _order(*names: str):  # noqa: ANN202 - an order's lines as mentioned_item reads them
+    from types import SimpleNamespace
+
+    return SimpleNamespace(items=[SimpleNamespace(product=SimpleNamespace(name=n)) for n in names])
+
+
+@pytest.mark.parametrize(("names", "text", "expected"), [
+    (("Atlas One Smartphone", "Nimbus Lite Phone Case"), "the phone from 190012 is broken", 0),
+    (("Atlas One Smartphone", "Nimbus Lite Phone Case"), "refund the phone case pls", 1),
+    (("Atlas One Smartphone", "Nimbus Lite Phone Case"), "the smartphone and the case", None),
+    (("Copperfield Neo Chef's Knife", "Maison Blue Neo Cutting Board", "Salt, Fire & Time Cookbook by Theo Barnes"),
+     "return the cookbook from 190009, it arrived damaged", 2),
+    (("Copperfield Neo Chef's Knife", "Maison Blue Neo Cutting Board"),
+     "actually no, the chef's knife, not the board", 0),
+    (("Lumora Pro Camera Lens", "Vantage Z5 Mirrorless Camera"), "the camera", 1),
+    (("Lumora Pro Camera Lens", "Vantage Z5 Mirrorless Camera"), "i want to return something from 190003", None),
+])
+def test_mentioned_item_names_one_line_or_none(names, text, expected) -> None:  # noqa: ANN001
+    order = _order(*names)
+    found = refunds.mentioned_item(order, text)
+    assert (None if found is None else order.items.index(found)) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I want to return the cookbook from order 190009, it arrived damaged", "it arrived damaged"),
+    ("refund 190003 because it doesnt fit", "it doesnt fit"),
+    ("the phone from 190012 is broken and i want my money back", "the phone from 190012 is broken"),
+    ("return my broken phone", None),  # the request itself, no separate reason
+    ("i want a refund for the tripod and also what payment methods do you take", None),
+])
+def test_reason_in_text(text: str, expected: str | None) -> None:
+    assert refunds.reason_in_text(text) == expected
