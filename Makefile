@@ -29,7 +29,7 @@ RASA_SOURCES := domain.yml config.yml $(shell find nlu_data -name '*.yml' 2>/dev
                 $(wildcard data/sentiment/*.csv data/sentiment/zh/*.csv data/sentiment/eval/*.csv)
 
 .PHONY: help setup run test train train-models models db migrate seed shell lint validate \
-        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-crm-ingest bench-tracker-store bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-heldout bench-zh bench-knn bench-ceiling bench-scale \
+        web browser bench-widget bench-dashboard bench-handoff test-unit test-rasa test-stories variants bench-latency bench-redaction bench-crm-ingest bench-tracker-store bench-sentiment bench-sentiment-nlu bench-recommender bench-nlu bench-heldout bench-conversations bench-zh bench-knn bench-ceiling bench-scale \
         analytics analytics-if-missing bench-churn bench-clv clean
 
 help:
@@ -59,6 +59,7 @@ help:
 	@echo "benchmarks (figures beside a baseline of the same run; docs/benchmarks.md):"
 	@echo "  make bench-nlu            intents on BANKING77, CLINC150, Bitext (a development set) vs stock rasa init"
 	@echo "  make bench-heldout        intents on hand-written customer messages never trained on (bench/heldout)"
+	@echo "  make bench-conversations  customer conversations per repair pattern (tests/e2e/conversations), before/now"
 	@echo "  make bench-zh             Chinese: SMP2017 intents, ChnSentiCorp and XS sentiment, parse latency (public sets)"
 	@echo "  make bench-knn            choose the kNN vote's settings on validation splits"
 	@echo "  make bench-ceiling        frozen encoder vs tuned top layers, on validation splits"
@@ -222,6 +223,9 @@ bench-nlu: $(RVENV)/.installed models $(MODEL)
 
 bench-heldout: $(RVENV)/.installed models $(MODEL)
 	PYTHONPATH=$(ROOT) $(RPY) bench/nlu_heldout.py
+
+bench-conversations: setup db models $(MODEL)
+	$(PY) bench/conversations.py --baseline 17b30e6
 
 bench-zh: $(RVENV)/.installed
 	PYTHONPATH=$(ROOT) $(RPY) bench/zh.py --data $(DATA)
