@@ -76,18 +76,18 @@ def mentioned_item(order: Order, text: str) -> OrderItem | None:
     damaged"; "the chef's knife, not the board"), or None when it names none or several.
 
     Unlike ``match_item`` (an answer to "which item?", compared whole), this looks for the product's
-    own words inside a longer message. The type counts most: "the phone" is the smartphone, "the
-    phone case" the case; a line named after "not" is ruled out."""
+    own words inside a longer message. The type must be named and counts most: "the phone" is the
+    smartphone, "the phone case" the case, "the blue ones" none; a line named after "not" is ruled out."""
     low = text.lower()[:500]
     said = [(m.group(0), m.start()) for m in re.finditer(r"[^\W_]+", low)]
     scores: dict[int, int] = {}
     for i, line in enumerate(order.items):
         head, others = _item_words(line.product.name)
-        score = 0
+        score, named = 0, False
         for word, at in said:
             stem = word[:-1] if word.endswith("s") and len(word) > 4 else word
             if head and (stem == head or (len(stem) >= 4 and head.endswith(stem))):
-                points = 2
+                points, named = 2, True
             elif stem in others:
                 points = 1
             else:
@@ -95,7 +95,7 @@ def mentioned_item(order: Order, text: str) -> OrderItem | None:
             if _NEGATED.search(low[max(0, at - 24):at]):
                 score = -1000
             score += points
-        if score > 0:
+        if score > 0 and named:  # the type itself: "the blue ones" names no item of a "Maison Blue" board
             scores[i] = score
     if not scores:
         return None

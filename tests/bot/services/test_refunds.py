@@ -155,6 +155,7 @@ def _order(*names: str):  # noqa: ANN202 - an order's lines as mentioned_item re
     (("Copperfield Neo Chef's Knife", "Maison Blue Neo Cutting Board"),
      "actually no, the chef's knife, not the board", 0),
     (("Lumora Pro Camera Lens", "Vantage Z5 Mirrorless Camera"), "the camera", 1),
+    (("Copperfield Neo Chef's Knife", "Maison Blue Neo Cutting Board"), "the blue ones", None),  # no type named
     (("Lumora Pro Camera Lens", "Vantage Z5 Mirrorless Camera"), "i want to return something from 190003", None),
 ])
 def test_mentioned_item_names_one_line_or_none(names, text, expected) -> None:  # noqa: ANN001
