@@ -280,7 +280,8 @@ UNFIT_ANSWER = {"order_number": "utter_order_number_malformed", "email": "utter_
 
 
 class ActionHandleInform(SafeAction):
-    """A bare value ("104233") outside any task: ask what to do with it.
+    """A bare value ("104233") outside any task: ask what to do with it; a message that says no more
+    than "my order" gets the main tasks as buttons.
 
     Inside a form it is an answer the form could not use ("12345" for an order number): say why,
     count it, offer a way out after two, and stop asking after three (issue 25).
@@ -305,8 +306,10 @@ class ActionHandleInform(SafeAction):
                 number=number,
                 buttons=[{"title": render(domain, name, lang), "payload": intent + order} for name, intent in steps],
             )
-        else:
+        elif entities:  # an email or a product alone: the customer knows what it is for
             dispatcher.utter_message(response="utter_inform_other")
+        else:  # "something about my order", "the package": nothing to thank for, the main tasks to pick
+            dispatcher.utter_message(response="utter_inform_unclear")
         return []
 
 

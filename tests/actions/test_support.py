@@ -294,11 +294,20 @@ async def test_inform_with_order_number_offers_actions(domain, dispatcher):
     ]
 
 
-async def test_inform_without_order_number(domain, dispatcher):
-    tracker = make_tracker(domain, text="blue", intent="inform", slots={"order_number": "190002"})
+async def test_inform_with_a_value_but_no_order_number(domain, dispatcher):
+    tracker = make_tracker(domain, text="bob@example.com", intent="inform", slots={"order_number": "190002"},
+                           entities=[{"entity": "email", "value": "bob@example.com", "start": 0, "end": 15}])
     await ActionHandleInform().run(dispatcher, tracker, domain)
     assert one_text(dispatcher) == "Thanks! What would you like me to do with that?"
     assert "buttons" not in dispatcher.messages[0] or not dispatcher.messages[0]["buttons"]
+
+
+async def test_inform_that_says_nothing_offers_the_main_tasks(domain, dispatcher):
+    tracker = make_tracker(domain, text="something about my order", intent="inform", slots={"order_number": "190002"})
+    await ActionHandleInform().run(dispatcher, tracker, domain)
+    assert render(dispatcher.messages[0]) == "Happy to help with that. What would you like to do?"
+    payloads = [b["payload"] for b in buttons(dispatcher.messages[0])]
+    assert payloads[0] == "/track_order" and "/contact_human_agent" in payloads
 
 
 # ---------------------------------------------------------------- feedback form
