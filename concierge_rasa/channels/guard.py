@@ -163,9 +163,12 @@ async def handle_requests(
         message.text = parts[0]
         pending.put(message.sender_id, parts[1])
     own = {k: v for k, v in (message.metadata or {}).items() if k != REQUESTS_WAITING}
-    message.metadata = {**own, REQUESTS_WAITING: True} if pending.peek(message.sender_id) else own
+    # one look at the pending store a turn (a Redis GET with shared state): only this turn, under the
+    # conversation's lock, adds or takes this sender's waiting request
+    waits = parts is not None or pending.peek(message.sender_id)
+    message.metadata = {**own, REQUESTS_WAITING: True} if waits else own
     await on_new_message(message)
-    waiting = await pending.take_ready(message.sender_id, store_of())
+    waiting = await pending.take_ready(message.sender_id, store_of(), waits) if waits else None
     if waiting is not None:
         await on_new_message(UserMessage(waiting, message.output_channel, message.sender_id,
                                          input_channel=message.input_channel, metadata=dict(own)))

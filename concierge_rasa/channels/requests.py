@@ -100,9 +100,12 @@ class PendingRequests:
         text = value.get("text") if isinstance(value, dict) else None
         return text if isinstance(text, str) and text else None
 
-    async def take_ready(self, sender_id: str, trackers: Optional[TrackerStore]) -> Optional[str]:
-        """The waiting request when the conversation is free for it (no form, no person), else None."""
-        if trackers is None or not self.peek(sender_id):
+    async def take_ready(
+        self, sender_id: str, trackers: Optional[TrackerStore], waits: Optional[bool] = None
+    ) -> Optional[str]:
+        """The waiting request when the conversation is free for it (no form, no person), else None.
+        ``waits``: whether one waits, when the caller looked already."""
+        if trackers is None or not (self.peek(sender_id) if waits is None else waits):
             return None
         try:
             tracker = await trackers.retrieve(sender_id)
