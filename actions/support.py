@@ -235,6 +235,11 @@ class ActionFallback(SafeAction):
             # predictions and the customer got an error. The customer was already asked to rephrase:
             # the form asks its question again, or the bot listens.
             return [FollowupAction(tracker.active_loop_name or "action_listen")]
+        form, requested = tracker.active_loop_name, tracker.get_slot("requested_slot")
+        if form and requested in UNFIT_ANSWER:
+            # "abc" where an order number or an email is asked: an answer that doesn't fit (what the value
+            # looks like, counted, a way out), not a misunderstanding that hands over at the second
+            return unfit_answer(dispatcher, tracker, str(form), str(requested))
         streak: list[str] = []
         for event in reversed(tracker.events):
             if event.get("event") != "user":

@@ -438,3 +438,12 @@ async def test_a_corrected_rating_where_the_comment_is_asked(db_url, domain, dis
     tracker = feedback_form(domain, "feedback_comment", text, text=text, slots={"feedback_rating": "3"})
     slots = slot_values(await ValidateFeedbackForm().run(dispatcher, tracker, domain))
     assert slots["feedback_rating"] == "5" and slots["feedback_comment"] is None  # the comment is asked again
+
+
+async def test_gibberish_where_an_order_number_is_asked_is_an_unfit_answer(db_url, domain, dispatcher):
+    """Not the misunderstanding streak (a person at the second): what an order number looks like, counted."""
+    tracker = make_tracker(domain, text="abc", intent="nlu_fallback", form="cancel_order_form",
+                           requested_slot="order_number")
+    events = await ActionFallback().run(dispatcher, tracker, domain)
+    assert "6 digits" in render(dispatcher.messages[0])
+    assert slot_values(events) == {"repair_misses": "order_number:1"}
