@@ -78,6 +78,7 @@ _UNSURE = re.compile(
     re.I,
 )
 _NOT_THE = re.compile(r"\bnot (?:the|that|my)\b", re.I)
+_CHANGE = re.compile(r"\b(?:wait|actually|change|rather|no)\b", re.I)
 _NEW_REASON = re.compile(r"\breason\b[^:]{0,30}?(?:\bis\b|\bshould be\b|\bwas\b|:)\s*:?\s*(?P<reason>.{2,})", re.I)
 
 
@@ -134,8 +135,8 @@ class ValidateRefundForm(OrderFormValidator):
         if requested is None and not tracker.get_slot("refund_reason"):
             reason = refund_service.reason_in_text(text)
             return {"refund_reason": reason} if reason else {}
-        if requested == "refund_confirm":
-            found = _NEW_REASON.search(text)
+        if requested == "refund_confirm" and (CORRECTION_RE.search(text) or _CHANGE.search(text)):
+            found = _NEW_REASON.search(text)  # "yes, the reason is right" confirms: no correction word
             if found:
                 return {"refund_reason": found.group("reason"), "refund_confirm": None}
         return {}

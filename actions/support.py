@@ -334,7 +334,7 @@ def unfit_answer(dispatcher: CollectingDispatcher, tracker: Tracker, form: str, 
 
 _RATING_CORRECTION = re.compile(
     r"\b(?:make (?:that|it)|change (?:that|it|my rating) to|(?:i )?meant|rather|actually)\b[^0-9]{0,12}"
-    r"(?P<rating>[1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\b",
+    r"(?P<rating>[1-5])(?:\s*(?:/\s*5|stars?|out of 5))?(?=\s*(?:[,.!;]|$))",  # "actually 2 items broke" is a comment
     re.I,
 )
 

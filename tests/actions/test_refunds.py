@@ -485,6 +485,14 @@ async def test_a_new_reason_at_the_confirmation_replaces_the_old(db_url, domain,
     assert slots["requested_slot"] == "refund_confirm"  # confirmed again, with the new reason
 
 
+async def test_a_yes_that_mentions_the_reason_confirms_it(db_url, domain, dispatcher):
+    tracker = refund_form(domain, "refund_confirm", {"refund_confirm": True}, token=token_for(ALICE),
+                          text="yes the reason is right", slots={"order_number": "190003", "refund_item": WHOLE_ORDER,
+                                                                 "refund_reason": "broken"})
+    slots = slot_values(await ValidateRefundForm().run(dispatcher, tracker, domain))
+    assert slots["refund_confirm"] is True and "refund_reason" not in slots
+
+
 async def test_not_sure_which_item_offers_the_items_not_a_miss_message(db_url, domain, dispatcher):
     tracker = refund_form(domain, "refund_item", {"refund_item": "not sure"}, token=token_for(CARLA),
                           text="not sure", slots={"order_number": "190009"})

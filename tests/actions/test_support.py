@@ -433,6 +433,13 @@ async def test_a_second_fallback_in_the_same_turn_hands_back_to_the_form_or_list
     assert dispatcher.messages == [] and tickets() == []
 
 
+@pytest.mark.parametrize("comment", ["actually 2 items were broken", "the box was fine, rather 3 days late"])
+async def test_a_comment_with_a_number_is_a_comment(db_url, domain, dispatcher, comment):
+    tracker = feedback_form(domain, "feedback_comment", comment, text=comment, slots={"feedback_rating": "4"})
+    slots = slot_values(await ValidateFeedbackForm().run(dispatcher, tracker, domain))
+    assert "feedback_rating" not in slots and slots["feedback_comment"] == comment
+
+
 async def test_a_corrected_rating_where_the_comment_is_asked(db_url, domain, dispatcher):
     text = "no actually make that a 5"
     tracker = feedback_form(domain, "feedback_comment", text, text=text, slots={"feedback_rating": "3"})
