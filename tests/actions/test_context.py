@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from actions.context import SQLITE_LOCKED_TRIES, in_transaction
@@ -16,7 +16,16 @@ def _locked() -> OperationalError:
     return OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
 
 
-async def test_a_transaction_sqlite_refused_runs_again_and_writes_once(db_url) -> None:
+@pytest.fixture
+def no_test_products(db_url):  # noqa: ANN001, ANN201 - the database is shared: leave the catalog as seeded
+    yield
+    from actions.context import session_scope
+
+    with session_scope() as session:
+        session.execute(delete(Product).where(Product.name == "Lock test"))
+
+
+async def test_a_transaction_sqlite_refused_runs_again_and_writes_once(db_url, no_test_products) -> None:
     calls = []
 
     def add(session) -> int:  # noqa: ANN001
