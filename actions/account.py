@@ -113,7 +113,7 @@ class ActionNewsletter(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         ident = resolve_identity(tracker)
-        text = (tracker.latest_message or {}).get("text") or ""
+        text = latest_text(tracker)
         if ident.customer_id is None:
             dispatcher.utter_message(text=faq.answer("newsletter", language(tracker)))
             return ident.events

@@ -90,6 +90,13 @@ def latest_text(tracker: Tracker) -> str:
     return str((tracker.latest_message or {}).get("text") or "")
 
 
+def order_numbers_in(entities: list[dict[str, Any]] | None) -> list[str]:
+    """The order numbers of a message's entities, normalised, each once, in order ("190009 and #190010")."""
+    numbers = (normalize_order_number(str(e.get("value") or "")) for e in entities or []
+               if e.get("entity") == "order_number")
+    return list(dict.fromkeys(n for n in numbers if n))
+
+
 def confirm_value(value: Any) -> bool | None:
     """A yes/no answer; None (cleared by a correction of what it confirmed) asks it again."""
     return None if value is None else bool(value)
@@ -315,7 +322,7 @@ class OrderFormValidator(FormValidationAction, metaclass=ABCMeta):
         """
         if requested == "email" or requested.endswith("_confirm"):
             return True
-        return bool(CORRECTION_RE.search(str((tracker.latest_message or {}).get("text") or "")))
+        return bool(CORRECTION_RE.search(latest_text(tracker)))
 
     def order_dependent_slots(self, domain: DomainDict) -> list[str]:
         """The form's answers that belong to one order (item, new address, confirmation)."""

@@ -9,12 +9,18 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import OrderFormValidator, SafeAction, confirm_value, in_transaction, resolve_identity
+from actions.common import (
+    OrderFormValidator,
+    SafeAction,
+    confirm_value,
+    in_transaction,
+    order_numbers_in,
+    resolve_identity,
+)
 from actions.csat import csat_offer
 from actions.replies import fmt_date, language, render, reply_error
 from bot.services import orders as order_service
 from bot.services.errors import NotFound, ServiceError
-from bot.services.orders import normalize_order_number
 from bot.services.types import OrderSummary, format_money
 
 
@@ -71,10 +77,7 @@ def numbers_asked(tracker: Tracker) -> list[str]:
     for event in reversed(tracker.events or []):
         if event.get("event") != "user":
             continue
-        entities = (event.get("parse_data") or {}).get("entities") or []
-        numbers = [normalize_order_number(str(e.get("value") or "")) for e in entities
-                   if e.get("entity") == "order_number"]
-        numbers = list(dict.fromkeys(n for n in numbers if n))
+        numbers = order_numbers_in((event.get("parse_data") or {}).get("entities"))
         if numbers:
             return numbers[:3]
     return []

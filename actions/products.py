@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import SafeAction, in_transaction, resolve_identity
+from actions.common import SafeAction, in_transaction, latest_text, resolve_identity
 from actions.replies import language, render
 from bot.services import catalog, faq
 from bot.services import orders as order_service
@@ -112,7 +112,7 @@ class ActionRecommend(SafeAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         ident = resolve_identity(tracker)
-        text = str((tracker.latest_message or {}).get("text") or "")
+        text = latest_text(tracker)
         product_query = _entity(tracker, "product")
         category = _entity(tracker, "category")
 

@@ -282,7 +282,7 @@ class ActionTrackRefund(SafeAction):
         ident = resolve_identity(tracker)
         if ident.customer_id is None:
             return []
-        text = (tracker.latest_message or {}).get("text") or ""
+        text = latest_text(tracker)
         refund_number = refund_service.normalize_refund_number(next(iter(re.findall(r"RF[-\s]?\d{6}", text, re.I)), ""))
         number = refund_number or tracker.get_slot("order_number")
         if number:

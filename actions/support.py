@@ -19,6 +19,7 @@ from actions.common import (
     in_transaction,
     latest_text,
     misses_of,
+    order_numbers_in,
     resolve_identity,
     sender_id,
     server_claims,
@@ -32,7 +33,6 @@ from bot.services import identity as identity_service
 from bot.services import tickets as ticket_service
 from bot.services.errors import InvalidInput
 from bot.services.junk import is_junk
-from bot.services.orders import normalize_order_number
 from concierge_rasa.multi_request import FLOWS
 
 TASK_SLOTS = (
@@ -53,12 +53,8 @@ TASK_SLOTS = (
 
 def order_in_message(tracker: Tracker) -> str | None:
     """The order number the latest message names ("order 190012 arrived broken"), if any."""
-    for entity in (tracker.latest_message or {}).get("entities") or []:
-        if entity.get("entity") == "order_number":
-            number = normalize_order_number(str(entity.get("value") or ""))
-            if number:
-                return number
-    return None
+    numbers = order_numbers_in((tracker.latest_message or {}).get("entities"))
+    return numbers[0] if numbers else None
 
 
 def order_next_steps(number: str, domain: DomainDict, lang: str = "en") -> list[dict[str, str]]:

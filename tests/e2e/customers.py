@@ -44,7 +44,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Address, Customer, Feedback, Order, Refund, SupportTicket
-from tests.e2e.chat import Chat, own_order, signed_in
+from tests.e2e.chat import Chat as _Chat
+from tests.e2e.chat import own_order, signed_in
 from tests.stack import Servers
 
 CORPUS = Path(__file__).parent / "conversations"
@@ -53,6 +54,10 @@ PATTERNS = ("question_digression", "task_digression", "correction", "dont_know",
             "carry_over", "clarification", "multi_intent")
 NEVER = ("technical problem", "traceback", "exception")
 _PLACEHOLDER = re.compile(r"\{([A-Z]|email|token)\}")
+
+
+class Chat(_Chat):
+    prefix = "talk"
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,6 @@ def play(conversation: Conversation, servers: Servers, db: Engine) -> Outcome:
         customer_id = CUSTOMERS[conversation.as_]
         metadata = signed_in(customer_id)
     chat = Chat(servers, metadata)
-    chat.sender = f"talk-{uuid.uuid4().hex[:12]}"
     failures: list[str] = []
     transcript: list[str] = []
     last_questions: list[str] = []
