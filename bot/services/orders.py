@@ -172,7 +172,7 @@ def _invalid_address(detail: str) -> InvalidInput:
 
 
 _STREET_START = re.compile(r"(?<![\d.])\b\d{1,5}[A-Za-z]?\s+(?=[^\W\d_]{2,})")
-_TRAILING = re.compile(r"[\s,.!]*\b(?:instead|please|pls|plz|thanks|thank you|thx|now|asap|then)\b[\s.!]*$", re.I)
+_TRAILING = re.compile(r"(?:[\s,.!]*\b(?:instead|please|pls|plz|thanks|thank you|thx|now|asap|then)\b)+[\s.!]*$", re.I)
 
 
 def address_in_text(text: str) -> dict | None:
@@ -181,12 +181,7 @@ def address_in_text(text: str) -> dict | None:
     if not isinstance(text, str) or len(text) > MAX_ADDRESS_TEXT or is_chinese(text):
         return None
     for start in _STREET_START.finditer(text):
-        candidate = text[start.start():]
-        while True:
-            shorter = _TRAILING.sub("", candidate)
-            if shorter == candidate:
-                break
-            candidate = shorter
+        candidate = _TRAILING.sub("", text[start.start():])
         try:
             return parse_address(candidate)
         except InvalidInput:

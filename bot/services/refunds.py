@@ -83,7 +83,7 @@ def mentioned_item(order: Order, text: str) -> OrderItem | None:
     scores: dict[int, int] = {}
     for i, line in enumerate(order.items):
         head, others = _item_words(line.product.name)
-        score, named = 0, False
+        score, named, ruled_out = 0, False, False
         for word, at in said:
             stem = word[:-1] if word.endswith("s") and len(word) > 4 else word
             if head and (stem == head or (len(stem) >= 4 and head.endswith(stem))):
@@ -92,10 +92,9 @@ def mentioned_item(order: Order, text: str) -> OrderItem | None:
                 points = 1
             else:
                 continue
-            if _NEGATED.search(low[max(0, at - 24):at]):
-                score = -1000
+            ruled_out = ruled_out or bool(_NEGATED.search(low[max(0, at - 24):at]))
             score += points
-        if score > 0 and named:  # the type itself: "the blue ones" names no item of a "Maison Blue" board
+        if named and not ruled_out:  # the type itself: "the blue ones" names no item of a "Maison Blue" board
             scores[i] = score
     if not scores:
         return None

@@ -168,7 +168,7 @@ async def handle_requests(
     waits = parts is not None or pending.peek(message.sender_id)
     message.metadata = {**own, REQUESTS_WAITING: True} if waits else own
     await on_new_message(message)
-    waiting = await pending.take_ready(message.sender_id, store_of(), waits) if waits else None
+    waiting = await pending.take_ready(message.sender_id, store_of()) if waits else None
     if waiting is not None:
         await on_new_message(UserMessage(waiting, message.output_channel, message.sender_id,
                                          input_channel=message.input_channel, metadata=dict(own)))

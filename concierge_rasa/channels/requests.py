@@ -100,12 +100,10 @@ class PendingRequests:
         text = value.get("text") if isinstance(value, dict) else None
         return text if isinstance(text, str) and text else None
 
-    async def take_ready(
-        self, sender_id: str, trackers: Optional[TrackerStore], waits: Optional[bool] = None
-    ) -> Optional[str]:
+    async def take_ready(self, sender_id: str, trackers: Optional[TrackerStore]) -> Optional[str]:
         """The waiting request when the conversation is free for it (no form, no person), else None.
-        ``waits``: whether one waits, when the caller looked already."""
-        if trackers is None or not (self.peek(sender_id) if waits is None else waits):
+        Asked only when one waits (the guard has looked: ``peek``)."""
+        if trackers is None:
             return None
         try:
             tracker = await trackers.retrieve(sender_id)
