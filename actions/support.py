@@ -295,7 +295,8 @@ class ActionHandleInform(SafeAction):
         form, requested = tracker.active_loop_name, tracker.get_slot("requested_slot")
         if form and requested:
             return unfit_answer(dispatcher, tracker, str(form), str(requested))
-        entities = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []}
+        # the customer's own values: not the language entity the NLU adds when a client names its language
+        entities = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []} - {"language"}
         number = tracker.get_slot("order_number")
         if "order_number" in entities and number:
             order = json.dumps({"order_number": number})  # the button carries the number: nothing asked twice
